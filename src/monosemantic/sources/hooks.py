@@ -1,0 +1,137 @@
+"""Hook points are module paths (``encoder.layer.3``, ``model.layers.15``, ``features.13``).
+
+A path may be given in full or as a unique dotted suffix, so the same name works across transformers versions
+that nest vision towers differently. Capturing stops the forward pass once every requested hook has fired.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from monosemantic.errors import UserError
+
+
+class StopForward(Exception):
+    """Raised inside the last needed hook so the layers after it never run."""
+
+
+def resolve_hook(module: nn.Module, path: str) -> str:
+    """The full module path for ``path`` (exact, or the unique module whose path ends with it)."""
+    names = [n for n, _ in module.named_modules() if n]
+    if path in names:
+        return path
+    matches = [n for n in names if n.endswith("." + path)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UserError(f"hook {path!r} is ambiguous; it matches {', '.join(matches[:5])}; give the full path")
+    close = difflib.get_close_matches(path, names, n=5, cutoff=0.6)
+    hint = f"close matches: {', '.join(close)}" if close else f"e.g. {', '.join(_examples(names))}"
+    raise UserError(
+        f"unknown hook {path!r} for this model; {hint} (`monosemantic hooks MODEL` lists them all with widths)"
+    )
+
+
+def _examples(names: Sequence[str]) -> list[str]:
+    """A few block-level paths (those ending in a number) to show as examples."""
+    blocks = [n for n in names if n.rsplit(".", 1)[-1].isdigit() and n.count(".") <= 3]
+    return (blocks or list(names))[:: max(1, len(blocks) // 6 or 1)][:6]
+
+
+def as_tokens(output: Any) -> torch.Tensor:
+    """A hooked output as [B, T, d]: sequences as they are, CNN maps as H*W tokens, vectors as one token."""
+    if isinstance(output, tuple | list):
+        output = output[0]
+    elif not isinstance(output, torch.Tensor) and hasattr(output, "to_tuple"):
+        output = output.to_tuple()[0]
+    if not isinstance(output, torch.Tensor):
+        raise UserError(f"this hook returns {type(output).__name__}, not a tensor; choose another module")
+    if output.dim() == 4:
+        return output.flatten(2).transpose(1, 2)
+    if output.dim() == 3:
+        return output
+    if output.dim() == 2:
+        return output.unsqueeze(1)
+    raise UserError(f"this hook returns a tensor of shape {tuple(output.shape)}; expected 2 to 4 dimensions")
+
+
+@contextmanager
+def capture(module: nn.Module, paths: Sequence[str], stop: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+    """Record the outputs of ``paths`` as [B, T, d]; with ``stop``, end the forward after the last of them."""
+    captured: dict[str, torch.Tensor] = {}
+    wanted = set(paths)
+    handles = []
+
+    def make(path: str):  # noqa: ANN202
+        def hook(_mod: nn.Module, _inp: Any, out: Any) -> None:
+            captured[path] = as_tokens(out).detach()
+            if stop and wanted.issubset(captured):
+                raise StopForward
+
+        return hook
+
+    lookup = dict(module.named_modules())
+    for path in paths:
+        handles.append(lookup[path].register_forward_hook(make(path)))
+    try:
+        yield captured
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def run_captured(model_forward: Any, batch: Any, module: nn.Module, paths: Sequence[str]) -> dict[str, torch.Tensor]:
+    """One forward pass that returns the requested hooks' outputs and skips the layers after them."""
+    with capture(module, paths) as captured:
+        try:
+            model_forward(batch)
+        except StopForward:
+            pass
+    missing = [p for p in paths if p not in captured]
+    if missing:
+        raise UserError(f"hook {missing[0]!r} never ran in the forward pass; choose a module on the main path")
+    return captured
+
+
+@dataclass(frozen=True)
+class HookInfo:
+    path: str
+    width: int
+    shape: tuple[int, ...]
+    kind: str
+
+
+@torch.inference_mode()
+def list_hooks(module: nn.Module, model_forward: Any, batch: Any) -> list[HookInfo]:
+    """Every module on the forward path, in execution order, with its output width (one sample pass)."""
+    seen: dict[str, HookInfo] = {}
+    handles = []
+    for name, mod in module.named_modules():
+        if not name:
+            continue
+
+        def hook(_m: nn.Module, _i: Any, out: Any, name: str = name, kind: str = type(mod).__name__) -> None:
+            if name in seen:
+                return
+            try:
+                t = as_tokens(out)
+            except UserError:
+                return
+            raw = out[0] if isinstance(out, tuple | list) else out
+            shape = tuple(raw.shape) if isinstance(raw, torch.Tensor) else tuple(t.shape)
+            seen[name] = HookInfo(name, int(t.shape[-1]), shape, kind)
+
+        handles.append(mod.register_forward_hook(hook))
+    try:
+        model_forward(batch)
+    finally:
+        for h in handles:
+            h.remove()
+    return list(seen.values())

@@ -1,0 +1,203 @@
+"""Reading a store: contiguous slices, random gathers and shuffled batches, all through memory maps."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from monosemantic.errors import StoreError
+from monosemantic.store.manifest import ITEMS, VOCAB, Manifest
+from monosemantic.store.shards import open_shard, sha256_file, to_float32
+
+
+def acts_key(hook: str) -> str:
+    return f"acts/{hook}"
+
+
+class ActivationStore:
+    """An activation store on disk. Open with ``ActivationStore.open(path)``."""
+
+    def __init__(self, root: Path, manifest: Manifest, shards: list[dict[str, np.ndarray]]) -> None:
+        self.root = root
+        self.manifest = manifest
+        self._shards = shards
+        self._offsets = np.cumsum([0] + [s.rows for s in manifest.shards])
+
+    @classmethod
+    def open(cls, path: str | Path, *, verify: bool = False, allow_incomplete: bool = False) -> ActivationStore:
+        """Open a store; every shard is checked against the manifest (and its sha256 with ``verify``)."""
+        root = Path(path)
+        manifest = Manifest.load(root)
+        if not manifest.complete and not allow_incomplete:
+            raise StoreError(
+                f"{root} is an unfinished extraction ({manifest.items_done} of {manifest.n_items} items); "
+                "run the same `monosemantic extract` command again to resume it"
+            )
+        shards = []
+        for info in manifest.shards:
+            path_i = root / info.file
+            mapped = open_shard(path_i)
+            for hook, meta in manifest.hooks.items():
+                arr = mapped.get(acts_key(hook))
+                if arr is None or arr.shape != (info.rows, meta["width"]):
+                    got = None if arr is None else arr.shape
+                    raise StoreError(
+                        f"shard {path_i} does not match the manifest: hook {hook!r} should be "
+                        f"{(info.rows, meta['width'])}, found {got}"
+                    )
+            if verify and sha256_file(path_i) != info.sha256:
+                raise StoreError(f"shard {path_i} is corrupt (sha256 differs from the manifest); re-extract it")
+            shards.append(mapped)
+        return cls(root, manifest, shards)
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def hooks(self) -> list[str]:
+        return list(self.manifest.hooks)
+
+    def width(self, hook: str) -> int:
+        return int(self.manifest.hooks[self._hook(hook)]["width"])
+
+    @property
+    def n_rows(self) -> int:
+        return int(self._offsets[-1])
+
+    @property
+    def n_items(self) -> int:
+        return self.manifest.items_done
+
+    def _hook(self, hook: str | None) -> str:
+        if hook is None:
+            if len(self.hooks) != 1:
+                raise StoreError(f"{self.root} holds several hooks ({', '.join(self.hooks)}); name one")
+            return self.hooks[0]
+        if hook not in self.manifest.hooks:
+            matches = [h for h in self.hooks if h.endswith("." + hook)]
+            if len(matches) == 1:
+                return matches[0]
+            raise StoreError(f"{self.root} has no hook {hook!r}; it holds: {', '.join(self.hooks)}")
+        return hook
+
+    # ------------------------------------------------------------------ rows
+    def rows(self, hook: str | None, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Rows ``start:stop`` of one hook as float32 [n, d]."""
+        hook = self._hook(hook)
+        stop = self.n_rows if stop is None else min(stop, self.n_rows)
+        parts = []
+        first = int(np.searchsorted(self._offsets, start, side="right")) - 1
+        for s in range(max(first, 0), len(self._shards)):
+            lo, hi = self._offsets[s], self._offsets[s + 1]
+            if lo >= stop:
+                break
+            a, b = max(start, lo) - lo, min(stop, hi) - lo
+            if b > a:
+                parts.append(to_float32(self._shards[s][acts_key(hook)][a:b], self.manifest.dtype))
+        if not parts:
+            return torch.empty(0, self.width(hook))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def gather(self, hook: str | None, idx: np.ndarray) -> torch.Tensor:
+        """Rows at ``idx`` (any order) as float32 [len(idx), d]."""
+        hook = self._hook(hook)
+        idx = np.asarray(idx, dtype=np.int64)
+        out = torch.empty(len(idx), self.width(hook))
+        shard_of = np.searchsorted(self._offsets, idx, side="right") - 1
+        for s in np.unique(shard_of):
+            sel = np.nonzero(shard_of == s)[0]
+            local = idx[sel] - self._offsets[s]
+            out[torch.from_numpy(sel)] = to_float32(self._shards[s][acts_key(hook)][local], self.manifest.dtype)
+        return out
+
+    def batches(
+        self, hook: str | None, batch_size: int, *, rows: np.ndarray | None = None, seed: int = 0, epoch: int = 0,
+        start: int = 0, rank: int = 0, world_size: int = 1, drop_last: bool = True,
+    ) -> Iterator[torch.Tensor]:
+        """Shuffled batches: a permutation seeded by (seed, epoch); batch b goes to rank b % world_size.
+
+        ``start`` skips this rank's first batches, so a resumed run sees exactly the batches it had not seen.
+        """
+        pool = np.arange(self.n_rows) if rows is None else np.asarray(rows, dtype=np.int64)
+        order = pool[np.random.default_rng([seed, epoch]).permutation(len(pool))]
+        n_batches = len(order) // batch_size if drop_last else -(-len(order) // batch_size)
+        for b in range(rank + start * world_size, n_batches, world_size):
+            # Sorting inside a batch keeps the batch's contents but reads the memory maps in order.
+            yield self.gather(hook, np.sort(order[b * batch_size : (b + 1) * batch_size]))
+
+    def n_batches(self, batch_size: int, rows: np.ndarray | None = None, world_size: int = 1) -> int:
+        """Batches per epoch for one rank (drop_last)."""
+        n = self.n_rows if rows is None else len(rows)
+        return (n // batch_size) // world_size
+
+    def split(self, holdout: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(train rows, held-out rows), split by item so no item has rows on both sides."""
+        if not 0 < holdout < 1:
+            raise StoreError(f"holdout must be between 0 and 1, got {holdout}")
+        n_eval = max(1, int(round(self.n_items * holdout)))
+        held = np.zeros(self.n_items, dtype=bool)
+        held[np.random.default_rng(seed).permutation(self.n_items)[:n_eval]] = True
+        mask = held[self.item_index]
+        return np.nonzero(~mask)[0], np.nonzero(mask)[0]
+
+    # ------------------------------------------------------------------ per-row and per-item data
+    def _column(self, key: str, dtype: type) -> np.ndarray:
+        if not self._shards:
+            return np.empty(0, dtype=dtype)
+        return np.concatenate([np.asarray(s[key], dtype=dtype) for s in self._shards])
+
+    @cached_property
+    def item_index(self) -> np.ndarray:
+        """[n_rows] int64: the item each row came from."""
+        return self._column("item", np.int64)
+
+    @cached_property
+    def positions(self) -> np.ndarray:
+        """[n_rows] int32: the token position inside its item (-1 for pooled rows)."""
+        return self._column("position", np.int32)
+
+    @cached_property
+    def token_ids(self) -> np.ndarray | None:
+        """[n_rows] int32 token ids for text stores, else None."""
+        return self._column("token", np.int32) if self._shards and "token" in self._shards[0] else None
+
+    @cached_property
+    def items(self) -> list[dict[str, Any]]:
+        path = self.root / ITEMS
+        try:
+            records = [json.loads(line) for line in path.read_text().splitlines() if line]
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{path} is missing or damaged ({exc})") from None
+        return records[: self.n_items]
+
+    @cached_property
+    def labels(self) -> np.ndarray | None:
+        """[n_items] class ids (or [n_items, C] binary columns), or None when the data had no labels."""
+        if not self.manifest.dataset.get("label_names"):
+            return None
+        return np.array([r["label"] for r in self.items], dtype=np.int64)
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.manifest.dataset.get("label_names") or [])
+
+    @cached_property
+    def vocab(self) -> list[str] | None:
+        path = self.root / VOCAB
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def item_tokens(self, item: int) -> list[str]:
+        """The token strings of one text item, in order (empty for images)."""
+        if self.token_ids is None or self.vocab is None:
+            return []
+        rows = np.nonzero(self.item_index == item)[0]
+        return [self.vocab[t] for t in self.token_ids[rows]]
+
+    def __repr__(self) -> str:
+        hooks = ", ".join(f"{h} (d={self.width(h)})" for h in self.hooks)
+        return (f"ActivationStore({self.root}: {self.manifest.model['name']} on {self.manifest.dataset['name']}, "
+                f"{self.n_items} items, {self.n_rows} rows, tokens={self.manifest.tokens}, {hooks})")
