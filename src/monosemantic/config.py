@@ -17,6 +17,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import itertools
 import textwrap
 import tomllib
 import types
@@ -42,7 +43,7 @@ def field_docs(cls: type) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
-        for stmt, nxt in zip(body, body[1:], strict=False):
+        for stmt, nxt in itertools.pairwise(body):
             if (
                 isinstance(stmt, ast.AnnAssign)
                 and isinstance(stmt.target, ast.Name)
@@ -139,12 +140,11 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise UserError(
-            f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(sorted(fields))}"
-        )
+        raise UserError(f"unknown key {unknown[0]!r} in {where}; valid keys: {', '.join(sorted(fields))}")
     kwargs = {name: coerce(value, hints[name], f"{where}.{name}") for name, value in data.items()}
     missing = [
-        n for n, f in fields.items()
+        n
+        for n, f in fields.items()
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
     if missing:
@@ -213,7 +213,7 @@ def add_arguments(
         help_text = docs.get(f.name, "")
         if not is_required and default not in (None, [], ()):
             help_text += f" (default: {default})"
-        names = (_option(f.name), *flags.get(f.name, ()))
+        names = (*flags.get(f.name, ()), _option(f.name))
         kw: dict[str, Any] = {"dest": f.name, "help": help_text, "default": argparse.SUPPRESS}
         origin = get_origin(tp)
         if tp is bool:

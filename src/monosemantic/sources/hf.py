@@ -33,9 +33,7 @@ def text_model(
         tokenizer.pad_token = tokenizer.eos_token
 
     def prepare(texts: Sequence[str]) -> Batch:
-        enc = tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        )
+        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         return Batch(
             inputs={"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]},
             mask=enc["attention_mask"].bool(),
@@ -51,9 +49,16 @@ def text_model(
         return torch.nn.functional.normalize(mean_pool(hidden, batch.mask), dim=-1)
 
     return Model(
-        name=name, modality="text", module=module, prepare=prepare, forward=forward, embed=embed,
+        name=name,
+        modality="text",
+        module=module,
+        prepare=prepare,
+        forward=forward,
+        embed=embed,
         has_cls=not causal and getattr(tokenizer, "cls_token", None) is not None,
-        fingerprint=fingerprint, tokenizer=tokenizer, source=source,
+        fingerprint=fingerprint,
+        tokenizer=tokenizer,
+        source=source,
     )
 
 
@@ -138,8 +143,16 @@ def _vision(model_id: str, config: Any, local: bool, image_size: int | None) -> 
         return pooled if pooled is not None else out.last_hidden_state[:, 0]
 
     return Model(
-        name=model_id, modality="image", module=module, prepare=prepare, forward=forward, embed=embed,
-        has_cls=has_cls, fingerprint=_fingerprint(model_id, module), image_size=size, source=model_id,
+        name=model_id,
+        modality="image",
+        module=module,
+        prepare=prepare,
+        forward=forward,
+        embed=embed,
+        has_cls=has_cls,
+        fingerprint=_fingerprint(model_id, module),
+        image_size=size,
+        source=model_id,
     )
 
 

@@ -6,6 +6,7 @@ that nest vision towers differently. Capturing stops the forward pass once every
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -69,7 +70,7 @@ def capture(module: nn.Module, paths: Sequence[str], stop: bool = True) -> Itera
     wanted = set(paths)
     handles = []
 
-    def make(path: str):  # noqa: ANN202
+    def make(path: str):
         def hook(_mod: nn.Module, _inp: Any, out: Any) -> None:
             captured[path] = as_tokens(out).detach()
             if stop and wanted.issubset(captured):
@@ -89,11 +90,8 @@ def capture(module: nn.Module, paths: Sequence[str], stop: bool = True) -> Itera
 
 def run_captured(model_forward: Any, batch: Any, module: nn.Module, paths: Sequence[str]) -> dict[str, torch.Tensor]:
     """One forward pass that returns the requested hooks' outputs and skips the layers after them."""
-    with capture(module, paths) as captured:
-        try:
-            model_forward(batch)
-        except StopForward:
-            pass
+    with capture(module, paths) as captured, contextlib.suppress(StopForward):
+        model_forward(batch)
     missing = [p for p in paths if p not in captured]
     if missing:
         raise UserError(f"hook {missing[0]!r} never ran in the forward pass; choose a module on the main path")

@@ -23,6 +23,9 @@ def _looks_like_hf(spec: str) -> bool:
 
 def load_model(spec: str, *, max_length: int = 128, image_size: int | None = None) -> Model:
     """Load a registered model by name, or any Hugging Face id (``org/name``) or local folder."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one bar per weight file is noise next to our own progress
     if spec in MODELS:
         loader = MODELS[spec][1]
         if spec in ("minilm", "smollm2"):

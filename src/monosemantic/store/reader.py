@@ -66,7 +66,7 @@ class ActivationStore:
 
     @property
     def n_rows(self) -> int:
-        return int(self._offsets[-1])
+        return self._offsets[-1].item()
 
     @property
     def n_items(self) -> int:
@@ -115,8 +115,17 @@ class ActivationStore:
         return out
 
     def batches(
-        self, hook: str | None, batch_size: int, *, rows: np.ndarray | None = None, seed: int = 0, epoch: int = 0,
-        start: int = 0, rank: int = 0, world_size: int = 1, drop_last: bool = True,
+        self,
+        hook: str | None,
+        batch_size: int,
+        *,
+        rows: np.ndarray | None = None,
+        seed: int = 0,
+        epoch: int = 0,
+        start: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = True,
     ) -> Iterator[torch.Tensor]:
         """Shuffled batches: a permutation seeded by (seed, epoch); batch b goes to rank b % world_size.
 
@@ -138,7 +147,7 @@ class ActivationStore:
         """(train rows, held-out rows), split by item so no item has rows on both sides."""
         if not 0 < holdout < 1:
             raise StoreError(f"holdout must be between 0 and 1, got {holdout}")
-        n_eval = max(1, int(round(self.n_items * holdout)))
+        n_eval = max(1, round(self.n_items * holdout))
         held = np.zeros(self.n_items, dtype=bool)
         held[np.random.default_rng(seed).permutation(self.n_items)[:n_eval]] = True
         mask = held[self.item_index]
@@ -199,5 +208,7 @@ class ActivationStore:
 
     def __repr__(self) -> str:
         hooks = ", ".join(f"{h} (d={self.width(h)})" for h in self.hooks)
-        return (f"ActivationStore({self.root}: {self.manifest.model['name']} on {self.manifest.dataset['name']}, "
-                f"{self.n_items} items, {self.n_rows} rows, tokens={self.manifest.tokens}, {hooks})")
+        return (
+            f"ActivationStore({self.root}: {self.manifest.model['name']} on {self.manifest.dataset['name']}, "
+            f"{self.n_items} items, {self.n_rows} rows, tokens={self.manifest.tokens}, {hooks})"
+        )

@@ -37,8 +37,14 @@ class StoreWriter:
 
     @classmethod
     def open(
-        cls, out: str | Path, manifest: Manifest, *, overwrite: bool = False, shard_rows: int = 1 << 16,
-        records: Iterable[dict[str, Any]] = (), vocab: list[str] | None = None,
+        cls,
+        out: str | Path,
+        manifest: Manifest,
+        *,
+        overwrite: bool = False,
+        shard_rows: int = 1 << 16,
+        records: Iterable[dict[str, Any]] = (),
+        vocab: list[str] | None = None,
     ) -> StoreWriter:
         """Start a new store at ``out``, or resume the unfinished one there if its settings match.
 
@@ -81,13 +87,15 @@ class StoreWriter:
             return None
         listed = {s.file for s in old.shards}
         for path in root.iterdir():  # leftovers of the interrupted run: never trusted, always redone
-            if path.name.startswith(".") and path.name.endswith(".tmp") or (
+            if (path.name.startswith(".") and path.name.endswith(".tmp")) or (
                 path.name.startswith("shard-") and path.name not in listed
             ):
                 path.unlink()
         for shard in old.shards:
             if not (root / shard.file).is_file():
-                raise StoreError(f"shard {root / shard.file} listed in the manifest is missing; delete {root} and re-extract")
+                raise StoreError(
+                    f"shard {root / shard.file} listed in the manifest is missing; delete {root} and re-extract"
+                )
         return old
 
     @property
@@ -97,8 +105,13 @@ class StoreWriter:
     def _buffered_items(self) -> int:
         return int(self._buffer[-1]["item"][-1]) + 1 - self.manifest.items_done if self._buffer else 0
 
-    def add(self, acts: Mapping[str, torch.Tensor], item: torch.Tensor, position: torch.Tensor,
-            token: torch.Tensor | None = None) -> None:
+    def add(
+        self,
+        acts: Mapping[str, torch.Tensor],
+        item: torch.Tensor,
+        position: torch.Tensor,
+        token: torch.Tensor | None = None,
+    ) -> None:
         """Buffer rows of whole items; a shard is written once ``shard_rows`` rows are buffered."""
         dtype = DTYPES[self.manifest.dtype]
         entry = {acts_key(h): a.to(dtype) for h, a in acts.items()}
@@ -156,10 +169,19 @@ class StoreWriter:
 
 
 def write_store(
-    path: str | Path, acts: Mapping[str, np.ndarray | torch.Tensor], *, item_index: np.ndarray | None = None,
-    labels: np.ndarray | None = None, label_names: list[str] | None = None, items: list[dict[str, Any]] | None = None,
-    model: str = "synthetic", dataset: str = "synthetic", tokens: str = "all", dtype: str = "float32",
-    shard_rows: int = 1 << 16, overwrite: bool = False,
+    path: str | Path,
+    acts: Mapping[str, np.ndarray | torch.Tensor],
+    *,
+    item_index: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+    label_names: list[str] | None = None,
+    items: list[dict[str, Any]] | None = None,
+    model: str = "synthetic",
+    dataset: str = "synthetic",
+    tokens: str = "all",
+    dtype: str = "float32",
+    shard_rows: int = 1 << 16,
+    overwrite: bool = False,
 ) -> ActivationStore:
     """Write in-memory activations as a store (tests, or activations computed elsewhere)."""
     tensors = {h: torch.as_tensor(np.asarray(a), dtype=torch.float32) for h, a in acts.items()}
@@ -174,7 +196,9 @@ def write_store(
     manifest = Manifest(
         model={"name": model, "source": model, "fingerprint": "", "modality": "vector"},
         dataset={"name": dataset, "source": dataset, "n_items": n_items, "label_names": label_names or []},
-        hooks={h: {"width": int(t.shape[1])} for h, t in tensors.items()}, tokens=tokens, dtype=dtype,
+        hooks={h: {"width": int(t.shape[1])} for h, t in tensors.items()},
+        tokens=tokens,
+        dtype=dtype,
         settings={"model": model, "dataset": dataset, "hooks": sorted(tensors), "n_rows": n_rows},
     )
     writer = StoreWriter.open(path, manifest, overwrite=overwrite, shard_rows=shard_rows, records=items)
@@ -185,8 +209,11 @@ def write_store(
     step = max(1, shard_rows * len(starts) // max(n_rows, 1))
     for a in range(0, len(starts), step):
         lo, hi = int(starts[a]), int(ends[min(a + step, len(starts)) - 1])
-        writer.add({h: t[lo:hi] for h, t in tensors.items()}, torch.from_numpy(item_index[lo:hi]),
-                   torch.from_numpy(positions[lo:hi]))
+        writer.add(
+            {h: t[lo:hi] for h, t in tensors.items()},
+            torch.from_numpy(item_index[lo:hi]),
+            torch.from_numpy(positions[lo:hi]),
+        )
     return writer.close()
 
 

@@ -1,0 +1,37 @@
+"""`monosemantic hooks MODEL`: list hook points with their widths."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "hooks",
+        help="list a model's hook points (module paths) with their output widths",
+        description="Run one sample through MODEL and list every module on its forward path, in execution "
+        "order, with the width a store would record and the raw output shape.",
+    )
+    p.add_argument(
+        "model",
+        help="registered name (minilm, smollm2, mobilenet_v2, efficientnet_lite0), Hugging Face id or local folder",
+    )
+    p.add_argument("--all", action="store_true", help="also list leaf modules (linear layers, norms, activations)")
+    p.add_argument("--filter", default="", help="only paths containing this text")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from monosemantic.sources import list_hooks, load_model
+
+    model = load_model(args.model)
+    sample = ["A cat sits on the mat."] if model.modality == "text" else [np.zeros((32, 32, 3), np.uint8)]
+    infos = list_hooks(model.module, model.forward, model.prepare(sample))
+    leaves = {n for n, m in model.module.named_modules() if not list(m.children())}
+    print(f"{model.name} ({model.modality}): hook path, width, output shape for one sample")
+    for info in infos:
+        if (args.all or info.path not in leaves) and args.filter in info.path:
+            print(f"  {info.path:<48} {info.width:>6}  {list(info.shape)}  {info.kind}")
+    return 0

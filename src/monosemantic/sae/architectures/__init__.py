@@ -1,0 +1,1 @@
+"""One module per SAE architecture; each registers itself with ``monosemantic.sae.core.register``."""

@@ -1,0 +1,84 @@
+"""JumpReLU / threshold-activated SAE (Rajamanoharan et al. 2024; methods.md §A.5).
+
+``f_j = pre_j · H(pre_j − θ_j)`` with θ = exp(log_threshold) > 0, trained through rectangle-kernel
+pseudo-derivatives of bandwidth ε.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
+
+
+def _rect(u: Tensor) -> Tensor:
+    return ((u > -0.5) & (u < 0.5)).to(u.dtype)
+
+
+class _JumpReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, pre: Tensor, theta: Tensor, eps: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(pre, theta)
+        ctx.eps = eps
+        return pre * (pre > theta)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        pre, theta = ctx.saved_tensors
+        eps = ctx.eps
+        g_pre = g * (pre > theta)
+        g_theta = (-(theta / eps) * _rect((pre - theta) / eps) * g).sum(0)
+        return g_pre, g_theta, None
+
+
+class _Step(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, pre: Tensor, theta: Tensor, eps: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(pre, theta)
+        ctx.eps = eps
+        return (pre > theta).to(pre.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        pre, theta = ctx.saved_tensors
+        eps = ctx.eps
+        # the L0 term trains only θ (∂H/∂pre := 0)
+        return None, (-(1.0 / eps) * _rect((pre - theta) / eps) * g).sum(0), None
+
+
+@register("jumprelu")
+class JumpReLUSAE(SAE):
+    saelens_architecture = "jumprelu"
+    has_threshold = True
+
+    def __init__(self, cfg: SAEConfig) -> None:
+        super().__init__(cfg)
+        self.log_threshold = nn.Parameter(torch.full((cfg.d_sae,), math.log(1e-3)))
+        self.bandwidth = 1e-3
+
+    @property
+    def threshold(self) -> Tensor:
+        return self.log_threshold.exp()
+
+    def activation(self, pre: Tensor) -> Tensor:
+        return torch.relu(pre) * (pre > self.threshold)
+
+    def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
+        pre = self.pre_acts(x)
+        theta = self.threshold
+        eps = ctx.options.get("bandwidth", self.bandwidth)
+        f = _JumpReLU.apply(torch.relu(pre), theta, eps)
+        l0 = _Step.apply(pre, theta, eps).sum(1).mean()
+        return StepOutput(x=x, x_hat=self.decode(f), acts=f, pre=pre, extras={"l0_ste": l0})
+
+    def default_losses(self, tc: Any) -> list[Any]:
+        from monosemantic.sae.losses import JumpReLUSparsity, Reconstruction
+
+        return [
+            Reconstruction(tc.rec_loss),
+            JumpReLUSparsity(tc.jumprelu_sparsity, tc.l0_coefficient, tc.target_l0, tc.sparsity_warmup),
+        ]

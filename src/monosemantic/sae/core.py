@@ -1,0 +1,254 @@
+"""The SAE interface every architecture implements, its config, and the architecture registry.
+
+Parameters use the SAELens names and shapes (``W_enc [d_in, d_sae]``, ``b_enc [d_sae]``, ``W_dec [d_sae, d_in]``,
+``b_dec [d_in]``, ``threshold [d_sae]`` where it applies) so a saved folder loads in SAELens unchanged.
+
+A new architecture is a new module in ``monosemantic.sae.architectures`` that subclasses :class:`SAE` and decorates
+it with :func:`register`; the package imports every module there, so nothing else needs editing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from monosemantic.errors import UserError, unknown_choice
+
+_REGISTRY: dict[str, type[SAE]] = {}
+
+
+@dataclass
+class SAEConfig:
+    """What an SAE needs at inference time; written to ``cfg.json`` (SAELens fields plus ours)."""
+
+    d_in: int
+    """Width of the activations the SAE reads."""
+    d_sae: int
+    """Number of latents (dictionary size)."""
+    architecture: str = "topk"
+    """Registered architecture name: relu, topk, batchtopk, matryoshka, jumprelu."""
+    k: int | None = None
+    """TopK: latents kept per row. BatchTopK/Matryoshka: average latents kept per row in training."""
+    group_sizes: list[int] | None = None
+    """Matryoshka: sizes of the nested groups, in latent order (they sum to d_sae)."""
+    apply_b_dec_to_input: bool = True
+    """Subtract b_dec from the input before encoding."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Provenance: model, hook, store path, norm factor and training settings."""
+
+    @property
+    def group_ends(self) -> list[int]:
+        """Exclusive end index of each Matryoshka prefix (``m_i`` in the spec); ``[d_sae]`` otherwise."""
+        if not self.group_sizes:
+            return [self.d_sae]
+        ends, total = [], 0
+        for size in self.group_sizes:
+            total += size
+            ends.append(total)
+        return ends
+
+
+def register(name: str):  # type: ignore[no-untyped-def]
+    """Class decorator adding an architecture to the registry under ``name``."""
+
+    def deco(cls: type[SAE]) -> type[SAE]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _discover() -> None:
+    from monosemantic.sae import architectures
+
+    for mod in pkgutil.iter_modules(architectures.__path__):
+        importlib.import_module(f"{architectures.__name__}.{mod.name}")
+
+
+def architectures() -> dict[str, type[SAE]]:
+    """Every registered architecture, by name."""
+    _discover()
+    return dict(_REGISTRY)
+
+
+def get_architecture(name: str) -> type[SAE]:
+    archs = architectures()
+    if name not in archs:
+        raise unknown_choice("SAE architecture", name, archs)
+    return archs[name]
+
+
+class SAE(nn.Module):
+    """A sparse autoencoder: ``encode`` (inference latents), ``decode``, ``forward`` (reconstruction).
+
+    ``SAE.load(path)`` reads this project's folders and SAELens, sparsify and dictionary_learning ones;
+    ``save(path)`` writes the SAELens layout atomically.
+    """
+
+    name: ClassVar[str] = "base"
+    saelens_architecture: ClassVar[str] = "standard"
+    has_threshold: ClassVar[bool] = False
+
+    def __init__(self, cfg: SAEConfig) -> None:
+        super().__init__()
+        if cfg.d_in < 1 or cfg.d_sae < 1:
+            raise UserError(f"d_in and d_sae must be positive, got d_in={cfg.d_in}, d_sae={cfg.d_sae}")
+        self.cfg = cfg
+        d, f = cfg.d_in, cfg.d_sae
+        self.W_enc = nn.Parameter(torch.zeros(d, f))
+        self.b_enc = nn.Parameter(torch.zeros(f))
+        self.W_dec = nn.Parameter(torch.zeros(f, d))
+        self.b_dec = nn.Parameter(torch.zeros(d))
+
+    # ------------------------------------------------------------------ construction
+
+    @staticmethod
+    def create(cfg: SAEConfig) -> SAE:
+        """Instantiate the registered class for ``cfg.architecture`` (weights uninitialised)."""
+        return get_architecture(cfg.architecture)(cfg)
+
+    @classmethod
+    def validate(cls, cfg: SAEConfig) -> None:
+        """Raise a UserError when the config cannot describe this architecture."""
+
+    @torch.no_grad()
+    def init_weights(self, generator: torch.Generator | None = None) -> None:
+        """Tied init: random unit decoder rows, ``W_enc = W_decᵀ``, zero biases (methods A.2, A.8)."""
+        w = torch.empty_like(self.W_dec)
+        bound = 1.0 / self.cfg.d_in**0.5
+        w.uniform_(-bound, bound, generator=generator)
+        w /= w.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        self.W_dec.copy_(w)
+        self.W_enc.copy_(w.T)
+        self.b_enc.zero_()
+        self.b_dec.zero_()
+
+    # ------------------------------------------------------------------ inference
+
+    def pre_acts(self, x: Tensor) -> Tensor:
+        """Pre-activations ``(x − b_dec) W_enc + b_enc``."""
+        if self.cfg.apply_b_dec_to_input:
+            x = x - self.b_dec
+        return x @ self.W_enc + self.b_enc
+
+    def activation(self, pre: Tensor) -> Tensor:
+        """Inference activation applied to the pre-activations."""
+        return torch.relu(pre)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Dense latents ``[B, d_sae]`` in inference mode (no batch dependence)."""
+        x = x.to(self.W_enc.dtype)
+        return self.activation(self.pre_acts(x))
+
+    def decode(self, f: Tensor) -> Tensor:
+        return f.to(self.W_dec.dtype) @ self.W_dec + self.b_dec
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+    # ------------------------------------------------------------------ training hooks
+
+    def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
+        """Training forward on already-scaled inputs; returns everything the loss terms may need."""
+        pre = self.pre_acts(x)
+        f = self.activation(pre)
+        return StepOutput(x=x, x_hat=self.decode(f), acts=f, pre=pre)
+
+    def default_losses(self, tc: Any) -> list[Any]:
+        """The loss terms this architecture trains with by default (see ``losses.py``)."""
+        from monosemantic.sae.losses import AuxK, Reconstruction
+
+        return [Reconstruction(), AuxK(tc.auxk_alpha, tc.k_aux)]
+
+    @torch.no_grad()
+    def after_step(self, out: StepOutput, ctx: StepContext) -> None:
+        """Per-step state updates that are not gradient steps (threshold EMA and the like)."""
+
+    def extra_state_for_save(self) -> dict[str, Any]:
+        """Architecture-specific fields for ``metadata.monosemantic``."""
+        return {}
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        from monosemantic.sae.io import save_sae
+
+        return save_sae(self, Path(path), overwrite=overwrite)
+
+    @staticmethod
+    def load(path: str | Path, device: str | torch.device = "cpu") -> SAE:
+        """Load this project's, SAELens, sparsify or dictionary_learning SAE folders."""
+        from monosemantic.sae.io import load_sae
+
+        return load_sae(Path(path)).to(device)
+
+    @property
+    def group_ends(self) -> list[int]:
+        return self.cfg.group_ends
+
+    def extra_repr(self) -> str:
+        return f"{self.name}: d_in={self.cfg.d_in}, d_sae={self.cfg.d_sae}, k={self.cfg.k}"
+
+
+@dataclass
+class StepContext:
+    """Training state an architecture or a loss term may read."""
+
+    step: int
+    total_steps: int
+    dead_mask: Tensor | None = None
+    k_aux: int = 0
+    bf16: bool = False
+    distributed: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepOutput:
+    """One training forward: input, reconstruction and the latents in sparse or dense form."""
+
+    x: Tensor
+    x_hat: Tensor
+    acts: Tensor | None = None
+    """Dense latents [B, F] (dense architectures)."""
+    pre: Tensor | None = None
+    """Dense pre-activations [B, F] when they exist."""
+    vals: Tensor | None = None
+    """Sparse latents: kept values [B, k] ..."""
+    idx: Tensor | None = None
+    """... and their latent indices [B, k] (TopK family)."""
+    aux_vals: Tensor | None = None
+    """AuxK: the top-k_aux dead-latent values [B, k_aux] (differentiable) ..."""
+    aux_idx: Tensor | None = None
+    """... and their indices."""
+    extras: dict[str, Tensor] = field(default_factory=dict)
+    """Architecture-specific terms (Matryoshka prefix reconstructions, JumpReLU L0, ...)."""
+
+    def fired(self, d_sae: int) -> Tensor:
+        """Bool [d_sae]: latents with a positive value anywhere in the batch."""
+        if self.idx is not None and self.vals is not None:
+            out = torch.zeros(d_sae, dtype=torch.bool, device=self.x.device)
+            out[self.idx[self.vals > 0]] = True
+            return out
+        assert self.acts is not None
+        return (self.acts > 0).any(0)
+
+    def l0(self) -> Tensor:
+        """Mean number of positive latents per row."""
+        if self.vals is not None:
+            return (self.vals > 0).sum(1).float().mean()
+        assert self.acts is not None
+        return (self.acts > 0).sum(1).float().mean()
+
+
+def config_from_dict(data: dict[str, Any]) -> SAEConfig:
+    names = {f.name for f in dataclasses.fields(SAEConfig)}
+    return SAEConfig(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,108 @@
+"""Sparse TopK autograd: the encoder backward touches only the kept latents, the decoder works from indices.
+
+Dense autograd forms a [B, d_sae] gradient; here every backward product is a gather or a scatter over the
+B·k kept entries (ecosystem.md §5). The dense encoder matmul stays (every pre-activation is needed to select the
+top k); with ``bf16=True`` it runs in bfloat16 and the kept values are then recomputed exactly in float32, so
+bf16 only decides *which* latents win near-ties.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from monosemantic.sae import native
+
+
+def _rows(W_enc: Tensor) -> Tensor:
+    return W_enc.t().contiguous()
+
+
+class TopKEncode(torch.autograd.Function):
+    """``(x, b_dec, W_enc, b_enc) -> vals [B,k], idx [B,k], aux_vals [B,k_aux], aux_idx [B,k_aux]``.
+
+    vals = ReLU of the k largest pre-activations per row; the aux outputs are the k_aux largest among the latents
+    in ``dead_mask`` (AuxK), read from the same pre-activation matrix. Empty [B, 0] when there is no dead mask.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor, k: int,
+        dead_mask: Tensor | None, k_aux: int, bf16: bool, apply_b_dec: bool,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        xc = (x - b_dec if apply_b_dec else x).contiguous()
+        low = bf16 and xc.dtype == torch.float32
+        pre = torch.mm(xc.bfloat16(), W_enc.bfloat16()) if low else torch.mm(xc, W_enc)
+        vals, idx = native.topk_rows(pre, k, b_enc.contiguous())
+        rows = None
+        if low:  # exact float32 values of the selected latents
+            rows = _rows(W_enc)
+            vals = native.gather_dot(idx, rows, xc) + b_enc[idx]
+        vals = vals.to(xc.dtype).clamp_min_(0)
+        B = xc.shape[0]
+        aux_vals = xc.new_zeros(B, 0)
+        aux_idx = idx.new_zeros(B, 0)
+        if dead_mask is not None and k_aux > 0:
+            dead = dead_mask.nonzero().flatten()
+            ka = min(k_aux, dead.numel())
+            if ka > 0:
+                sub = pre.index_select(1, dead).to(xc.dtype) + b_enc[dead]
+                av, ai = native.topk_rows(sub.contiguous(), ka)
+                aux_idx = dead[ai]
+                if low:
+                    av = native.gather_dot(aux_idx, rows, xc) + b_enc[aux_idx]  # type: ignore[arg-type]
+                aux_vals = av.to(xc.dtype).clamp_min_(0)
+        ctx.save_for_backward(xc, W_enc, idx, vals, aux_idx, aux_vals)
+        ctx.apply_b_dec = apply_b_dec
+        ctx.mark_non_differentiable(idx, aux_idx)
+        return vals, idx, aux_vals, aux_idx
+
+    @staticmethod
+    def backward(ctx: Any, g_vals: Tensor, _gi: Any, g_aux: Tensor, _ga: Any) -> tuple[Any, ...]:  # type: ignore[override]
+        xc, W_enc, idx, vals, aux_idx, aux_vals = ctx.saved_tensors
+        # a kept value of 0 sits on the flat side of the ReLU: no gradient (dense autograd agrees)
+        g = g_vals * (vals > 0)
+        if aux_idx.shape[1] and g_aux is not None:
+            idx = torch.cat([idx, aux_idx], 1)
+            g = torch.cat([g, g_aux * (aux_vals > 0)], 1)
+        g = g.contiguous()
+        F = W_enc.shape[1]
+        g_b_enc = torch.zeros(F, dtype=g.dtype).index_add_(0, idx.reshape(-1), g.reshape(-1))
+        g_W_enc = native.scatter_rows(idx, g, xc, F).t().contiguous()
+        g_b_dec = -(W_enc @ g_b_enc) if ctx.apply_b_dec and ctx.needs_input_grad[1] else None
+        g_x = None
+        if ctx.needs_input_grad[0]:
+            g_x = native.gather_sum(idx, g, _rows(W_enc))
+        return g_x, g_b_dec, g_W_enc, g_b_enc, None, None, None, None, None
+
+
+class SparseDecode(torch.autograd.Function):
+    """``(idx [B,k], vals [B,k], W_dec [F,d]) -> Σ_s vals[b,s] W_dec[idx[b,s]]`` (no bias)."""
+
+    @staticmethod
+    def forward(ctx: Any, idx: Tensor, vals: Tensor, W_dec: Tensor) -> Tensor:  # type: ignore[override]
+        vals = vals.contiguous()
+        ctx.save_for_backward(idx, vals, W_dec)
+        return native.gather_sum(idx, vals, W_dec)
+
+    @staticmethod
+    def backward(ctx: Any, g_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        idx, vals, W_dec = ctx.saved_tensors
+        g_out = g_out.contiguous()
+        g_vals = native.gather_dot(idx, W_dec, g_out) if ctx.needs_input_grad[1] else None
+        g_W = native.scatter_rows(idx, vals, g_out, W_dec.shape[0]) if ctx.needs_input_grad[2] else None
+        return None, g_vals, g_W
+
+
+def topk_encode(
+    x: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, *, dead_mask: Tensor | None = None,
+    k_aux: int = 0, bf16: bool = False, apply_b_dec: bool = True,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    out = TopKEncode.apply(x, b_dec, W_enc, b_enc, k, dead_mask, k_aux, bf16, apply_b_dec)
+    return out  # type: ignore[no-any-return]
+
+
+def sparse_decode(idx: Tensor, vals: Tensor, W_dec: Tensor) -> Tensor:
+    return SparseDecode.apply(idx, vals, W_dec)  # type: ignore[no-any-return]

@@ -1,0 +1,147 @@
+"""Loss terms. Each is a small callable ``(sae, out, ctx) -> scalar``; the trainer sums a list of them.
+
+Architectures propose their default list (``SAE.default_losses``); callers can append terms (per-dimension
+reconstruction weights, supervised terms on chosen latents, ...) through ``train(..., extra_losses=[...])``
+without touching an architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from monosemantic.sae.core import SAE, StepContext, StepOutput
+from monosemantic.sae.kernels import sparse_decode
+
+
+class LossTerm(Protocol):
+    name: str
+
+    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor: ...
+
+
+def _ramp(ctx: StepContext, warmup: float) -> float:
+    """``s(t) = min(t / warm-up steps, 1)``; a warm-up below 1 is a fraction of the run."""
+    steps = warmup * ctx.total_steps if 0 < warmup < 1 else warmup
+    return 1.0 if steps <= 0 else min(ctx.step / steps, 1.0)
+
+
+def _sq_err(x: Tensor, x_hat: Tensor, weight: Tensor | None) -> Tensor:
+    err = (x - x_hat).pow(2)
+    if weight is not None:
+        err = err * weight
+    return err.sum(-1).mean()
+
+
+@dataclass
+class Reconstruction:
+    """``mean_b ||x − x̂||²`` (``sum_mse``) or that divided by the batch variance (``normalized_mse``).
+
+    ``weight`` (shape [d_in]) weights each input dimension, e.g. for weighted SAEs.
+    """
+
+    kind: str = "sum_mse"
+    weight: Tensor | None = None
+    name: str = "mse"
+
+    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+        loss = _sq_err(out.x, out.x_hat, self.weight)
+        if self.kind == "normalized_mse":
+            loss = loss / (out.x - out.x.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
+        return loss
+
+
+@dataclass
+class MatryoshkaReconstruction:
+    """Σ_i (``sum``) or mean_i/G (``dl_weighted_mean``) of the prefix reconstruction errors (§A.4)."""
+
+    kind: str = "sum"
+    name: str = "mse"
+
+    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+        prefix = out.extras["prefix_recons"]
+        losses = [_sq_err(out.x, r, None) for r in prefix]  # type: ignore[union-attr]
+        total = torch.stack(losses).sum()
+        if self.kind == "dl_weighted_mean":
+            total = total / len(losses) ** 2
+        return total
+
+
+@dataclass
+class AuxK:
+    """Dead-latent revival (§A.7): the top k_aux dead latents reconstruct the detached residual."""
+
+    alpha: float = 1 / 32
+    norm: str = "residual_variance"
+    name: str = "auxk"
+
+    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+        if self.alpha == 0 or out.aux_idx is None or out.aux_vals is None or out.aux_idx.shape[1] == 0:
+            return out.x.new_zeros(())
+        e = (out.x - out.x_hat).detach()
+        e_hat = sparse_decode(out.aux_idx, out.aux_vals, sae.W_dec)
+        raw = (e - e_hat).pow(2).sum(-1).mean()
+        if self.norm == "scaled_count":
+            n_dead = int(ctx.dead_mask.sum()) if ctx.dead_mask is not None else 0
+            loss = raw * min(n_dead / max(ctx.k_aux, 1), 1.0)
+        else:
+            loss = (raw / (e - e.mean(0)).pow(2).sum(-1).mean()).nan_to_num(0.0)
+        return self.alpha * loss
+
+
+@dataclass
+class L1:
+    """λ·s(t)·mean_b Σ_j |f_j| (``unit_norm``) or Σ_j f_j·||W_dec[j]|| (``decoder_norm``) (§A.1)."""
+
+    coefficient: float
+    warmup: float = 0.05
+    variant: str = "unit_norm"
+    name: str = "l1"
+
+    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+        assert out.acts is not None
+        f = out.acts
+        if self.variant == "decoder_norm":
+            pen = (f * sae.W_dec.norm(dim=1)).sum(-1).mean()
+        else:
+            pen = f.abs().sum(-1).mean()
+        return self.coefficient * _ramp(ctx, self.warmup) * pen
+
+
+@dataclass
+class JumpReLUSparsity:
+    """``l0``: λ·s(t)·L0 (paper), or ``target_l0``: λ·s(t)·(L0/L0_target − 1)² (dictionary_learning)."""
+
+    kind: str = "l0"
+    coefficient: float = 1.0
+    target_l0: float = 20.0
+    warmup: float = 0.05
+    name: str = "sparsity"
+
+    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+        l0 = out.extras["l0_ste"]
+        s = _ramp(ctx, self.warmup)
+        if self.kind == "target_l0":
+            return self.coefficient * s * (l0 / self.target_l0 - 1).pow(2)
+        return self.coefficient * s * l0
+
+
+@dataclass
+class SupervisedLatents:
+    """Example of an extra term: push chosen latents towards target activations (e.g. concept labels).
+
+    ``targets`` maps a latent index to a function of the batch returning its wanted activation [B].
+    """
+
+    latents: list[int]
+    target_fn: object
+    coefficient: float = 1.0
+    name: str = "supervised"
+
+    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+        pre = sae.pre_acts(out.x)[:, self.latents]
+        want = self.target_fn(out.x)  # type: ignore[operator]
+        return self.coefficient * (pre - want).pow(2).mean()

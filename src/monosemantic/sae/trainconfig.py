@@ -1,0 +1,160 @@
+"""The training configuration: one dataclass, shown by ``monosemantic train --help`` and loaded from TOML."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from monosemantic.errors import UserError
+
+
+@dataclass
+class TrainConfig:
+    """Train one SAE, or a sweep of SAEs side by side from one pass over an activation store."""
+
+    acts: Path | None = None
+    """Activation store folder (written by `monosemantic extract`)."""
+    out: Path | None = None
+    """Output folder: the SAE folder itself for one SAE, or a parent of one folder per SAE for a sweep."""
+    hook: str | None = None
+    """Hook of the store to train on (default: the store's only hook)."""
+    arch: str = "topk"
+    """Architecture: topk, batchtopk, matryoshka, jumprelu or relu."""
+    width: list[float] = field(default_factory=list)
+    """Expansion factor d_sae / d_in; repeat for a sweep (default 16 unless --d-sae is given)."""
+    d_sae: list[int] = field(default_factory=list)
+    """Absolute number of latents; repeat for a sweep (instead of --width)."""
+    k: list[float] = field(default_factory=list)
+    """TopK / BatchTopK / Matryoshka active latents per row; repeat for a sweep (default 32)."""
+    l1_coefficient: list[float] = field(default_factory=list)
+    """ReLU: L1 coefficient λ; JumpReLU: sparsity coefficient; repeat for a sweep (defaults 5.0 and 1.0)."""
+    group_fraction: list[float] = field(default_factory=list)
+    """Matryoshka: fraction of the latents in each nested group, in order; they must sum to 1."""
+    tokens: str = "2M"
+    """Training rows (tokens) to read, with K/M/G suffixes (2M = 2,000,000); several epochs if needed."""
+    batch_size: int = 4096
+    """Rows per optimisation step (over all processes)."""
+    lr: float | None = None
+    """Learning rate (default 2e-4 / sqrt(d_sae / 16384), per SAE)."""
+    warmup: float = 0.05
+    """LR warm-up: a fraction of the steps when below 1, else a number of steps."""
+    decay: float = 0.2
+    """Final linear LR decay to 0: a fraction of the steps when below 1, else a number of steps; 0 = none."""
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """Adam betas (JumpReLU papers use 0.0 and 0.999)."""
+    adam_eps: float = 1e-8
+    """Adam epsilon."""
+    grad_clip: float = 1.0
+    """Clip the gradient norm of each SAE to this value; 0 = off."""
+    seed: int = 0
+    """Seed for initialisation, data order and the held-out split."""
+    bf16: bool = True
+    """Run the dense encoder matmul in bfloat16 (TopK values are recomputed in float32)."""
+    rec_loss: str = "sum_mse"
+    """Reconstruction loss: sum_mse (mean over rows of the squared error summed over dims) or normalized_mse."""
+    auxk_alpha: float = 1 / 32
+    """AuxK coefficient for dead latents (TopK family); 0 = off."""
+    auxk_norm: str = "residual_variance"
+    """AuxK normalisation: residual_variance (dictionary_learning) or scaled_count (SAELens)."""
+    k_aux: int | None = None
+    """Dead latents used by AuxK per row (default d_in // 2)."""
+    dead_tokens: int = 10_000_000
+    """A latent is dead after this many training rows without firing."""
+    init_b_dec: str = "geometric_median"
+    """Decoder bias init from the first batch: geometric_median, mean or zeros."""
+    input_scaling: str = "unit_mean_sq"
+    """Scale inputs by one scalar: unit_mean_sq (E||x||² = 1), sqrt_d (E||x||² = d) or none."""
+    fold: str = "weights"
+    """Fold the input scale into the saved SAE: weights (SAELens convention) or biases (dictionary_learning)."""
+    l1_variant: str = "unit_norm"
+    """ReLU: unit_norm (unit decoder rows, plain L1) or decoder_norm (L1 weighted by decoder norms)."""
+    sparsity_warmup: float = 0.05
+    """Warm-up of the L1 / L0 coefficient: a fraction of the steps when below 1, else steps."""
+    jumprelu_sparsity: str = "l0"
+    """JumpReLU sparsity term: l0 (paper) or target_l0 (dictionary_learning)."""
+    target_l0: float = 20.0
+    """JumpReLU target_l0: wanted L0."""
+    bandwidth: float = 1e-3
+    """JumpReLU: bandwidth ε of the pseudo-derivative."""
+    threshold_init: float = 1e-3
+    """JumpReLU: initial threshold θ."""
+    threshold_update: str = "ema_dl"
+    """BatchTopK θ rule: ema_dl, ema_saelens or mean."""
+    threshold_start_step: int = 1000
+    """BatchTopK ema_dl: first step of the θ EMA (at most a quarter of the run)."""
+    matryoshka_loss: str = "sum"
+    """Matryoshka reconstruction: sum (paper, SAELens) or dl_weighted_mean (dictionary_learning)."""
+    holdout: float = 0.05
+    """Fraction of the store's items held out for the final evaluation."""
+    eval_rows: int = 50_000
+    """At most this many held-out rows are evaluated."""
+    checkpoint_every: int = 100
+    """Write a checkpoint every this many steps (atomically); 0 = only at the end."""
+    resume: bool = False
+    """Resume from the checkpoint in the output's .partial folder."""
+    overwrite: bool = False
+    """Replace finished SAE folders at the output path."""
+    log_every: int = 10
+    """Write a training-log line every this many steps."""
+    threads: int = 0
+    """CPU threads for torch and the kernels (0 = torch's default)."""
+    progress: bool = True
+    """Show a progress bar with tokens/s, FVU and L0."""
+
+    def total_tokens(self) -> int:
+        return parse_count(self.tokens)
+
+
+def parse_count(text: str | int) -> int:
+    """'2M' -> 2_000_000; accepts K, M, G (powers of 1000) and plain integers."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgG]?)\s*", str(text))
+    if not m:
+        raise UserError(f"cannot read {text!r} as a number of tokens; write e.g. 500K, 2M or 1G")
+    scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[m.group(2).lower()]
+    value = int(float(m.group(1)) * scale)
+    if value <= 0:
+        raise UserError(f"the number of tokens must be positive, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One SAE of a sweep."""
+
+    name: str
+    d_sae: int
+    k: float | None
+    coefficient: float | None
+
+
+def sweep_points(tc: TrainConfig, d_in: int) -> list[SweepPoint]:
+    """The SAEs to train: the product of the widths, ks and coefficients that apply to the architecture."""
+    if tc.width and tc.d_sae:
+        raise UserError("give either --width (expansion factor) or --d-sae (absolute), not both")
+    sizes = [int(s) for s in tc.d_sae] or [int(round(w * d_in)) for w in (tc.width or [16.0])]
+    for s in sizes:
+        if s < 1:
+            raise UserError(f"d_sae must be at least 1, got {s} (width × d_in={d_in})")
+    uses_k = tc.arch in ("topk", "batchtopk", "matryoshka")
+    uses_coef = tc.arch in ("relu", "jumprelu")
+    ks: list[float | None] = list(tc.k or [32.0]) if uses_k else [None]
+    coefs: list[float | None] = (
+        list(tc.l1_coefficient or [5.0 if tc.arch == "relu" else 1.0]) if uses_coef else [None]
+    )
+    if tc.k and not uses_k:
+        raise UserError(f"--k does not apply to {tc.arch}; it is for topk, batchtopk and matryoshka")
+    points = []
+    for s, k, c in itertools.product(sizes, ks, coefs):
+        name = f"{tc.arch}-{s}"
+        if k is not None:
+            name += f"-k{k:g}"
+        if c is not None:
+            name += f"-c{c:g}"
+        points.append(SweepPoint(name, s, k, c))
+    if len({p.name for p in points}) != len(points):
+        raise UserError("the sweep lists the same SAE twice; remove the repeated values")
+    return points
