@@ -6,3 +6,12 @@ Stages, left to right (a stage imports only stages to its left)::
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # PEP 562: `monosemantic.SAE` without importing torch when the package is imported
+    if name == "SAE":
+        from monosemantic.sae import SAE
+
+        return SAE
+    raise AttributeError(f"module 'monosemantic' has no attribute {name!r}")

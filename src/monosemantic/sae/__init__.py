@@ -1,1 +1,24 @@
-"""sae stage."""
+"""sae stage: sparse autoencoders (architectures, training, files).
+
+``from monosemantic.sae import SAE, train, TrainConfig``: ``SAE.load(path)`` reads this project's, SAELens,
+sparsify and dictionary_learning folders; ``train(config)`` trains one SAE or a sweep from one pass over a store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, architectures, register
+from monosemantic.sae.trainconfig import TrainConfig, parse_count
+
+__all__ = [
+    "SAE", "SAEConfig", "StepContext", "StepOutput", "TrainConfig", "architectures", "parse_count", "register",
+    "train",
+]
+
+
+def train(config: TrainConfig, store: Any = None, **kwargs: Any) -> Any:
+    """Train the SAEs of ``config``; returns their folders (see ``monosemantic.sae.trainer.train``)."""
+    from monosemantic.sae.trainer import train as _train
+
+    return _train(config, store, **kwargs)

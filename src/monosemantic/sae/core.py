@@ -67,10 +67,9 @@ def register(name: str):  # type: ignore[no-untyped-def]
 
 
 def _discover() -> None:
-    from monosemantic.sae import architectures
-
-    for mod in pkgutil.iter_modules(architectures.__path__):
-        importlib.import_module(f"{architectures.__name__}.{mod.name}")
+    pkg = importlib.import_module("monosemantic.sae.architectures")
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{mod.name}")
 
 
 def architectures() -> dict[str, type[SAE]]:

@@ -80,5 +80,5 @@ class JumpReLUSAE(SAE):
 
         return [
             Reconstruction(tc.rec_loss),
-            JumpReLUSparsity(tc.jumprelu_sparsity, tc.l0_coefficient, tc.target_l0, tc.sparsity_warmup),
+            JumpReLUSparsity(tc.jumprelu_sparsity, 1.0, tc.target_l0, tc.sparsity_warmup),
         ]

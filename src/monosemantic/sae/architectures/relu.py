@@ -16,7 +16,7 @@ class ReLUSAE(SAE):
     def default_losses(self, tc: Any) -> list[Any]:
         from monosemantic.sae.losses import L1, Reconstruction
 
-        return [Reconstruction(tc.rec_loss), L1(tc.l1_coefficient, tc.sparsity_warmup, tc.l1_variant)]
+        return [Reconstruction(tc.rec_loss), L1(5.0, tc.sparsity_warmup, tc.l1_variant)]
 
     @torch.no_grad()
     def fold_decoder_norms(self) -> None:

@@ -1,0 +1,70 @@
+"""Item-level activations of raw neurons or SAE latents, streamed over a store in chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from monosemantic.store import ActivationStore
+
+
+@dataclass
+class ItemActivations:
+    acts: torch.Tensor
+    """[n_items, K] pooled per item (max or mean over its rows)."""
+    fired_rows: torch.Tensor
+    """[K] number of rows where the unit is > 0."""
+    n_rows: int
+    l0: float
+    """Mean number of units > 0 per row."""
+
+
+@torch.inference_mode()
+def item_activations(
+    store: ActivationStore, hook: str | None, encode: Callable[[torch.Tensor], torch.Tensor], width: int,
+    pool: Literal["max", "mean"] = "max", chunk_rows: int = 16384,
+) -> ItemActivations:
+    """Encode every row (in chunks) and pool per item, never holding the [n_rows, K] matrix."""
+    n_items = store.n_items
+    if pool == "max":
+        out = torch.full((n_items, width), float("-inf"))
+    else:
+        out = torch.zeros(n_items, width, dtype=torch.float64)
+    fired = torch.zeros(width, dtype=torch.int64)
+    items = torch.from_numpy(store.item_index)
+    active_sum = 0
+    for start in range(0, store.n_rows, chunk_rows):
+        stop = min(start + chunk_rows, store.n_rows)
+        z = encode(store.rows(hook, start, stop)).float()
+        pos = z > 0
+        fired += pos.sum(0)
+        active_sum += int(pos.sum())
+        idx = items[start:stop]
+        if pool == "max":
+            out.scatter_reduce_(0, idx[:, None].expand_as(z), z, reduce="amax", include_self=True)
+        else:
+            out.index_add_(0, idx, z.double())
+    if pool == "mean":
+        counts = torch.bincount(items, minlength=n_items).clamp_min(1).double()
+        out = (out / counts[:, None]).float()
+    return ItemActivations(out.nan_to_num(neginf=0.0), fired, store.n_rows, active_sum / max(store.n_rows, 1))
+
+
+def weakest_firing(acts: torch.Tensor, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per unit, the n items with the smallest positive activation (values, indices); -1 where fewer fire."""
+    masked = torch.where(acts > 0, acts, torch.full_like(acts, float("inf")))
+    n = min(n, acts.shape[0])
+    vals, idx = torch.topk(masked, n, dim=0, largest=False)
+    idx = torch.where(torch.isfinite(vals), idx, torch.full_like(idx, -1))
+    return vals.T.contiguous(), idx.T.contiguous()
+
+
+def rows_of_items(store: ActivationStore, items: np.ndarray) -> dict[int, np.ndarray]:
+    """The store rows of each given item (rows of an item are contiguous)."""
+    starts = np.searchsorted(store.item_index, items, side="left")
+    ends = np.searchsorted(store.item_index, items, side="right")
+    return {int(i): np.arange(a, b) for i, a, b in zip(items, starts, ends, strict=True)}

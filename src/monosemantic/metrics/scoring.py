@@ -1,0 +1,254 @@
+"""`monosemantic score`: every score of a layer's raw neurons and of its SAEs' latents, side by side.
+
+This is the I/O edge of the metrics stage: it reads a store, SAE folders and encoder embeddings, turns token rows
+into item-level activations, and calls the pure metric functions. It writes ``scores.json`` (summaries per unit
+set), ``units.csv`` (one row per unit) and ``top.safetensors`` (top and weakest-firing items per unit, for cards).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from monosemantic.errors import UserError
+from monosemantic.metrics.items import ItemActivations, item_activations, weakest_firing
+from monosemantic.store import ActivationStore
+
+MIN_ITEMS_FOR_CARD = 16
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    acts: Path
+    """Activation store folder (from `monosemantic extract`)."""
+    sae: list[Path]
+    """SAE folder(s); a folder holding several SAE folders (a sweep) counts as all of them."""
+    out: Path
+    """Folder for scores.json, units.csv and top.safetensors."""
+    encoder: str | None = None
+    """External encoder for MS (default: efficientnet_lite0 for images, minilm sentence embeddings for text)."""
+    embeddings: Path | None = None
+    """Precomputed encoder embeddings (.safetensors with an 'embeddings' [n_items, e] tensor) instead of --encoder."""
+    labels: Path | None = None
+    """File with one label per item (.txt, one per line, or .npy) replacing the store's labels."""
+    hook: str | None = None
+    """Hook of the store (default: its only hook)."""
+    pool: Literal["max", "mean"] = "max"
+    """How token activations become item activations (images are already items)."""
+    fms_p: list[int] = field(default_factory=lambda: [1, 5])
+    """FMS@p: how many top latents are removed for local disentanglement."""
+    chunk_rows: int = 16384
+    """Rows encoded at a time."""
+    overwrite: bool = False
+    """Replace an existing --out folder."""
+
+
+def expand_sae_paths(paths: list[Path]) -> list[Path]:
+    """SAE folders, with a sweep folder expanded into its SAE sub-folders (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if (p / "cfg.json").is_file():
+            out.append(p)
+        elif p.is_dir() and (subs := sorted(q for q in p.iterdir() if (q / "cfg.json").is_file())):
+            out.extend(subs)
+        else:
+            raise UserError(f"{p} is not an SAE folder (no cfg.json) nor a folder of SAE folders")
+    return out
+
+
+def _labels(cfg: ScoreConfig, store: ActivationStore) -> tuple[np.ndarray | None, list[str]]:
+    if cfg.labels is None:
+        return store.labels, store.label_names
+    path = Path(cfg.labels)
+    if not path.is_file():
+        raise UserError(f"labels file {path} does not exist")
+    if path.suffix == ".npy":
+        values = [str(v) for v in np.load(path)]
+    else:
+        values = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if len(values) != store.n_items:
+        raise UserError(f"{path} holds {len(values)} labels but the store has {store.n_items} items; give one per item")
+    names = sorted(set(values))
+    lookup = {v: i for i, v in enumerate(names)}
+    return np.array([lookup[v] for v in values]), names
+
+
+def _embeddings(cfg: ScoreConfig, store: ActivationStore) -> tuple[torch.Tensor, str]:
+    if cfg.embeddings is not None:
+        emb = load_file(str(cfg.embeddings))["embeddings"]
+        name = cfg.encoder or Path(cfg.embeddings).name
+    else:
+        from monosemantic.sources import load_dataset, load_model
+
+        modality = store.manifest.model["modality"]
+        name = cfg.encoder or ("efficientnet_lite0" if modality == "image" else "minilm")
+        settings = store.manifest.settings
+        dataset = load_dataset(settings.get("data", store.manifest.dataset["name"]), settings.get("text_field", "text"),
+                               tuple(settings.get("label_columns", ())))
+        small = dataset.native_size is not None and dataset.native_size <= 64
+        model = load_model(name, image_size=96 if small else None)
+        emb = model.embed_items(dataset.load(0, store.n_items))
+    if emb.shape[0] != store.n_items:
+        raise UserError(f"the embeddings have {emb.shape[0]} rows but the store has {store.n_items} items")
+    return emb.float(), name
+
+
+def score(cfg: ScoreConfig) -> dict[str, Any]:
+    """Score the raw neurons of the store's layer and every SAE; write and return the summaries."""
+    from monosemantic.sae import SAE
+
+    out = Path(cfg.out)
+    if out.exists() and any(out.iterdir()) and not cfg.overwrite:
+        raise UserError(f"{out} already exists; pass --overwrite to replace it")
+    store = ActivationStore.open(cfg.acts)
+    hook = store._hook(cfg.hook)
+    d_in = store.width(hook)
+    labels, label_names = _labels(cfg, store)
+    if labels is not None and len(np.unique(labels)) < 2:
+        raise UserError("the labels hold a single class; FMS and label correlation need at least two")
+    emb, encoder = _embeddings(cfg, store)
+    saes = [(p, SAE.load(p)) for p in expand_sae_paths(cfg.sae)]
+    for p, sae in saes:
+        if sae.cfg.d_in != d_in:
+            raise UserError(f"SAE {p} reads width {sae.cfg.d_in} but the store's hook {hook!r} has width {d_in}")
+
+    unit_sets = [("neurons", None, item_activations(store, hook, lambda x: x, d_in, cfg.pool, cfg.chunk_rows))]
+    for p, sae in saes:
+        acts = item_activations(store, hook, sae.encode, sae.cfg.d_sae, cfg.pool, cfg.chunk_rows)
+        unit_sets.append((p.name, (p, sae), acts))
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    summaries, rows, tops = [], [], {}
+    for set_id, sae_info, acts in unit_sets:
+        summary, per_unit = _score_set(set_id, sae_info, acts, emb, labels, label_names, cfg.fms_p)
+        summaries.append(summary)
+        rows.extend(per_unit)
+        top_v, top_i = torch.topk(acts.acts, min(16, store.n_items), dim=0)
+        weak_v, weak_i = weakest_firing(acts.acts, 16)
+        tops.update({f"{set_id}/top_values": top_v.T.contiguous(), f"{set_id}/top_items": top_i.T.contiguous(),
+                     f"{set_id}/weak_values": weak_v, f"{set_id}/weak_items": weak_i})
+    result = {
+        "store": str(Path(cfg.acts).resolve()), "hook": hook, "model": store.manifest.model["name"],
+        "dataset": store.manifest.dataset["name"], "n_items": store.n_items, "n_rows": store.n_rows,
+        "tokens": store.manifest.tokens, "pool": cfg.pool, "encoder": encoder, "label_names": label_names,
+        "unit_sets": summaries,
+    }
+    (tmp / "scores.json").write_text(json.dumps(result, indent=1))
+    _write_csv(tmp / "units.csv", rows)
+    save_file(tops, str(tmp / "top.safetensors"))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return result
+
+
+def _finite(values: torch.Tensor) -> list[float | None]:
+    return [None if not math.isfinite(v) else round(float(v), 5) for v in values.tolist()]
+
+
+def _score_set(
+    set_id: str, sae_info: tuple[Path, Any] | None, acts: ItemActivations, emb: torch.Tensor,
+    labels: np.ndarray | None, label_names: list[str], fms_p: list[int],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from monosemantic import metrics as M
+
+    x = acts.acts
+    ms = M.monosemanticity_score(x, emb)
+    active_items = (x > 0).sum(0)
+    summary: dict[str, Any] = {
+        "id": set_id, "kind": "neurons" if sae_info is None else "sae", "width": int(x.shape[1]), "l0": acts.l0,
+        "dead_fraction": float((acts.fired_rows == 0).float().mean()),
+        "ms": {**M.summarize(ms), "values": _finite(ms)},
+        "ms_16": M.summarize(torch.where(active_items >= MIN_ITEMS_FOR_CARD, ms, torch.nan)),
+    }
+    if sae_info is not None:
+        path, sae = sae_info
+        summary.update(_sae_facts(path, sae))
+    firing = acts.fired_rows.double() / max(acts.n_rows, 1)
+    best_label: list[str | None] = [None] * x.shape[1]
+    best_corr = torch.full((x.shape[1],), float("nan"))
+    entropy = torch.full((x.shape[1],), float("nan"))
+    unit_fms = torch.full((x.shape[1],), float("nan"))
+    if labels is not None:
+        corr = M.label_correlation(x, torch.as_tensor(labels))
+        entropy = M.correlation_entropy(corr)
+        best = corr.abs().argmax(1)
+        best_corr = corr.gather(1, best[:, None]).squeeze(1)
+        best_label = [label_names[int(c)] for c in best] if labels.ndim == 1 else [label_names[int(c)] for c in best]
+        per_class = M.best_unit_per_class(corr)
+        summary["corr_mean"] = float(per_class["corr_mean"])
+        summary["entropy_mean"] = float(per_class["entropy_mean"])
+        result = M.fms(x, torch.as_tensor(labels), p=tuple(fms_p))
+        summary["fms"] = _fms_summary(result, label_names, fms_p)
+        for concept, info in summary["fms"]["per_concept"].items():
+            root = info.get("root")
+            if root is not None and (math.isnan(unit_fms[root]) or info["fms@1"] > unit_fms[root]):
+                unit_fms[root] = info["fms@1"]
+            del concept
+    per_unit = [
+        {"set": set_id, "unit": j, "ms": _finite(ms[j : j + 1])[0], "fms": _finite(unit_fms[j : j + 1])[0],
+         "firing_rate": round(float(firing[j]), 6), "active_items": int(active_items[j]),
+         "best_label": best_label[j], "best_corr": _finite(best_corr[j : j + 1])[0],
+         "entropy": _finite(entropy[j : j + 1])[0]}
+        for j in range(x.shape[1])
+    ]
+    return summary, per_unit
+
+
+def _fms_summary(result: Any, label_names: list[str], fms_p: list[int]) -> dict[str, Any]:
+    """The FMS result as plain JSON: means and one entry per concept (with the root latent when known)."""
+    r = result if isinstance(result, dict) else result.__dict__
+    out: dict[str, Any] = {f"fms@{p}": float(r["fms_mean"][p]) for p in fms_p}
+    out["acc0"] = float(np.mean(np.asarray(r["acc0"])))
+    per = {}
+    for c, name in enumerate(label_names[: len(np.asarray(r["acc0"]))]):
+        entry = {f"fms@{p}": float(np.asarray(r["fms"][p])[c]) for p in fms_p}
+        entry["acc0"] = float(np.asarray(r["acc0"])[c])
+        if "root" in r:
+            entry["root"] = int(np.asarray(r["root"])[c])
+        per[name] = entry
+    out["per_concept"] = per
+    return out
+
+
+def _sae_facts(path: Path, sae: Any) -> dict[str, Any]:
+    facts: dict[str, Any] = {"arch": sae.cfg.metadata.get("monosemantic", {}).get("training_architecture",
+                                                                                   sae.cfg.architecture),
+                             "k": sae.cfg.k, "expansion": sae.cfg.d_sae / sae.cfg.d_in}
+    ev = path / "eval.json"
+    if ev.is_file():
+        e = json.loads(ev.read_text())
+        facts.update({"fvu": e.get("fvu"), "heldout_l0": e.get("l0"), "heldout_dead_fraction": e.get("dead_fraction")})
+    log = path / "train_log.jsonl"
+    if log.is_file():
+        lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
+        facts["training"] = {key: [ln.get(key) for ln in lines] for key in ("tokens", "fvu", "l0", "dead_fraction")}
+    return facts
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def load_scores(path: Path) -> dict[str, Any]:
+    return json.loads((Path(path) / "scores.json").read_text())
+
+
+def load_tops(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(path) / "top.safetensors"))

@@ -1,0 +1,83 @@
+"""The run configuration: one TOML file describes a whole pipeline (extract -> train -> score -> report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from monosemantic.config import from_dict, load_toml
+from monosemantic.errors import UserError
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """One model layer on one dataset: extracted, SAEs trained on it, scored against its raw neurons."""
+
+    name: str
+    """Short name of the track, used in folder names and the report (e.g. vision, text)."""
+    model: str
+    """Model to analyse: a registered name, a Hugging Face id or a local folder."""
+    layer: str
+    """Hook point (module path) whose activations are analysed."""
+    data: str
+    """Dataset: a registered name or a path (see `monosemantic extract --help`)."""
+    tokens: str = "all"
+    """Rows per item: all, cls, mean, max or random-K."""
+    max_items: int | None = None
+    """Use only the first N items."""
+    max_length: int = 128
+    """Text: tokens per item."""
+    image_size: int | None = None
+    """Images: side in pixels (default: the model's own, or 96 for small images)."""
+    label_columns: list[str] = field(default_factory=list)
+    """JSONL/CSV data: label column(s)."""
+    archs: list[str] = field(default_factory=lambda: ["topk", "matryoshka"])
+    """SAE architectures to train (topk, batchtopk, matryoshka, jumprelu, relu); each is a sweep."""
+    expansions: list[float] = field(default_factory=lambda: [4.0, 8.0])
+    """SAE widths as expansion factors of the layer width."""
+    ks: list[float] = field(default_factory=lambda: [16.0, 32.0])
+    """Active latents per row (TopK family)."""
+    train_tokens: str = "1M"
+    """Training rows per SAE, with K/M/G suffixes."""
+    batch_size: int = 4096
+    """Training rows per step."""
+    group_fractions: list[float] = field(default_factory=lambda: [0.0625, 0.125, 0.25, 0.5625])
+    """Matryoshka: fraction of latents per nested group (the CLIP setting of the MS paper)."""
+    encoder: str | None = None
+    """External encoder for MS (default: efficientnet_lite0 for images, minilm sentence embeddings for text)."""
+    encoder_max_length: int = 128
+    """Text encoder: tokens per item when embedding."""
+    pool: Literal["max", "mean"] = "max"
+    """How token activations become item activations for item-level scores."""
+    n_cards: int = 8
+    """Feature cards per SAE in the report (the highest-MS live latents), plus as many neurons."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A pipeline run: every stage's output is cached under `out` by a hash of its inputs."""
+
+    tracks: list[TrackConfig]
+    """One [[tracks]] table per model layer to analyse."""
+    title: str = "monosemantic run"
+    """Title of the report."""
+    out: Path = Path("runs/run")
+    """Run folder (stage outputs, report.html)."""
+    seed: int = 0
+    """Seed for training and data order."""
+    threads: int = 0
+    """CPU threads for torch (0 = torch's default)."""
+
+
+def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
+    """Read and check a run config; unknown keys and wrong types are named."""
+    data = load_toml(path)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = from_dict(RunConfig, data, where=Path(path).name)
+    if not cfg.tracks:
+        raise UserError(f"{path} defines no [[tracks]]; add at least one track table")
+    names = [t.name for t in cfg.tracks]
+    if len(set(names)) != len(names):
+        raise UserError(f"{path}: track names must be unique, got {names}")
+    return cfg

@@ -1,0 +1,145 @@
+"""Run a whole pipeline from a RunConfig, stage by stage, skipping what is already done."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from monosemantic.config import to_dict
+from monosemantic.pipeline.config import RunConfig, TrackConfig
+from monosemantic.pipeline.stages import RunState, Stage
+
+
+def _say(track: str, stage: str, message: str) -> None:
+    print(f"[{track}] {stage:<14} {message}", flush=True)
+
+
+def default_encoder(modality: str) -> str:
+    """MS needs an encoder other than the analysed layer: EfficientNet for images, MiniLM sentences for text."""
+    return "efficientnet_lite0" if modality == "image" else "minilm"
+
+
+def run_pipeline(cfg: RunConfig) -> Path:
+    """Extract, embed, train and score every track, then write the report; returns the report's path."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    state = RunState(Path(cfg.out), to_dict(cfg))
+    t0 = time.perf_counter()
+    track_scores = []
+    for track in cfg.tracks:
+        extract_stage = _extract(state, track)
+        embed_stage = _embed(state, track, extract_stage)
+        sae_stages = [_train(state, track, extract_stage, arch, cfg.seed) for arch in track.archs]
+        track_scores.append(_score(state, track, extract_stage, embed_stage, sae_stages))
+    report = _report(state, cfg, track_scores)
+    print(f"done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return report
+
+
+def _extract(state: RunState, track: TrackConfig) -> Stage:
+    from monosemantic.store.extract import ExtractConfig, extract
+
+    inputs = {k: getattr(track, k) for k in ("model", "layer", "data", "tokens", "max_items", "max_length",
+                                              "image_size", "label_columns")}
+    stage = state.stage(f"{track.name}/extract", "stores", inputs)
+    if stage.done:
+        _say(track.name, "extract", f"cached ({stage.path.name})")
+        return stage
+    _say(track.name, "extract", f"{track.model} {track.layer} on {track.data}")
+    started = stage.start()
+    store = extract(ExtractConfig(model=track.model, layers=[track.layer], data=track.data, out=stage.path,
+                                  tokens=track.tokens, max_items=track.max_items, max_length=track.max_length,
+                                  image_size=track.image_size, label_columns=list(track.label_columns)))
+    stage.finish(started)
+    _say(track.name, "extract", f"{store.n_items:,} items, {store.n_rows:,} rows of width {store.width(None)}")
+    return stage
+
+
+def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> Stage:
+    """External-encoder embeddings, one per item, for the MonoSemanticity score."""
+    from monosemantic.sources import load_dataset, load_model
+    from monosemantic.store import ActivationStore
+
+    store = ActivationStore.open(extract_stage.path)
+    encoder = track.encoder or default_encoder(store.manifest.model["modality"])
+    inputs = {"extract": extract_stage.hash, "encoder": encoder, "max_length": track.encoder_max_length}
+    stage = state.stage(f"{track.name}/embed", "embeddings", inputs, suffix=".safetensors")
+    if stage.done:
+        _say(track.name, "embed", f"cached ({encoder})")
+        return stage
+    started = stage.start()
+    dataset = load_dataset(track.data, "text", tuple(track.label_columns))
+    small = dataset.native_size is not None and dataset.native_size <= 64
+    model = load_model(encoder, max_length=track.encoder_max_length, image_size=96 if small else None)
+    if model.modality != dataset.modality:
+        from monosemantic.errors import UserError
+
+        raise UserError(f"encoder {encoder!r} reads {model.modality}; track {track.name!r} holds {dataset.modality}")
+    _say(track.name, "embed", f"{store.n_items:,} items with {encoder}")
+    chunks = []
+    step = 256
+    for a in range(0, store.n_items, step):
+        chunks.append(model.embed_items(dataset.load(a, min(a + step, store.n_items)), batch_size=64))
+    save_file({"embeddings": torch.cat(chunks).contiguous()}, str(stage.path))
+    stage.finish(started)
+    return stage
+
+
+def load_embeddings(path: Path) -> torch.Tensor:
+    return load_file(str(path))["embeddings"]
+
+
+def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str, seed: int) -> Stage:
+    from monosemantic.sae import train
+    from monosemantic.sae.trainconfig import TrainConfig
+
+    inputs = {"extract": extract_stage.hash, "arch": arch, "expansions": track.expansions, "ks": track.ks,
+              "tokens": track.train_tokens, "batch_size": track.batch_size, "seed": seed,
+              "groups": track.group_fractions if arch == "matryoshka" else None}
+    stage = state.stage(f"{track.name}/train-{arch}", "saes", inputs)
+    if stage.done:
+        _say(track.name, f"train {arch}", "cached")
+        return stage
+    _say(track.name, f"train {arch}", f"widths x{track.expansions}, k {track.ks}, {track.train_tokens} rows each")
+    started = stage.start()
+    train(TrainConfig(
+        acts=extract_stage.path, out=stage.path, arch=arch, width=list(track.expansions), k=list(track.ks),
+        tokens=track.train_tokens, batch_size=track.batch_size, seed=seed, overwrite=True,
+        group_fraction=list(track.group_fractions) if arch == "matryoshka" else [],
+    ))
+    stage.finish(started)
+    return stage
+
+
+def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stage: Stage,
+           sae_stages: list[Stage]) -> dict[str, Any]:
+    from monosemantic.metrics.scoring import ScoreConfig, load_scores, score
+
+    inputs = {"extract": extract_stage.hash, "embed": embed_stage.hash, "saes": [s.hash for s in sae_stages],
+              "pool": track.pool}
+    stage = state.stage(f"{track.name}/score", "scores", inputs)
+    if not stage.done:
+        _say(track.name, "score", "MS, FMS, label correlation and entropy; neurons vs every SAE")
+        started = stage.start()
+        score(ScoreConfig(acts=extract_stage.path, sae=[s.path for s in sae_stages], embeddings=embed_stage.path,
+                          pool=track.pool, out=stage.path))
+        stage.finish(started)
+    else:
+        _say(track.name, "score", "cached")
+    return {"track": track, "store": extract_stage.path, "scores": load_scores(stage.path),
+            "score_dir": stage.path, "saes": [s.path for s in sae_stages]}
+
+
+def _report(state: RunState, cfg: RunConfig, track_scores: list[dict[str, Any]]) -> Path:
+    from monosemantic.pipeline.report_data import build_report_data
+    from monosemantic.report import render_report
+    from monosemantic.store.manifest import write_json
+
+    data = build_report_data(cfg, track_scores)
+    write_json(state.root / "report_data.json", data)
+    path = render_report(state.root)
+    return path

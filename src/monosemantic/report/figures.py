@@ -1,0 +1,223 @@
+"""Figures of the report: first the data behind each plot (a JSON-ready spec), then a matplotlib drawing of it.
+
+The spec is the single source of each plot, so ``figures.json`` holds exactly what the PNGs show and anyone can
+re-plot a figure in their own style. Drawing uses matplotlib's object API (no pyplot, no global backend).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from monosemantic.report.data import num
+
+NEURON_COLOR = "#8d949e"
+SAE_COLORS = ("#3b6fb6", "#e07b39", "#3f9b5a", "#c8434b", "#7a5cb8", "#8c6b4f", "#d16ba5", "#b59b2d", "#3fa7c4")
+_MAX_BAR_SETS = 8
+
+
+@dataclass
+class FigureSpec:
+    """One plot: what it shows and the numbers behind it."""
+
+    id: str
+    track: str
+    kind: str
+    title: str
+    caption: str
+    data: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def set_colors(track: dict[str, Any]) -> dict[str, str]:
+    """One colour per unit set of a track: neurons grey, SAEs from a qualitative palette in track order."""
+    colors: dict[str, str] = {}
+    n_sae = 0
+    for unit_set in track["unit_sets"]:
+        if unit_set["kind"] == "neurons":
+            colors[str(unit_set["id"])] = NEURON_COLOR
+        else:
+            colors[str(unit_set["id"])] = SAE_COLORS[n_sae % len(SAE_COLORS)]
+            n_sae += 1
+    return colors
+
+
+def _finite(values: Any) -> list[float]:
+    return [v for v in (num(x) for x in values or []) if v is not None]
+
+
+def _ms_mean(unit_set: dict[str, Any]) -> float | None:
+    return num(unit_set["ms"].get("mean"))
+
+
+def best_sae(track: dict[str, Any]) -> dict[str, Any] | None:
+    """The SAE of a track with the highest mean MS (None if the track has no scored SAE)."""
+    saes = [s for s in track["unit_sets"] if s["kind"] != "neurons" and _ms_mean(s) is not None]
+    return max(saes, key=lambda s: _ms_mean(s) or 0.0) if saes else None
+
+
+def figure_specs(data: dict[str, Any]) -> list[FigureSpec]:
+    """Every figure of the report, in page order; a figure whose data is absent is left out."""
+    specs: list[FigureSpec] = []
+    for t, track in enumerate(data["tracks"]):
+        for make in (_ms_distribution, _ms_vs_size, _training, _fms_per_concept, _ms_vs_firing):
+            spec = make(track)
+            if spec is not None:
+                spec.id = f"t{t}-{spec.kind}"
+                spec.track = str(track["name"])
+                specs.append(spec)
+    return specs
+
+
+def _spec(kind: str, title: str, caption: str, data: dict[str, Any]) -> FigureSpec:
+    return FigureSpec(id="", track="", kind=kind, title=title, caption=caption, data=data)
+
+
+def _ms_distribution(track: dict[str, Any]) -> FigureSpec | None:
+    colors = set_colors(track)
+    sets = []
+    for s in track["unit_sets"]:
+        values = _finite(s["ms"].get("values"))
+        n_all = len(s["ms"].get("values") or [])
+        sets.append(
+            {"id": str(s["id"]), "kind": s["kind"], "color": colors[str(s["id"])], "values": values,
+             "mean": _ms_mean(s), "dead": n_all - len(values)}
+        )
+    if not any(len(s["values"]) for s in sets):
+        return None
+    best = best_sae(track)
+    neurons = next((s for s in sets if s["kind"] == "neurons"), None)
+    caption = "MonoSemanticity score of every unit (dead units, MS undefined, left out)."
+    if neurons is not None and best is not None:
+        caption += " Left: raw neurons against the SAE with the highest mean MS. Right: every unit set."
+    return _spec(
+        "ms_distribution", "MS distribution: neurons vs SAE latents", caption,
+        {"sets": sets, "best_sae": None if best is None else str(best["id"])},
+    )
+
+
+def _ms_vs_size(track: dict[str, Any]) -> FigureSpec | None:
+    colors = set_colors(track)
+    saes = [
+        {"id": str(s["id"]), "arch": str(s.get("arch", "sae")), "expansion": num(s.get("expansion")),
+         "k": num(s.get("k")), "width": num(s.get("width")), "ms_mean": _ms_mean(s),
+         "ms_std": num(s["ms"].get("std")), "color": colors[str(s["id"])]}
+        for s in track["unit_sets"]
+        if s["kind"] != "neurons" and _ms_mean(s) is not None
+    ]
+    if not saes:
+        return None
+    neurons = next((s for s in track["unit_sets"] if s["kind"] == "neurons"), None)
+    return _spec(
+        "ms_vs_size", "Mean MS against dictionary width and k",
+        "Mean MS (± one std over units) of each SAE; the dashed line is the raw neurons of the same layer.",
+        {"saes": saes, "neurons_mean": None if neurons is None else _ms_mean(neurons)},
+    )
+
+
+def _training(track: dict[str, Any]) -> FigureSpec | None:
+    colors = set_colors(track)
+    curves = []
+    for s in track["unit_sets"]:
+        tr = s.get("training")
+        if not isinstance(tr, dict) or not tr.get("tokens"):
+            continue
+        curve: dict[str, Any] = {"id": str(s["id"]), "color": colors[str(s["id"])], "tokens": tr["tokens"]}
+        for key in ("fvu", "l0", "dead_fraction"):
+            curve[key] = [num(v) for v in tr.get(key) or []]
+        curves.append(curve)
+    if not curves:
+        return None
+    return _spec(
+        "training", "Training curves",
+        "Fraction of variance unexplained, L0 and dead fraction against training tokens.", {"curves": curves},
+    )
+
+
+def _fms_per_concept(track: dict[str, Any]) -> FigureSpec | None:
+    colors = set_colors(track)
+    rows = []
+    concepts: list[str] = []
+    for s in track["unit_sets"]:
+        per = (s.get("fms") or {}).get("per_concept") or {}
+        if not isinstance(per, dict) or not per:
+            continue
+        for name in per:
+            if str(name) not in concepts:
+                concepts.append(str(name))
+        rows.append({"id": str(s["id"]), "kind": s["kind"], "color": colors[str(s["id"])],
+                     "fms@1_total": num((s.get("fms") or {}).get("fms@1")), "per": per})
+    if not rows:
+        return None
+    # Many SAEs make grouped bars unreadable: keep the neurons and the SAEs with the best FMS@1.
+    neurons = [r for r in rows if r["kind"] == "neurons"]
+    saes = sorted((r for r in rows if r["kind"] != "neurons"), key=lambda r: -(r["fms@1_total"] or 0.0))
+    kept = neurons + saes[: _MAX_BAR_SETS - len(neurons)]
+    sets = [
+        {"id": r["id"], "kind": r["kind"], "color": r["color"],
+         "fms@1": [num((r["per"].get(c) or {}).get("fms@1")) for c in concepts],
+         "fms@5": [num((r["per"].get(c) or {}).get("fms@5")) for c in concepts]}
+        for r in kept
+    ]
+    caption = "FMS@1 of the best single unit for each labelled concept (concept vs rest)."
+    if len(kept) < len(rows):
+        caption += f" Showing the neurons and the {len(kept) - len(neurons)} SAEs with the highest FMS@1."
+    return _spec("fms_per_concept", "FMS per concept", caption, {"concepts": concepts, "sets": sets})
+
+
+def _ms_vs_firing(track: dict[str, Any]) -> FigureSpec | None:
+    colors = set_colors(track)
+    by_set: dict[str, dict[str, Any]] = {}
+    for f in track.get("features") or []:
+        ms, rate = num(f.get("ms")), num(f.get("firing_rate"))
+        if ms is None or rate is None or rate <= 0:
+            continue
+        key = str(f["set"])
+        entry = by_set.setdefault(key, {"id": key, "color": colors.get(key, NEURON_COLOR), "ms": [], "firing_rate": []})
+        entry["ms"].append(ms)
+        entry["firing_rate"].append(rate)
+    if not by_set:
+        return None
+    order = [str(s["id"]) for s in track["unit_sets"]]
+    sets = [by_set[k] for k in order if k in by_set]
+    return _spec(
+        "ms_vs_firing", "MS against firing rate",
+        "Each dot is a unit. Units that fire on very few inputs can score a trivially high MS.", {"sets": sets},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- drawing
+
+
+def _new_figure(width: float, height: float, ncols: int = 1) -> tuple[Any, list[Any]]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0].tolist()
+    for ax in axes:
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(True, color="#e6e8eb", linewidth=0.8)
+        ax.set_axisbelow(True)
+        ax.tick_params(colors="#3c4043", labelsize=9)
+    return fig, axes
+
+
+def draw(spec: FigureSpec) -> Any:
+    """A matplotlib Figure of ``spec`` (Agg-compatible; nothing is shown)."""
+    from monosemantic.report import plots
+
+    return getattr(plots, f"draw_{spec.kind}")(spec.data, _new_figure)
+
+
+def to_png_data_uri(fig: Any, dpi: int = 144) -> str:
+    """Render ``fig`` to a base64 PNG data URI (dpi 144 keeps the plots sharp on high-density screens)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

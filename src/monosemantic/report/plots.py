@@ -1,0 +1,150 @@
+"""matplotlib drawings of the figure specs in ``figures.py``; each takes a spec's data and a figure factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from monosemantic.report.figures import NEURON_COLOR, SAE_COLORS
+
+NewFigure = Callable[..., tuple[Any, list[Any]]]
+_TEXT = "#3c4043"
+
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=8.5, **kwargs)
+
+
+def draw_ms_distribution(data: dict[str, Any], new_figure: NewFigure) -> Any:
+    sets = [s for s in data["sets"] if s["values"]]
+    neurons = next((s for s in sets if s["kind"] == "neurons"), None)
+    best = next((s for s in sets if s["id"] == data.get("best_sae")), None)
+    paired = neurons is not None and best is not None
+    height = max(3.4, 0.42 * len(sets) + 1.3)
+    fig, axes = new_figure(11.0, height, 2 if paired else 1)
+    if paired:
+        ax = axes[0]
+        lo = min(min(neurons["values"]), min(best["values"]))
+        hi = max(max(neurons["values"]), max(best["values"]))
+        bins = np.linspace(lo, hi if hi > lo else lo + 1e-3, 36)
+        for s, label in ((neurons, f"raw neurons ({neurons['id']})"), (best, f"best SAE: {best['id']}")):
+            ax.hist(s["values"], bins=bins, density=True, color=s["color"], alpha=0.45, label=label)
+            ax.hist(s["values"], bins=bins, density=True, color=s["color"], histtype="step", linewidth=1.4)
+            mean = float(np.mean(s["values"]))
+            ax.axvline(mean, color=s["color"], linestyle="--", linewidth=1.3)
+            ax.annotate(f"mean {mean:.2f}", (mean, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -10),
+                        textcoords="offset points", color=s["color"], fontsize=8.5, fontweight="bold")
+        ax.set_xlabel("MS", color=_TEXT)
+        ax.set_ylabel("density", color=_TEXT)
+        _legend(ax, loc="upper right", bbox_to_anchor=(1.0, 0.9))
+    ax = axes[-1]
+    values = [s["values"] if len(s["values"]) > 1 else s["values"] * 2 for s in sets]
+    positions = np.arange(len(sets))[::-1]
+    parts = ax.violinplot(values, positions=positions, orientation="horizontal", showextrema=False, widths=0.8)
+    for body, s in zip(parts["bodies"], sets, strict=True):
+        body.set_facecolor(s["color"])
+        body.set_edgecolor(s["color"])
+        body.set_alpha(0.55)
+    for pos, s in zip(positions, sets, strict=True):
+        q1, med, q3 = np.percentile(s["values"], [25, 50, 75])
+        ax.hlines(pos, q1, q3, color="#202124", linewidth=3)
+        ax.plot([med], [pos], marker="o", markersize=4, color="white", markeredgecolor="#202124", zorder=3)
+    ax.set_yticks(positions, [f"{s['id']}  (n={len(s['values'])})" for s in sets], fontsize=8.5)
+    ax.set_xlabel("MS (box: quartiles, dot: median)", color=_TEXT)
+    ax.grid(False, axis="y")
+    return fig
+
+
+def _group_lines(ax: Any, saes: list[dict[str, Any]], x_key: str, group_keys: tuple[str, ...], fmt: Callable) -> None:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for s in saes:
+        if s.get(x_key) is not None:
+            groups.setdefault(tuple(s.get(k) for k in group_keys), []).append(s)
+    for g, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
+        members.sort(key=lambda s: s[x_key])
+        xs = [s[x_key] for s in members]
+        ys = [s["ms_mean"] for s in members]
+        err = [s["ms_std"] or 0.0 for s in members]
+        color = SAE_COLORS[g % len(SAE_COLORS)]
+        ax.errorbar(xs, ys, yerr=err, color=color, marker="o", markersize=5, capsize=3, linewidth=1.6,
+                    elinewidth=0.9, alpha=0.95, label=fmt(key))
+    if not groups:
+        ax.text(0.5, 0.5, f"no SAE with a {x_key}", transform=ax.transAxes, ha="center", color=_TEXT)
+
+
+def draw_ms_vs_size(data: dict[str, Any], new_figure: NewFigure) -> Any:
+    fig, axes = new_figure(11.0, 3.6, 2)
+    saes = data["saes"]
+    _group_lines(axes[0], saes, "width", ("arch", "k"),
+                 lambda key: f"{key[0]}" + ("" if key[1] is None else f", k={key[1]:g}"))
+    _group_lines(axes[1], saes, "k", ("arch", "expansion"),
+                 lambda key: f"{key[0]}" + ("" if key[1] is None else f", x{key[1]:g}"))
+    for ax, xlabel in zip(axes, ("dictionary width (latents)", "k (active latents)"), strict=True):
+        xs = [s[k] for s in saes for k in (("width",) if ax is axes[0] else ("k",)) if s.get(k)]
+        if xs and min(xs) > 0 and max(xs) / min(xs) >= 4:
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter("{x:g}")
+        if data.get("neurons_mean") is not None:
+            ax.axhline(data["neurons_mean"], color=NEURON_COLOR, linestyle="--", linewidth=1.5,
+                       label=f"raw neurons ({data['neurons_mean']:.2f})")
+        ax.set_xlabel(xlabel, color=_TEXT)
+        ax.set_ylabel("mean MS", color=_TEXT)
+        _legend(ax, loc="best")
+    return fig
+
+
+def draw_training(data: dict[str, Any], new_figure: NewFigure) -> Any:
+    fig, axes = new_figure(11.0, 3.2, 3)
+    for ax, key, label in zip(axes, ("fvu", "l0", "dead_fraction"), ("FVU", "L0", "dead fraction"), strict=True):
+        positive = True
+        for c in data["curves"]:
+            pts = [(t, v) for t, v in zip(c["tokens"], c[key], strict=False) if v is not None]
+            if not pts:
+                continue
+            xs, ys = zip(*pts, strict=True)
+            positive = positive and min(ys) > 0
+            ax.plot(xs, ys, color=c["color"], linewidth=1.6, label=c["id"])
+        if key == "fvu" and positive and ax.lines:
+            ax.set_yscale("log")
+        ax.set_xlabel("training tokens", color=_TEXT)
+        ax.set_title(label, fontsize=10, color=_TEXT, loc="left")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+    _legend(axes[0], loc="upper right")
+    return fig
+
+
+def draw_fms_per_concept(data: dict[str, Any], new_figure: NewFigure) -> Any:
+    concepts, sets = data["concepts"], data["sets"]
+    width = min(11.0, max(6.0, 0.28 * len(concepts) * len(sets) + 2.5))
+    fig, axes = new_figure(width, 3.4)
+    ax = axes[0]
+    x = np.arange(len(concepts))
+    bar = 0.8 / max(1, len(sets))
+    for i, s in enumerate(sets):
+        ys = [np.nan if v is None else v for v in s["fms@1"]]
+        ax.bar(x - 0.4 + bar * (i + 0.5), ys, width=bar, color=s["color"], label=s["id"],
+               edgecolor="white", linewidth=0.5)
+    ax.set_xticks(x, concepts, fontsize=8.5, rotation=30 if max(map(len, concepts), default=0) > 6 else 0,
+                  ha="right" if max(map(len, concepts), default=0) > 6 else "center")
+    ax.set_ylabel("FMS@1", color=_TEXT)
+    ax.set_xlabel("concept", color=_TEXT)
+    ax.grid(False, axis="x")
+    _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def draw_ms_vs_firing(data: dict[str, Any], new_figure: NewFigure) -> Any:
+    fig, axes = new_figure(11.0, 3.4)
+    ax = axes[0]
+    # Neurons last so the baseline is not buried under thousands of latents.
+    for s in sorted(data["sets"], key=lambda s: s["color"] == NEURON_COLOR):
+        ax.scatter(s["firing_rate"], s["ms"], s=7, color=s["color"], alpha=0.55, linewidths=0, label=s["id"],
+                   rasterized=True)
+    ax.set_xscale("log")
+    ax.set_xlabel("firing rate (fraction of inputs where the unit is active)", color=_TEXT)
+    ax.set_ylabel("MS", color=_TEXT)
+    _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0), markerscale=2.5)
+    return fig

@@ -1,0 +1,49 @@
+"""torchrun / DDP helpers (ecosystem.md §6): gloo on CPU, NCCL on GPU; everything is a no-op in one process."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+
+def setup() -> tuple[int, int]:
+    """(rank, world size); initialises the process group from torchrun's environment when needed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def local_world() -> int:
+    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+
+
+def is_main() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def any_reduce(mask: Tensor) -> Tensor:
+    """Logical OR of a bool tensor over ranks."""
+    if not dist.is_initialized():
+        return mask
+    m = mask.to(torch.uint8)
+    dist.all_reduce(m, op=dist.ReduceOp.MAX)
+    return m.bool()
+
+
+def wrap(module: nn.Module) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    # buffers (BatchTopK θ) are updated from all-reduced statistics, identically on every rank
+    return DistributedDataParallel(module, broadcast_buffers=False)
