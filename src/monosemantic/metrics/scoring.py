@@ -185,7 +185,7 @@ def _score_set(
         entropy = M.correlation_entropy(corr)
         best = corr.abs().argmax(1)
         best_corr = corr.gather(1, best[:, None]).squeeze(1)
-        best_label = [label_names[int(c)] for c in best] if labels.ndim == 1 else [label_names[int(c)] for c in best]
+        best_label = [label_names[int(c)] for c in best]
         per_class = M.best_unit_per_class(corr)
         summary["corr_mean"] = float(per_class["corr_mean"])
         summary["entropy_mean"] = float(per_class["entropy_mean"])

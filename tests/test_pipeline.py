@@ -1,0 +1,98 @@
+"""`monosemantic run`: a tiny real pipeline, stage caching, and config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from monosemantic.cli import main
+from monosemantic.errors import UserError
+from monosemantic.pipeline.config import load_run_config
+from monosemantic.pipeline.run import run_pipeline
+
+pytestmark = pytest.mark.slow
+
+TINY = """
+title = "tiny"
+out = "{out}"
+
+[[tracks]]
+name = "img"
+model = "mobilenet_v2"
+layer = "features.6"
+data = "digits"
+tokens = "mean"
+max_items = 240
+archs = ["topk"]
+expansions = [2]
+ks = [{k}]
+train_tokens = "30K"
+batch_size = 128
+encoder = "efficientnet_lite0"
+n_cards = 2
+
+[[tracks]]
+name = "txt"
+model = "minilm"
+layer = "encoder.layer.1"
+data = "bbc-news"
+max_items = 40
+max_length = 24
+archs = ["matryoshka"]
+expansions = [2]
+ks = [8]
+train_tokens = "20K"
+batch_size = 256
+encoder = "minilm"
+encoder_max_length = 24
+n_cards = 2
+"""
+
+
+def _config(tmp_path: Path, k: int = 4) -> Path:
+    path = tmp_path / f"run-{k}.toml"
+    path.write_text(TINY.format(out=tmp_path / "run", k=k))
+    return path
+
+
+def test_tiny_run_caches_stages_and_redoes_only_what_changed(tmp_path: Path) -> None:
+    report = run_pipeline(load_run_config(_config(tmp_path)))
+    assert report.is_file() and report.name == "report.html"
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    first = {k: v["hash"] for k, v in run["stages"].items()}
+    assert set(first) == {f"{t}/{s}" for t in ("img", "txt") for s in ("extract", "embed", "score")} | {
+        "img/train-topk", "txt/train-matryoshka"}
+    data = json.loads((tmp_path / "run" / "report_data.json").read_text())
+    img = data["tracks"][0]
+    assert [s["id"] for s in img["unit_sets"]][0] == "neurons" and len(img["unit_sets"]) == 2
+    assert img["cards"] and img["cards"][0]["top"][0]["image"].startswith("data:image/png;base64,")
+    txt = data["tracks"][1]
+    assert txt["cards"][0]["top"][0]["tokens"]
+
+    mtimes = {p: p.stat().st_mtime for p in (tmp_path / "run" / "stores").rglob("manifest.json")}
+    run_pipeline(load_run_config(_config(tmp_path)))  # everything cached
+    assert {p: p.stat().st_mtime for p in mtimes} == mtimes
+
+    run_pipeline(load_run_config(_config(tmp_path, k=6)))  # only img train, img score change
+    after = {k: v["hash"] for k, v in json.loads((tmp_path / "run" / "run.json").read_text())["stages"].items()}
+    changed = {k for k in first if first[k] != after[k]}
+    assert changed == {"img/train-topk", "img/score"}
+
+
+def test_config_errors_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[tracks]]\nname = "a"\nmodel = "minilm"\nlayer = "x"\ndata = "bbc-news"\nexpansion = [2]\n')
+    with pytest.raises(UserError, match="unknown key 'expansion'.*valid keys: archs"):
+        load_run_config(bad)
+    bad.write_text('[[tracks]]\nname = "a"\nmodel = "minilm"\nlayer = "x"\ndata = "bbc-news"\nks = "8"\n')
+    assert main(["run", str(bad)]) == 2
+    assert "tracks[0].ks must be a list of a number" in capsys.readouterr().err
+
+
+def test_older_run_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"format_version": 0, "stages": {}}))
+    with pytest.raises(UserError, match="older monosemantic format"):
+        run_pipeline(load_run_config(_config(tmp_path)))
