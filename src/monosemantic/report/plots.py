@@ -6,11 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import LogLocator, NullFormatter, NullLocator
 
-from monosemantic.report.figures import NEURON_COLOR, SAE_COLORS
+from monosemantic.report.figures import NEURON_COLOR
 
 NewFigure = Callable[..., tuple[Any, list[Any]]]
 _TEXT = "#3c4043"
+_MARKERS = ("o", "s", "D", "^", "v", "P")
+
+
+def plain(text: Any, limit: int = 28) -> str:
+    """Text from the data as matplotlib should show it: ``$`` is a dollar sign, not mathtext; long names cut short."""
+    text = " ".join(str(text).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def _legend(ax: Any, **kwargs: Any) -> None:
@@ -30,7 +40,8 @@ def draw_ms_distribution(data: dict[str, Any], new_figure: NewFigure) -> Any:
         lo = min(min(neurons["values"]), min(best["values"]))
         hi = max(max(neurons["values"]), max(best["values"]))
         bins = np.linspace(lo, hi if hi > lo else lo + 1e-3, 36)
-        for s, label in ((neurons, f"raw neurons ({neurons['id']})"), (best, f"best SAE: {best['id']}")):
+        neuron_label = "raw neurons" if neurons["id"] == "neurons" else f"raw neurons ({plain(neurons['id'])})"
+        for s, label in ((neurons, neuron_label), (best, f"best SAE: {plain(best['id'])}")):
             ax.hist(s["values"], bins=bins, density=True, color=s["color"], alpha=0.45, label=label)
             ax.hist(s["values"], bins=bins, density=True, color=s["color"], histtype="step", linewidth=1.4)
             mean = float(np.mean(s["values"]))
@@ -52,10 +63,16 @@ def draw_ms_distribution(data: dict[str, Any], new_figure: NewFigure) -> Any:
         q1, med, q3 = np.percentile(s["values"], [25, 50, 75])
         ax.hlines(pos, q1, q3, color="#202124", linewidth=3)
         ax.plot([med], [pos], marker="o", markersize=4, color="white", markeredgecolor="#202124", zorder=3)
-    ax.set_yticks(positions, [f"{s['id']}  (n={len(s['values'])})" for s in sets], fontsize=8.5)
+    ax.set_yticks(positions, [f"{plain(s['id'])}  (n={len(s['values'])})" for s in sets], fontsize=8.5)
     ax.set_xlabel("MS (box: quartiles, dot: median)", color=_TEXT)
     ax.grid(False, axis="y")
     return fig
+
+
+def _group_order(key: tuple) -> tuple:
+    """Architecture names alphabetically, then numbers numerically (k=8 before k=16), missing last."""
+    return tuple((v is None, "" if v is None else str(v)) if isinstance(v, str | None) else (False, float(v))
+                 for v in key)
 
 
 def _group_lines(ax: Any, saes: list[dict[str, Any]], x_key: str, group_keys: tuple[str, ...], fmt: Callable) -> None:
@@ -63,36 +80,50 @@ def _group_lines(ax: Any, saes: list[dict[str, Any]], x_key: str, group_keys: tu
     for s in saes:
         if s.get(x_key) is not None:
             groups.setdefault(tuple(s.get(k) for k in group_keys), []).append(s)
-    for g, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
+    # Groups are ordered (k=8, 16, 32...), so a sequential colour map, distinct from the per-set palette.
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    ordered = sorted(groups.items(), key=lambda kv: _group_order(kv[0]))
+    for g, (key, members) in enumerate(ordered):
         members.sort(key=lambda s: s[x_key])
-        xs = [s[x_key] for s in members]
+        # Groups often share an x (three SAEs at width 768): a small multiplicative dodge keeps each visible.
+        dodge = 2 ** ((g - (len(ordered) - 1) / 2) * 0.05)
+        xs = [s[x_key] * dodge for s in members]
         ys = [s["ms_mean"] for s in members]
         err = [s["ms_std"] or 0.0 for s in members]
-        color = SAE_COLORS[g % len(SAE_COLORS)]
-        ax.errorbar(xs, ys, yerr=err, color=color, marker="o", markersize=5, capsize=3, linewidth=1.6,
-                    elinewidth=0.9, alpha=0.95, label=fmt(key))
+        color = cmap(0.1 + 0.7 * g / max(1, len(ordered) - 1))
+        ax.errorbar(xs, ys, yerr=err, color=color, marker=_MARKERS[g % len(_MARKERS)], markersize=5.5, capsize=3,
+                    linewidth=1.6, elinewidth=0.9, alpha=0.95, label=plain(fmt(key)))
     if not groups:
         ax.text(0.5, 0.5, f"no SAE with a {x_key}", transform=ax.transAxes, ha="center", color=_TEXT)
 
 
 def draw_ms_vs_size(data: dict[str, Any], new_figure: NewFigure) -> Any:
-    fig, axes = new_figure(11.0, 3.6, 2)
+    fig, axes = new_figure(11.0, 4.0, 2)
     saes = data["saes"]
     _group_lines(axes[0], saes, "width", ("arch", "k"),
                  lambda key: f"{key[0]}" + ("" if key[1] is None else f", k={key[1]:g}"))
     _group_lines(axes[1], saes, "k", ("arch", "expansion"),
                  lambda key: f"{key[0]}" + ("" if key[1] is None else f", x{key[1]:g}"))
-    for ax, xlabel in zip(axes, ("dictionary width (latents)", "k (active latents)"), strict=True):
-        xs = [s[k] for s in saes for k in (("width",) if ax is axes[0] else ("k",)) if s.get(k)]
+    for ax, key, xlabel in zip(axes, ("width", "k"), ("dictionary width (latents)", "k (active latents)"),
+                               strict=True):
+        xs = sorted({s[key] for s in saes if s.get(key)})
         if xs and min(xs) > 0 and max(xs) / min(xs) >= 4:
             ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_formatter("{x:g}")
+        if xs:
+            # Ticks at the sizes that were trained, nothing in between: the sweep is a handful of points.
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+            ax.xaxis.set_minor_locator(NullLocator())
+            if len(xs) == 1:
+                ax.set_xlim(xs[0] / 1.5, xs[0] * 1.5)
         if data.get("neurons_mean") is not None:
             ax.axhline(data["neurons_mean"], color=NEURON_COLOR, linestyle="--", linewidth=1.5,
                        label=f"raw neurons ({data['neurons_mean']:.2f})")
         ax.set_xlabel(xlabel, color=_TEXT)
         ax.set_ylabel("mean MS", color=_TEXT)
-        _legend(ax, loc="best")
+        # Below the axes: inside, a legend hides the points it describes.
+        _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
     return fig
 
 
@@ -101,14 +132,17 @@ def draw_training(data: dict[str, Any], new_figure: NewFigure) -> Any:
     for ax, key, label in zip(axes, ("fvu", "l0", "dead_fraction"), ("FVU", "L0", "dead fraction"), strict=True):
         positive = True
         for c in data["curves"]:
-            pts = [(t, v) for t, v in zip(c["tokens"], c[key], strict=False) if v is not None]
+            pts = [(t, v) for t, v in zip(c["tokens"], c[key], strict=False) if t is not None and v is not None]
             if not pts:
                 continue
             xs, ys = zip(*pts, strict=True)
             positive = positive and min(ys) > 0
-            ax.plot(xs, ys, color=c["color"], linewidth=1.6, label=c["id"])
+            ax.plot(xs, ys, color=c["color"], linewidth=1.6, label=plain(c["id"]))
         if key == "fvu" and positive and ax.lines:
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter("{x:g}")
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training tokens", color=_TEXT)
         ax.set_title(label, fontsize=10, color=_TEXT, loc="left")
         ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
@@ -125,10 +159,11 @@ def draw_fms_per_concept(data: dict[str, Any], new_figure: NewFigure) -> Any:
     bar = 0.8 / max(1, len(sets))
     for i, s in enumerate(sets):
         ys = [np.nan if v is None else v for v in s["fms@1"]]
-        ax.bar(x - 0.4 + bar * (i + 0.5), ys, width=bar, color=s["color"], label=s["id"],
+        ax.bar(x - 0.4 + bar * (i + 0.5), ys, width=bar, color=s["color"], label=plain(s["id"]),
                edgecolor="white", linewidth=0.5)
-    ax.set_xticks(x, concepts, fontsize=8.5, rotation=30 if max(map(len, concepts), default=0) > 6 else 0,
-                  ha="right" if max(map(len, concepts), default=0) > 6 else "center")
+    names = [plain(c, 16) for c in concepts]
+    slanted = max(map(len, names), default=0) > 6
+    ax.set_xticks(x, names, fontsize=8.5, rotation=30 if slanted else 0, ha="right" if slanted else "center")
     ax.set_ylabel("FMS@1", color=_TEXT)
     ax.set_xlabel("concept", color=_TEXT)
     ax.grid(False, axis="x")
@@ -141,7 +176,7 @@ def draw_ms_vs_firing(data: dict[str, Any], new_figure: NewFigure) -> Any:
     ax = axes[0]
     # Neurons last so the baseline is not buried under thousands of latents.
     for s in sorted(data["sets"], key=lambda s: s["color"] == NEURON_COLOR):
-        ax.scatter(s["firing_rate"], s["ms"], s=7, color=s["color"], alpha=0.55, linewidths=0, label=s["id"],
+        ax.scatter(s["firing_rate"], s["ms"], s=7, color=s["color"], alpha=0.55, linewidths=0, label=plain(s["id"]),
                    rasterized=True)
     ax.set_xscale("log")
     ax.set_xlabel("firing rate (fraction of inputs where the unit is active)", color=_TEXT)

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from monosemantic.report.cards import ImageClasses, cards_block
 from monosemantic.report.data import FORMAT_VERSION, load_report_data
 from monosemantic.report.figures import draw, figure_specs, to_png_data_uri
-from monosemantic.report.sections import (
-    ImageClasses,
-    cards_block,
-    esc,
-    facts,
-    features_block,
-    kpi_tiles,
-    summary_table,
-)
+from monosemantic.report.files import write_atomic
+from monosemantic.report.sections import esc, facts, features_block, kpi_tiles, summary_table
+
+Pngs = dict[str, tuple[str, int]]
+"""Figure id -> (PNG data URI, width in CSS pixels)."""
 
 REPORT_NAME = "report.html"
 FIGURES_NAME = "figures.json"
@@ -33,7 +28,7 @@ _ERROR_HOOK = (
 
 
 def figures_path(html_path: Path) -> Path:
-    """Where the figure data of ``html_path`` goes: ``figures.json`` beside ``report.html``, else ``NAME.figures.json``."""
+    """The figure data of ``html_path``: ``figures.json`` beside ``report.html``, else ``NAME.figures.json``."""
     if html_path.name == REPORT_NAME:
         return html_path.with_name(FIGURES_NAME)
     return html_path.with_name(html_path.stem + "." + FIGURES_NAME)
@@ -55,35 +50,25 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
     figures_json = {"format_version": FORMAT_VERSION, "title": data.get("title"),
                     "figures": [spec.to_json() for spec in specs]}
     page = build_html(data, {spec.id: _png(spec) for spec in specs}, specs, figures_path(html_path).name)
-    _write_atomic(figures_path(html_path), json.dumps(figures_json, indent=1, allow_nan=False))
-    _write_atomic(html_path, page)
+    write_atomic(figures_path(html_path), json.dumps(figures_json, indent=1, allow_nan=False))
+    write_atomic(html_path, page)
     return html_path
 
 
-def _png(spec: Any) -> str:
+def _png(spec: Any) -> tuple[str, int]:
+    """The figure as a PNG data URI and its width in CSS pixels (96 per inch, so every plot's text is one size)."""
     fig = draw(spec)
     try:
-        return to_png_data_uri(fig)
+        return to_png_data_uri(fig), round(fig.get_size_inches()[0] * 96)
     finally:
         fig.clear()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _asset(name: str) -> str:
     return resources.files("monosemantic.report").joinpath(name).read_text(encoding="utf-8")
 
 
-def build_html(data: dict[str, Any], pngs: dict[str, str], specs: list[Any], figures_name: str) -> str:
+def build_html(data: dict[str, Any], pngs: Pngs, specs: list[Any], figures_name: str) -> str:
     """The whole page as one string (no external resources)."""
     images = ImageClasses()
     title = str(data.get("title") or "monosemantic report")
@@ -128,11 +113,12 @@ def build_html(data: dict[str, Any], pngs: dict[str, str], specs: list[Any], fig
     )
 
 
-def _track(track: dict[str, Any], t: int, pngs: dict[str, str], specs: list[Any], images: ImageClasses) -> str:
+def _track(track: dict[str, Any], t: int, pngs: Pngs, specs: list[Any], images: ImageClasses) -> str:
     card_keys = {(str(c["set"]), str(c["id"])) for c in track.get("cards") or []}
     figures = "".join(
         f"<figure class=plot id='{esc(spec.id)}'><figcaption><b>{esc(spec.title)}</b> {esc(spec.caption)}"
-        f"</figcaption><img src='{pngs[spec.id]}' alt='{esc(spec.title)}' loading=lazy></figure>"
+        f"</figcaption><img src='{pngs[spec.id][0]}' width={pngs[spec.id][1]} alt='{esc(spec.title)}'>"
+        "</figure>"
         for spec in specs
         if spec.id.startswith(f"t{t}-")
     ) or "<p class=note>No plot data in this run.</p>"

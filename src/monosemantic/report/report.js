@@ -56,6 +56,7 @@
       if (f.fmsMin !== null && !(d.fms[i] !== null && d.fms[i] >= f.fmsMin)) return false;
       if (f.frMin !== null && !(d.fr[i] !== null && d.fr[i] >= f.frMin)) return false;
       if (f.frMax !== null && !(d.fr[i] !== null && d.fr[i] <= f.frMax)) return false;
+      if (f.activeMin !== null && !(d.active && d.active[i] !== null && d.active[i] >= f.activeMin)) return false;
       if (f.id !== null && String(d.id[i]) !== f.id) return false;
       if (f.setText !== null && d.sets[d.set[i]].toLowerCase().indexOf(f.setText) < 0) return false;
       return true;
@@ -73,7 +74,8 @@
         label: q(".f-label").value === "" ? null : Number(q(".f-label").value),
         card: q(".f-card").checked, id: id, setText: setText,
         msMin: numOrNull(q(".f-ms-min")), msMax: numOrNull(q(".f-ms-max")), fmsMin: numOrNull(q(".f-fms-min")),
-        frMin: numOrNull(q(".f-fr-min")), frMax: numOrNull(q(".f-fr-max"))
+        frMin: numOrNull(q(".f-fr-min")), frMax: numOrNull(q(".f-fr-max")),
+        activeMin: q(".f-active-min") ? numOrNull(q(".f-active-min")) : null
       };
     }
     function refilter() {
@@ -103,6 +105,7 @@
         }
         cell(tr, fmt(d.fms[i], 3), "n");
         cell(tr, pct(d.fr[i]), "n");
+        if (d.active) cell(tr, d.active[i] === null ? "\u2013" : d.active[i].toLocaleString(), "n");
         cell(tr, d.label[i] < 0 ? "\u2013" : d.labels[d.label[i]]);
         cell(tr, fmt(d.corr[i], 2), "n");
         cell(tr, fmt(d.ent[i], 2), "n");
@@ -206,5 +209,6 @@
     });
   });
 
+  document.body.setAttribute("data-page-height", String(document.documentElement.scrollHeight));
   document.body.setAttribute("data-ready", "1");
 })();

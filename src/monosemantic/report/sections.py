@@ -1,24 +1,17 @@
-"""HTML for the parts of a track: the summary table, the features-table data and the feature cards.
+"""HTML for the parts of a track: the headline tiles, the summary table and the features table.
 
-Every string that comes from the data (set ids, labels, item texts, tokens) goes through ``esc``; images are
-accepted only as base64 ``data:image/...`` URIs, so a hostile report file can neither inject markup nor make the
-page fetch anything.
+Every string that comes from the data (set ids, labels, item texts, tokens) goes through ``esc``, and JSON for the
+page's script through ``script_json``, so a hostile report file cannot inject markup.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import re
-import struct
 from typing import Any
 
 from monosemantic.report.data import num
 from monosemantic.report.figures import set_colors
-
-_DATA_URI = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+")
-_PIXELATED_BELOW = 48  # thumbnails smaller than this are upscaled with hard pixel edges (MNIST-like images)
 
 
 def esc(value: Any) -> str:
@@ -63,6 +56,7 @@ def summary_table(track: dict[str, Any], t: int) -> str:
     base = None if neurons is None else num(neurons["ms"].get("mean"))
     means = [num(s["ms"].get("mean")) for s in sets]
     top = max((m for m in means if m is not None), default=None)
+    top_shown = fmt(top)
     best = {key: _best(sets, key) for key in ("fms@1", "fms@5")}
     head = (
         "<tr><th>Units</th><th class=n>Width</th><th class=n>k</th><th class=n title='mean active units per input'>"
@@ -82,8 +76,9 @@ def summary_table(track: dict[str, Any], t: int) -> str:
             "</span>"
         )
         dead_ms = ms.get("dead")
+        is_top = mean is not None and fmt(mean) == top_shown
         mean_cell = (
-            f"<td class=ms{' best' if mean is not None and mean == top else ''}>{bar}<span class=v>{fmt(mean)}"
+            f"<td class=ms{' best' if is_top else ''}>{bar}<span class=v>{fmt(mean)}"
             f"<small> ± {fmt(ms.get('std'))}</small></span></td>"
         )
         rows.append(
@@ -96,7 +91,7 @@ def summary_table(track: dict[str, Any], t: int) -> str:
             f"{fmt(s.get('dead_fraction'), 2, pct=True)}</td>"
             f"{mean_cell}<td class=n>{fmt(ms.get('best'))}</td><td class=n>{fmt(ms.get('worst'))}</td>"
             + "".join(
-                f"<td class='n{' best' if best[key] is not None and num(fms.get(key)) == best[key] else ''}'>"
+                f"<td class='n{' best' if best[key] is not None and fmt(fms.get(key)) == fmt(best[key]) else ''}'>"
                 f"{fmt(fms.get(key))}</td>"
                 for key in ("fms@1", "fms@5")
             )
@@ -181,7 +176,7 @@ def facts(track: dict[str, Any]) -> str:
         ("model", track.get("model")), ("hook", track.get("hook")), ("dataset", track.get("dataset")),
         ("items", fmt_count(track.get("n_items")) if track.get("n_items") is not None else None),
         ("rows", fmt_count(track.get("n_rows")) if track.get("n_rows") is not None else None),
-        ("tokens", track.get("tokens")), ("MS encoder", track.get("encoder")),
+        ("tokens", track.get("tokens")), ("pooling", track.get("pool")), ("MS encoder", track.get("encoder")),
         ("labels", ", ".join(map(str, track.get("label_names") or [])) or None),
     ]
     cells = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in items if v not in (None, ""))
@@ -197,7 +192,9 @@ def features_payload(track: dict[str, Any], card_keys: set[tuple[str, str]]) -> 
     set_index = {name: i for i, name in enumerate(sets)}
     labels: list[str] = []
     label_index: dict[str, int] = {}
-    cols: dict[str, list[Any]] = {k: [] for k in ("set", "id", "ms", "fms", "fr", "label", "corr", "ent", "card")}
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("set", "id", "ms", "fms", "fr", "active", "label", "corr", "ent", "card")
+    }
     for f in track.get("features") or []:
         label = f.get("best_label")
         if label is None:
@@ -211,10 +208,14 @@ def features_payload(track: dict[str, Any], card_keys: set[tuple[str, str]]) -> 
         cols["ms"].append(_round(f.get("ms")))
         cols["fms"].append(_round(f.get("fms")))
         cols["fr"].append(_round(f.get("firing_rate")))
+        active = num(f.get("active_items"))
+        cols["active"].append(None if active is None else int(active))
         cols["label"].append(li)
         cols["corr"].append(_round(f.get("best_corr")))
         cols["ent"].append(_round(f.get("entropy")))
         cols["card"].append(1 if (str(f["set"]), str(f["id"])) in card_keys else 0)
+    if all(v is None for v in cols["active"]):
+        del cols["active"]  # older runs have no per-unit item counts: no empty column
     return {"sets": sets, "colors": [set_colors(track)[s] for s in sets], "labels": labels, **cols}
 
 
@@ -227,11 +228,18 @@ def features_block(track: dict[str, Any], t: int, card_keys: set[tuple[str, str]
     )
     cols = (
         ("set", "Units", "s"), ("id", "Id", "n"), ("ms", "MS", "n"), ("fms", "FMS", "n"),
-        ("fr", "Firing rate", "n"), ("label", "Best label", "s"), ("corr", "Best corr", "n"),
-        ("ent", "Label entropy", "n"), ("card", "Card", "s"),
+        ("fr", "Firing rate", "n"), ("active", "Active items", "n"), ("label", "Best label", "s"),
+        ("corr", "Best corr", "n"), ("ent", "Label entropy", "n"), ("card", "Card", "s"),
     )
+    cols = tuple(c for c in cols if c[0] in payload)
     head = "".join(
         f"<th data-col='{c}' class='{kind}' tabindex=0 aria-sort=none>{esc(name)}</th>" for c, name, kind in cols
+    )
+    active_filter = (
+        "<label title='units active on few inputs can score a trivially high MS'>Active items ≥ "
+        "<input type=number class=f-active-min step=1 min=0></label>"
+        if "active" in payload
+        else ""
     )
     return (
         f"<div class=ftable data-track='{t}'>"
@@ -245,7 +253,7 @@ def features_block(track: dict[str, Any], t: int, card_keys: set[tuple[str, str]
         "<label>FMS ≥ <input type=number class=f-fms-min step=0.05></label>"
         "<label>Firing ≥ <input type=number class=f-fr-min step=0.001 min=0></label>"
         "<label>Firing ≤ <input type=number class=f-fr-max step=0.001 min=0></label>"
-        "<label class=chk><input type=checkbox class=f-card> with card</label>"
+        f"{active_filter}<label class=chk><input type=checkbox class=f-card> with card</label>"
         "<button type=button class=f-reset>Reset</button></div>"
         f"<div class=scroll><table class=features><thead><tr>{head}</tr></thead><tbody></tbody></table></div>"
         "<div class=pager><button type=button class=f-prev>‹ Prev</button><span class=f-status></span>"
@@ -253,143 +261,3 @@ def features_block(track: dict[str, Any], t: int, card_keys: set[tuple[str, str]
         "<noscript><p class=note>The features table needs JavaScript.</p></noscript>"
         f"<script type='application/json' class=f-data>{script_json(payload)}</script></div>"
     )
-
-
-# ------------------------------------------------------------------------------------------------- cards
-
-
-class ImageClasses:
-    """Each distinct thumbnail once, as a CSS class: cards repeat the same inputs many times."""
-
-    def __init__(self) -> None:
-        self._by_uri: dict[str, str] = {}
-        self._rules: list[str] = []
-
-    def __call__(self, uri: Any) -> str | None:
-        if not isinstance(uri, str) or not _DATA_URI.fullmatch(uri):
-            return None
-        name = self._by_uri.get(uri)
-        if name is None:
-            name = f"im{len(self._by_uri)}"
-            self._by_uri[uri] = name
-            pix = " image-rendering:pixelated;" if _png_width(uri) < _PIXELATED_BELOW else ""
-            self._rules.append(f'.{name}{{background-image:url("{uri}");{pix}}}')
-        return name
-
-    def css(self) -> str:
-        return "\n".join(self._rules)
-
-
-def _png_width(uri: str) -> int:
-    if not uri.startswith("data:image/png;base64,"):
-        return 10**6
-    try:
-        head = base64.b64decode(uri[22:54])
-        return struct.unpack(">I", head[16:20])[0] if head[12:16] == b"IHDR" else 10**6
-    except (ValueError, struct.error):
-        return 10**6
-
-
-def card_id(t: int, s: int, unit: Any) -> str:
-    return f"c{t}-{s}-{re.sub(r'[^A-Za-z0-9_-]', '_', str(unit))}"
-
-
-def cards_block(track: dict[str, Any], t: int, images: ImageClasses) -> str:
-    sets = [str(s["id"]) for s in track["unit_sets"]]
-    colors = set_colors(track)
-    cards = track.get("cards") or []
-    if not cards:
-        return "<p class=note>This run selected no units for cards.</p>"
-    present = [s for s in sets if any(str(c["set"]) == s for c in cards)]
-    chips = "<button type=button class='chip on' data-set=''>all</button>" + "".join(
-        f"<button type=button class=chip data-set='{sets.index(s)}'>"
-        f"<span class=swatch style='background:{colors[s]}'></span>{esc(s)}</button>"
-        for s in present
-    )
-    body = "".join(_card(c, t, sets, colors, track, images) for c in cards)
-    kind = "cards text" if track["modality"] == "text" else "cards"
-    return f"<div class=chips data-track='{t}'>{chips}</div><div class='{kind}' data-track='{t}'>{body}</div>"
-
-
-def _card(card: dict[str, Any], t: int, sets: list[str], colors: dict[str, str], track: dict[str, Any],
-          images: ImageClasses) -> str:
-    s = sets.index(str(card["set"]))
-    stats = (
-        f"<span><b>MS</b> {fmt(card.get('ms'))}</span><span><b>FMS</b> {fmt(card.get('fms'))}</span>"
-        f"<span><b>firing</b> {fmt(card.get('firing_rate'), 2, pct=True)}</span>"
-        + (f"<span><b>label</b> {esc(card['best_label'])}</span>" if card.get("best_label") is not None else "")
-    )
-    if track["modality"] == "image":
-        examples = (
-            f"<div class=ex-title>Top {len(card.get('top') or [])} activating</div>"
-            f"{_thumbs(card.get('top'), 'top', images)}"
-            f"<div class=ex-title>{len(card.get('weak') or [])} weakest firing</div>"
-            f"{_thumbs(card.get('weak'), 'weak', images)}"
-        )
-    else:
-        weak = card.get("weak") or []
-        examples = (
-            f"<div class=ex-title>Top {len(card.get('top') or [])} snippets</div>{_snippets(card.get('top'))}"
-            + (f"<details><summary>{len(weak)} weakest firing</summary>{_snippets(weak)}</details>" if weak else "")
-        )
-    return (
-        f"<article class=card id='{card_id(t, s, card['id'])}' data-set='{s}'>"
-        f"<header><span class=swatch style='background:{colors[sets[s]]}'></span>"
-        f"<span class=c-set>{esc(sets[s])}</span><span class=c-id>#{esc(card['id'])}</span>"
-        f"<a class=c-back href='#t{t}-features' data-find='{esc(card['id'])}' data-set='{s}'>in table</a></header>"
-        f"<div class=stats>{stats}</div>{examples}{_label_hist(card.get('label_hist'))}</article>"
-    )
-
-
-def _thumbs(examples: Any, kind: str, images: ImageClasses) -> str:
-    cells = []
-    for ex in examples or []:
-        cls = images(ex.get("image"))
-        tip = f"item {ex.get('item')} · activation {fmt(ex.get('value'), 3)}"
-        if ex.get("label") is not None:
-            tip += f" · label {ex['label']}"
-        if cls is None:
-            cells.append(f"<i class='th missing' role=img title='{esc(tip)} (no image)'></i>")
-        else:
-            cells.append(f"<i class='th {cls}' role=img aria-label='{esc(tip)}' title='{esc(tip)}'></i>")
-    if not cells:
-        return "<p class=note>none</p>"
-    return f"<div class='thumbs {kind}'>{''.join(cells)}</div>"
-
-
-def _snippets(examples: Any) -> str:
-    out = []
-    for ex in examples or []:
-        tokens = ex.get("tokens") or []
-        weights = ex.get("weights") or []
-        acts = ex.get("acts") or []
-        spans = []
-        for i, tok in enumerate(tokens):
-            w = min(1.0, max(0.0, num(weights[i]) or 0.0)) if i < len(weights) else 0.0
-            a = num(acts[i]) if i < len(acts) else None
-            tip = f"weight {w:.2f}" + ("" if a is None else f" · activation {a:.3f}")
-            text = esc(tok).replace("\n", "⏎").replace("\t", "⇥")
-            style = f" style='background:rgba(234,106,18,{w:.2f})'" if w > 0.005 else ""
-            spans.append(f"<span class=tok{style} title='{tip}'>{text}</span>")
-        label = f"<span class=s-label>{esc(ex['label'])}</span>" if ex.get("label") is not None else ""
-        out.append(
-            f"<div class=snip><span class=s-val title='item {esc(ex.get('item'))}'>{fmt(ex.get('value'))}</span>"
-            f"<span class=s-text>{''.join(spans)}</span>{label}</div>"
-        )
-    return f"<div class=snips>{''.join(out)}</div>" if out else "<p class=note>none</p>"
-
-
-def _label_hist(hist: Any, top: int = 8) -> str:
-    if not isinstance(hist, dict) or not hist:
-        return ""
-    pairs = sorted(((str(k), num(v) or 0.0) for k, v in hist.items()), key=lambda kv: -kv[1])
-    total = sum(v for _, v in pairs) or 1.0
-    peak = pairs[0][1] or 1.0
-    rest = len(pairs) - top
-    rows = "".join(
-        f"<tr><th>{esc(k)}</th><td><span class=hbar style='width:{100 * v / peak:.1f}%'></span></td>"
-        f"<td class=n>{v:g}</td><td class='n dim'>{100 * v / total:.0f}%</td></tr>"
-        for k, v in pairs[:top]
-    )
-    more = f"<tr><td colspan=4 class=dim>+{rest} more labels</td></tr>" if rest > 0 else ""
-    return f"<div class=ex-title>Labels of the top examples</div><table class=hist>{rows}{more}</table>"

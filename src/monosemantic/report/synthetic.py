@@ -57,7 +57,7 @@ def digit_png(digit: int, rng: np.random.Generator, size: int = 28) -> str:
 def _ms_values(rng: np.random.Generator, n: int, mean: float, spread: float, dead: float) -> list[float | None]:
     vals = np.clip(rng.beta(4, 4, size=n) * spread * 2 + mean - spread, 0.02, 0.99)
     out: list[float | None] = [round(float(v), 4) for v in vals]
-    for i in rng.choice(n, size=int(round(dead * n)), replace=False):
+    for i in rng.choice(n, size=round(dead * n), replace=False):
         out[int(i)] = None
     return out
 
@@ -102,7 +102,8 @@ def _unit_set(rng: np.random.Generator, d: int, spec: tuple[str, float, int] | N
     return out
 
 
-def _features(rng: np.random.Generator, unit_set: dict[str, Any], labels: list[str]) -> list[dict[str, Any]]:
+def _features(rng: np.random.Generator, unit_set: dict[str, Any], labels: list[str], n_items: int
+              ) -> list[dict[str, Any]]:
     rows = []
     neurons = unit_set["kind"] == "neurons"
     for i, ms in enumerate(unit_set["ms"]["values"]):
@@ -112,6 +113,7 @@ def _features(rng: np.random.Generator, unit_set: dict[str, Any], labels: list[s
             "set": unit_set["id"], "id": i, "ms": ms,
             "fms": None if ms is None else round(float(np.clip(quality * 0.7 + rng.normal(0, 0.08), 0, 1)), 4),
             "firing_rate": 0.0 if ms is None else round(rate, 5),
+            "active_items": 0 if ms is None else max(2, round(rate * n_items)),
             "best_label": None if ms is None else labels[int(rng.integers(len(labels)))],
             "best_corr": None if ms is None else round(float(np.clip(quality + rng.normal(0, 0.1), -1, 1)), 4),
             "entropy": None if ms is None else round(float(max(0.05, 2.2 - 2.2 * quality + rng.normal(0, .15))), 4),
@@ -163,7 +165,7 @@ def _cards(rng: np.random.Generator, track: dict[str, Any], per_set: int, image:
                 hist[labels[lab]] = hist.get(labels[lab], 0) + 1
             cards.append({
                 "set": unit_set["id"], "id": f["id"], "ms": f["ms"], "fms": f["fms"], "firing_rate": f["firing_rate"],
-                "best_label": f["best_label"], "label_hist": hist,
+                "best_label": f["best_label"], "active_items": f["active_items"], "label_hist": hist,
                 "top": [example(lab, v) for lab, v in zip(top_labels, values, strict=True)],
                 "weak": [example(lab, v) for lab, v in zip(weak_labels, weak_values, strict=True)],
             })
@@ -186,7 +188,7 @@ def make_report_data(size: str = "tiny", seed: int = 0) -> dict[str, Any]:
             "name": name, "modality": modality, "model": model, "hook": hook, "dataset": dataset,
             "n_items": n_items, "n_rows": n_items if modality == "image" else n_items * 180,
             "tokens": "mean" if modality == "image" else "all", "encoder": encoder, "label_names": labels,
-            "unit_sets": sets, "features": [row for s in sets for row in _features(rng, s, labels)],
+            "unit_sets": sets, "features": [row for s in sets for row in _features(rng, s, labels, n_items)],
         }
         track["cards"] = _cards(rng, track, cfg["cards"], modality == "image")
         tracks.append(track)

@@ -29,7 +29,7 @@ class TrainConfig:
     k: list[float] = field(default_factory=list)
     """TopK / BatchTopK / Matryoshka active latents per row; repeat for a sweep (default 32)."""
     l1_coefficient: list[float] = field(default_factory=list)
-    """ReLU: L1 coefficient λ; JumpReLU: sparsity coefficient; repeat for a sweep (defaults 5.0 and 1.0)."""
+    """ReLU: L1 coefficient λ; JumpReLU: sparsity coefficient; repeat for a sweep (defaults 0.05 and 1.0)."""
     group_fraction: list[float] = field(default_factory=list)
     """Matryoshka: fraction of the latents in each nested group, in order; they must sum to 1."""
     tokens: str = "2M"
@@ -143,7 +143,7 @@ def sweep_points(tc: TrainConfig, d_in: int) -> list[SweepPoint]:
     uses_coef = tc.arch in ("relu", "jumprelu")
     ks: list[float | None] = list(tc.k or [32.0]) if uses_k else [None]
     coefs: list[float | None] = (
-        list(tc.l1_coefficient or [5.0 if tc.arch == "relu" else 1.0]) if uses_coef else [None]
+        list(tc.l1_coefficient or [0.05 if tc.arch == "relu" else 1.0]) if uses_coef else [None]
     )
     if tc.k and not uses_k:
         raise UserError(f"--k does not apply to {tc.arch}; it is for topk, batchtopk and matryoshka")

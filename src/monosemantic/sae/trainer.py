@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from monosemantic.errors import UserError
 from monosemantic.sae import distributed as D
+from monosemantic.sae import native
 from monosemantic.sae.checkpoint import (
     RunPaths,
     check_start,
@@ -32,6 +33,7 @@ from monosemantic.sae.checkpoint import (
     truncate_log,
 )
 from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, get_architecture
+from monosemantic.sae.data import Batches
 from monosemantic.sae.evaluate import ReconStats, evaluate
 from monosemantic.sae.io import save_sae
 from monosemantic.sae.recipe import (
@@ -195,12 +197,12 @@ def train(
     d_in = store.width(hook)
     points = sweep_points(tc, d_in)
     paths = RunPaths.for_names(Path(tc.out), [p.name for p in points])  # type: ignore[arg-type]
-    check_start(paths, resume=tc.resume, overwrite=tc.overwrite)
     if tc.batch_size % world:
         raise UserError(f"--batch-size {tc.batch_size} must be divisible by the {world} processes")
     local_bs = tc.batch_size // world
     train_rows, eval_rows = store.split(holdout=tc.holdout, seed=tc.seed)
-    per_epoch = store.n_batches(local_bs, rows=train_rows, world_size=world)
+    data = Batches(store, hook, train_rows, local_bs, seed=tc.seed, rank=rank, world_size=world)
+    per_epoch = data.per_epoch
     if per_epoch < 1:
         raise UserError(f"the store has {len(train_rows)} training rows, fewer than one batch of {tc.batch_size}")
     total = max(1, math.ceil(tc.total_tokens() / tc.batch_size))
@@ -213,6 +215,7 @@ def train(
         "monosemantic": {"store": str(Path(store.root).resolve()), "dataset": store.manifest.dataset.get("name")},
     }
     saes = [_make_sae(tc, p, d_in, json.loads(json.dumps(meta)), tc.seed) for p in points]
+    check_start(paths, resume=tc.resume, overwrite=tc.overwrite)
     losses = [_losses(tc, s, p, extra_losses) for s, p in zip(saes, points, strict=True)]
     lrs = [tc.lr or default_lr(p.d_sae) for p in points]
     opts = [
@@ -242,7 +245,7 @@ def train(
             truncate_log(paths.log(p.name), step)
     else:
         scale = _norm_scale(tc, store, hook, train_rows, d_in)
-        first = next(store.batches(hook, tc.batch_size, rows=train_rows, seed=tc.seed, epoch=0)) * scale
+        first = data.global_batch(0, 0) * scale
         _check_finite(first, f"hook {hook!r} of the store")
         if tc.init_b_dec != "zeros":
             b0 = geometric_median(first) if tc.init_b_dec == "geometric_median" else first.mean(0)
@@ -265,12 +268,12 @@ def train(
     }
     logs = [open(paths.log(p.name), "a") if D.is_main() else None for p in points]  # noqa: SIM115
     bar = _progress(tc, total, step)
+    native.lib()  # compile the kernels (first use only) before the clock starts
     t0, tok0, done_here = time.perf_counter(), step * tc.batch_size, 0
     try:
         while step < total:
             epoch, start = divmod(step, per_epoch)
-            for x in store.batches(hook, local_bs, rows=train_rows, seed=tc.seed, epoch=epoch, start=start,
-                                   rank=rank, world_size=world):
+            for x in data.epoch(epoch, start):
                 _check_finite(x, f"hook {hook!r} of the store (a batch at step {step})")
                 x = (x * scale).contiguous()
                 ctxs = [
@@ -298,7 +301,7 @@ def train(
                 step += 1
                 done_here += 1
                 if logs[0] is not None and (step % tc.log_every == 0 or step == total):
-                    _log(logs, step, tc, outs, terms, since_fired, factor * np.array(lrs))
+                    _log(logs, step, tc, outs, terms, since_fired, factor * np.array(lrs), time.perf_counter() - t0)
                 if bar is not None:
                     el = time.perf_counter() - t0
                     bar.update(1)
@@ -331,12 +334,13 @@ def _batch_fvu(out: StepOutput) -> float:
 
 
 def _log(logs: list[Any], step: int, tc: TrainConfig, outs: list[StepOutput], terms: list[dict[str, float]],
-         since_fired: list[Tensor], lrs: np.ndarray) -> None:
+         since_fired: list[Tensor], lrs: np.ndarray, elapsed: float) -> None:
     for i, fh in enumerate(logs):
         rec = {
             "step": step, "tokens": step * tc.batch_size, "lr": float(lrs[i]), **terms[i],
             "loss": sum(terms[i].values()), "fvu": _batch_fvu(outs[i]), "l0": float(outs[i].l0()),
             "dead_fraction": float((since_fired[i] >= tc.dead_tokens).double().mean()),
+            "elapsed_s": round(elapsed, 3),
         }
         fh.write(json.dumps(rec) + "\n")
         fh.flush()

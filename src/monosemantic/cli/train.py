@@ -1,0 +1,41 @@
+"""`monosemantic train`: train one SAE, or a sweep side by side, on an activation store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from monosemantic.config import add_arguments, from_dict, from_namespace, load_toml
+from monosemantic.sae.trainconfig import TrainConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train sparse autoencoders on stored activations (one, or a sweep from one pass)",
+        description="Train SAEs on an activation store. Repeat --width/--d-sae, --k or --l1-coefficient to "
+        "train a sweep side by side from one pass over the data. Each SAE is a SAELens-compatible folder "
+        "(cfg.json, sae_weights.safetensors) with eval.json and train_log.jsonl. Under `torchrun "
+        "--nproc_per_node N -m monosemantic train ...` the processes share the work with DDP.",
+        epilog="Example: monosemantic train --acts stores/minilm --arch topk --width 16 --k 32 --tokens 2M "
+        "--out runs/topk",
+    )
+    p.add_argument("--config", type=Path, default=None,
+                   help="TOML file with the same keys as these options; options given here override it")
+    add_arguments(p, TrainConfig, flags={"l1_coefficient": ("--l1",)})
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from monosemantic.sae import train
+
+    given = {k: v for k, v in vars(args).items() if k not in ("config", "func", "command")}
+    if args.config is not None:
+        base = from_dict(TrainConfig, load_toml(args.config), where=str(args.config))
+        names = {f for f in TrainConfig.__dataclass_fields__}
+        config = from_dict(TrainConfig, {**{k: getattr(base, k) for k in names}, **given}, where="options")
+    else:
+        config = from_namespace(TrainConfig, args)
+    for folder in train(config):
+        print(folder)
+    return 0

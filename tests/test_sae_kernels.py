@@ -1,0 +1,127 @@
+"""Sparse TopK autograd and the native primitives against dense brute force (float64 where it matters)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monosemantic.sae import native
+from monosemantic.sae.kernels import sparse_decode, topk_encode
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _dense_loss(x, b_dec, W_enc, b_enc, W_dec, k, dead, k_aux, alpha):
+    pre = (x - b_dec) @ W_enc + b_enc
+    a = torch.relu(pre)
+    v, i = a.topk(k, dim=1)
+    f = torch.zeros_like(a).scatter(1, i, v)
+    x_hat = f @ W_dec + b_dec
+    loss = ((x - x_hat) ** 2).sum(-1).mean()
+    if dead is not None:
+        e = (x - x_hat).detach()
+        z = torch.where(dead[None], a, torch.full_like(a, -torch.inf))
+        av, ai = z.topk(k_aux, dim=1)
+        fa = torch.zeros_like(a).scatter(1, ai, av)
+        loss = loss + alpha * ((e - fa @ W_dec) ** 2).sum(-1).mean()
+    return loss
+
+
+def _sparse_loss(x, b_dec, W_enc, b_enc, W_dec, k, dead, k_aux, alpha, bf16=False):
+    v, i, av, ai = topk_encode(x, b_dec, W_enc, b_enc, k, dead_mask=dead, k_aux=k_aux, bf16=bf16)
+    x_hat = sparse_decode(i, v, W_dec) + b_dec
+    loss = ((x - x_hat) ** 2).sum(-1).mean()
+    if dead is not None:
+        e = (x - x_hat).detach()
+        loss = loss + alpha * ((e - sparse_decode(ai, av, W_dec)) ** 2).sum(-1).mean()
+    return loss
+
+
+def _params(d, F, dtype, seed=0, bias_shift=0.0):
+    g = torch.Generator().manual_seed(seed)
+    ps = [
+        torch.randn(d, generator=g, dtype=dtype) * 0.1,
+        torch.randn(d, F, generator=g, dtype=dtype),
+        torch.randn(F, generator=g, dtype=dtype) * 0.5 + bias_shift,
+        torch.randn(F, d, generator=g, dtype=dtype),
+    ]
+    return [p.requires_grad_() for p in ps]
+
+
+@pytest.mark.parametrize("with_aux", [False, True])
+@pytest.mark.parametrize("bias_shift", [0.0, -3.0])  # -3: most rows keep fewer than k positive values
+def test_sparse_grads_equal_dense_autograd_float64(with_aux, bias_shift):
+    d, F, k, B = 12, 40, 5, 30
+    x = torch.randn(B, d, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    ps = _params(d, F, torch.float64, bias_shift=bias_shift)
+    dead = (torch.arange(F) % 3 == 0) if with_aux else None
+    args = (k, dead, 4, 0.25)
+    ls, ld = _sparse_loss(x, *ps, *args), _dense_loss(x, *ps, *args)
+    assert float(ls.detach()) == pytest.approx(float(ld.detach()), rel=1e-12)
+    for gs, gd in zip(torch.autograd.grad(ls, ps), torch.autograd.grad(ld, ps), strict=True):
+        torch.testing.assert_close(gs, gd, rtol=1e-10, atol=1e-12)
+    if bias_shift:
+        v, *_ = topk_encode(x, *ps[:3], k)
+        assert bool((v == 0).any()), "the test should cover rows whose kept values include zeros"
+
+
+def test_native_float32_matches_float64_reference():
+    d, F, k, B = 24, 96, 6, 50
+    x64 = torch.randn(B, d, dtype=torch.float64)
+    ps64 = _params(d, F, torch.float64, seed=3)
+    ps32 = [p.detach().float().requires_grad_() for p in ps64]
+    dead = torch.arange(F) % 4 == 1
+    g64 = torch.autograd.grad(_dense_loss(x64, *ps64, k, dead, 8, 0.3), ps64)
+    g32 = torch.autograd.grad(_sparse_loss(x64.float(), *ps32, k, dead, 8, 0.3), ps32)
+    for a, b in zip(g32, g64, strict=True):
+        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4)
+
+
+def test_bf16_selection_keeps_exact_float32_values():
+    d, F, k, B = 32, 128, 8, 64
+    x = torch.randn(B, d)
+    b_dec, W_enc, b_enc, _ = (p.detach() for p in _params(d, F, torch.float32, seed=5))
+    v, i, _, _ = topk_encode(x, b_dec, W_enc, b_enc, k, bf16=True)
+    exact = ((x - b_dec) @ W_enc + b_enc).gather(1, i).clamp_min(0)
+    torch.testing.assert_close(v, exact, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler: the torch fallback is what runs")
+class TestNativePrimitives:
+    def test_topk_rows_matches_torch_including_ties_and_bf16(self):
+        g = torch.Generator().manual_seed(0)
+        for B, F, k in [(17, 200, 5), (9, 31, 7), (5, 16, 16), (40, 1000, 64), (8, 100, 1)]:
+            pre = torch.randn(B, F, generator=g)
+            bias = torch.randn(F, generator=g)
+            v, i = native.topk_rows(pre, k, bias)
+            ref = (pre + bias).topk(k, dim=1).values
+            torch.testing.assert_close(v.sort(1).values, ref.sort(1).values, rtol=0, atol=0)
+            assert torch.equal((pre + bias).gather(1, i), v)
+            assert bool((i.sort(1).values.diff(dim=1) > 0).all()), "indices must be distinct"
+        ties = torch.randint(0, 3, (30, 90), generator=g).float()
+        v, i = native.topk_rows(ties, 10)
+        assert torch.equal(v.sort(1).values, ties.topk(10, dim=1).values.sort(1).values)
+        assert torch.equal(ties.gather(1, i), v)
+        pre = torch.randn(12, 300, generator=g).bfloat16()
+        v, _ = native.topk_rows(pre, 9)
+        assert torch.equal(v.sort(1).values, pre.float().topk(9, dim=1).values.sort(1).values)
+
+    def test_gather_and_scatter_match_brute_force(self):
+        B, k, F, d = 33, 6, 50, 19
+        idx = torch.randint(0, F, (B, k))
+        w = torch.randn(B, k)
+        W = torch.randn(F, d)
+        X = torch.randn(B, d)
+        torch.testing.assert_close(native.gather_dot(idx, W, X), torch.einsum("bkd,bd->bk", W[idx], X))
+        torch.testing.assert_close(native.gather_sum(idx, w, W), (w[..., None] * W[idx]).sum(1))
+        ref = torch.zeros(F, d)
+        for b in range(B):
+            for s in range(k):
+                ref[idx[b, s]] += w[b, s] * X[b]
+        torch.testing.assert_close(native.scatter_rows(idx, w, X, F), ref)
