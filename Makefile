@@ -52,3 +52,28 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Peer-library benchmark in its own venv (.bench-venv): torch first (the CPU wheel), then the peers pinned to the
+# versions measured. nnsight (a dictionary-learning dependency) pulls a torchvision built for another torch;
+# nothing here needs it, and leaving it installed breaks `import transformers`, so it is removed.
+BENCH_VENV  ?= .bench-venv
+BENCH_PY    := $(BENCH_VENV)/bin/python
+BENCH_PEERS := sae-lens==6.54.12 eai-sparsify==1.3.3 dictionary-learning==0.1.0
+BENCH_STORE ?= /tmp/stores/minilm-bbc
+BENCH_STAMP := $(BENCH_VENV)/.bench-installed
+
+$(BENCH_STAMP): Makefile
+	@test -x $(BENCH_PY) || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PY) -m pip --disable-pip-version-check -q install "$(TORCH_SPEC)"
+	echo "$(TORCH_SPEC)" > $(BENCH_VENV)/constraints.txt
+	$(BENCH_PY) -m pip --disable-pip-version-check -q install -c $(BENCH_VENV)/constraints.txt $(BENCH_PEERS) pytest
+	$(BENCH_PY) -m pip --disable-pip-version-check -q uninstall -y torchvision
+	$(BENCH_PY) -m pip --disable-pip-version-check -q install --no-deps -e .
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@test -d $(BENCH_STORE) || $(MAKE) --no-print-directory $(STAMP)
+	@test -d $(BENCH_STORE) || $(VENV)/bin/monosemantic extract --model minilm --layer encoder.layer.3 \
+	  --data bbc-news --out $(BENCH_STORE)
+	$(BENCH_PY) -m pytest -q -p no:cacheprovider tests/test_sae_saelens.py
+	$(BENCH_PY) benchmarks/train_throughput.py --store $(BENCH_STORE) --tokens 1M

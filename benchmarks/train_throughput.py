@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import tempfile
@@ -37,7 +38,9 @@ from monosemantic.store import ActivationStore
 def machine() -> str:
     model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                   if ln.startswith("model name")), platform.processor())
-    return f"{model}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    return (f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+            f"Python {platform.python_version()}; load average at start {load}")
 
 
 def pkg(name: str) -> str:
@@ -60,7 +63,9 @@ def timed_loop(step: Callable[[int, Tensor], None], data: Batches, steps: int, s
     return time.perf_counter() - t0
 
 
-def run_sparsify(d: int, F: int, k: int, steps: int, data: Batches, scale: float, x_eval: Tensor) -> tuple[float, float]:
+def run_sparsify(
+    d: int, F: int, k: int, steps: int, data: Batches, scale: float, x_eval: Tensor
+) -> tuple[float, float]:
     from schedulefree import ScheduleFreeWrapper
     from sparsify import SparseCoder, SparseCoderConfig
     from sparsify.sign_sgd import SignSGD
@@ -101,7 +106,9 @@ def run_dictionary_learning(d: int, F: int, k: int, steps: int, data: Batches, s
         return secs, fvu(xs, tr.ae(xs))
 
 
-def run_saelens(d: int, F: int, k: int, steps: int, data: Batches, scale: float, x_eval: Tensor) -> tuple[float, float]:
+def run_saelens(
+    d: int, F: int, k: int, steps: int, data: Batches, scale: float, x_eval: Tensor
+) -> tuple[float, float]:
     from sae_lens.saes.sae import TrainStepInput
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 

@@ -120,11 +120,16 @@ def test_planted_latent_is_the_root_and_binary_columns_work() -> None:
     assert all(rows[1] == a for rows, a in zip(got["acc_by_depth"], got["acc0"], strict=True) if len(rows) > 1)
 
 
-def test_stump_search_matches_sklearn_with_ties_and_zeroed_columns() -> None:
+@pytest.mark.parametrize("sparse", [False, True])  # sorted full columns / non-zero entries + a zero block
+def test_stump_search_matches_sklearn_with_ties_and_zeroed_columns(sparse: bool) -> None:
     rng = np.random.default_rng(11)
     for trial in range(60):
         n, k = int(rng.integers(5, 50)), int(rng.integers(1, 30))
-        x = rng.integers(0, 3, (n, k)).astype(np.float32) if trial % 2 else rng.normal(size=(n, k)).astype(np.float32)
+        if trial % 2:
+            x = rng.integers(-1, 3, (n, k)).astype(np.float32)  # ties everywhere, negatives around the zeros
+        else:
+            x = (rng.normal(size=(n, k)) * (rng.random((n, k)) < 0.5)).astype(np.float32)
+            x[0, 0] = 5e-8  # closer to 0 than FEATURE_THRESHOLD: not a split point
         x[:, :: max(1, k // 3)] = 1.0  # constant columns shift scikit-learn's draw order
         y = rng.random(n) < 0.5
         if y.all() or not y.any():
@@ -133,15 +138,15 @@ def test_stump_search_matches_sklearn_with_ties_and_zeroed_columns() -> None:
         xz = x.copy()
         xz[:, zeroed] = 0.0
         clf = DecisionTreeClassifier(max_depth=1, random_state=trial).fit(xz, y)
-        splits = best_column_splits(torch.from_numpy(x), torch.from_numpy(y[:, None]))
+        splits = best_column_splits(torch.from_numpy(x), torch.from_numpy(y[:, None]), sparse=sparse)
         unusable = splits.constant.copy()
         unusable[zeroed] = True
         col = pick_root(splits.proxy[0], unusable, sklearn_rand_state(trial))
         assert col == max(int(clf.tree_.feature[0]), -1)
         if col >= 0:
             assert splits.threshold[0, col] == clf.tree_.threshold[0]
-            left = np.asarray(clf.classes_)[clf.tree_.value[1, 0].argmax()]
-            assert bool(left) == bool(splits.left_positive[0, col])
+            left, right = np.asarray(clf.classes_)[clf.tree_.value[[1, 2], 0].argmax(1)]
+            assert (bool(left), bool(right)) == (splits.left_positive[0, col], splits.right_positive[0, col])
 
 
 def toy_c3() -> tuple[np.ndarray, np.ndarray]:

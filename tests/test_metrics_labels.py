@@ -86,7 +86,7 @@ def prf_loop(acts: np.ndarray, y: np.ndarray, top_fraction: float, l0_min: float
     for j in range(k):
         pos = sorted(v for v in acts[:, j].astype(np.float64) if v > 1e-7)
         if pos:
-            kth = max(1, int(math.floor((1 - top_fraction) * len(pos))))
+            kth = max(1, math.floor((1 - top_fraction) * len(pos)))
             fired = acts[:, j].astype(np.float64) > pos[kth - 1]
         else:
             fired = np.zeros(len(acts), dtype=bool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -75,7 +76,7 @@ def test_chunk_iterator_variant(denominator: str) -> None:
 
     def make_chunks():
         calls.append(1)
-        return ((acts[a:b], emb[a:b]) for a, b in zip(bounds, bounds[1:], strict=False))
+        return ((acts[a:b], emb[a:b]) for a, b in itertools.pairwise(bounds))
 
     got = monosemanticity_score_chunks(make_chunks, denominator=denominator)
     assert len(calls) == 2

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import torch
 
 from monosemantic.sae import SAE, TrainConfig, train
@@ -20,8 +19,8 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     x = ((rng.random((6000, 40)) < 0.08) * rng.exponential(1.0, (6000, 40)) @ dic).astype(np.float32)
     store = tmp_path / "store"
     write_store(store, {"h": x}, item_index=np.arange(6000) // 6)
-    common = ["--acts", str(store), "--arch", "topk", "--d-sae", "48", "--k", "4", "--tokens", "8K",
-              "--batch-size", "512", "--lr", "3e-3", "--no-progress", "--threads", "1", "--checkpoint-every", "5", "--no-bf16"]
+    common = ["--acts", str(store), "--arch", "topk", "--d-sae", "48", "--k", "4", "--tokens", "8K", "--batch-size",
+              "512", "--lr", "3e-3", "--no-progress", "--threads", "1", "--checkpoint-every", "5", "--no-bf16"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

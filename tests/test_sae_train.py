@@ -125,7 +125,7 @@ def test_resume_refuses_a_store_of_another_width(store_dir, tmp_path):
 def test_bad_input_is_a_clear_user_error(store_dir, tmp_path):
     with pytest.raises(UserError, match="no activation store"):
         train(cfg(tmp_path / "nowhere", tmp_path / "o"))
-    with pytest.raises(UserError, match="impossible|between 1"):
+    with pytest.raises(UserError, match=r"impossible|between 1"):
         train(cfg(store_dir, tmp_path / "o", d_sae=[8], k=[9]))
     with pytest.raises(UserError, match="sum to 1"):
         train(cfg(store_dir, tmp_path / "o", arch="matryoshka", group_fraction=[0.5, 0.6]))

@@ -13,8 +13,11 @@ import torch
 from monosemantic.errors import UserError
 
 
-def as_matrix(x: Any, name: str, *, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """A 2-D tensor (numpy arrays are wrapped without a copy where possible); empty or non-finite -> UserError."""
+def as_matrix(x: Any, name: str, *, dtype: torch.dtype | None = None, check_finite: bool = True) -> torch.Tensor:
+    """A 2-D tensor (numpy arrays are wrapped without a copy where possible); empty or non-finite -> UserError.
+
+    check_finite=False skips the full scan, for callers that check a reduction of the values instead.
+    """
     t = torch.as_tensor(x)
     if t.ndim != 2:
         raise UserError(f"{name} must be a 2-D [items, units] array; got shape {tuple(t.shape)}")
@@ -24,7 +27,7 @@ def as_matrix(x: Any, name: str, *, dtype: torch.dtype | None = None) -> torch.T
         raise UserError(f"{name} must be real-valued; got {t.dtype}")
     if dtype is not None and t.dtype != dtype:
         t = t.to(dtype)
-    if t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):
+    if check_finite and t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):
         raise UserError(f"{name} holds NaN or infinite values; clean them before scoring")
     return t
 

@@ -76,15 +76,20 @@ def monosemanticity_score_chunks(
 
 
 def _kept_rows(a: Any, e: Any, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    a_t = as_matrix(a, f"activations chunk {index}")
-    e_t = as_matrix(e, f"embeddings chunk {index}")
+    # finiteness is checked on the per-chunk min/max and norms, which NaN and inf always reach
+    a_t = as_matrix(a, f"activations chunk {index}", check_finite=False)
+    if a_t.dtype == torch.bool:
+        a_t = a_t.to(torch.float32)
+    e_t = as_matrix(e, f"embeddings chunk {index}", check_finite=False)
     check_same_items(a_t.shape[0], e_t.shape[0], f"activations chunk {index}", f"embeddings chunk {index}")
     e64 = e_t.to(torch.float64)
     norm = torch.linalg.vector_norm(e64, dim=1)
+    if not bool(torch.isfinite(norm).all()):
+        raise UserError(f"embeddings chunk {index} holds NaN or infinite values; clean them before scoring")
     keep = norm > 0
     if bool(keep.all()):
         return a_t, e64 / norm[:, None]
-    return a_t[keep], e64[keep] / norm[keep][:, None]
+    return a_t[keep.to(a_t.device)], e64[keep] / norm[keep][:, None]
 
 
 def _two_pass(make_chunks: ChunkSource, denominator: str, tol: float) -> torch.Tensor:
@@ -104,7 +109,9 @@ def _two_pass(make_chunks: ChunkSource, denominator: str, tol: float) -> torch.T
         n_seen += int(torch.as_tensor(a).shape[0])
         if a_t.shape[0] == 0:
             continue
-        lo, hi = a_t.min(0).values.to(torch.float64), a_t.max(0).values.to(torch.float64)
+        lo, hi = (t.to(torch.float64) for t in torch.aminmax(a_t, dim=0))
+        if not bool(torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+            raise UserError(f"activations chunk {i} holds NaN or infinite values; clean them before scoring")
         mn = lo if mn is None else torch.minimum(mn, lo)
         mx = hi if mx is None else torch.maximum(mx, hi)
         n_items += a_t.shape[0]
@@ -116,24 +123,33 @@ def _two_pass(make_chunks: ChunkSource, denominator: str, tol: float) -> torch.T
     device = mn.device
     rng = mx - mn
     constant = rng == 0
+    # a constant unit equals mn on every kept item, so (a - mn) is exactly 0 there and dividing by 1 keeps it 0
     safe_rng = torch.where(constant, torch.ones_like(rng), rng)
     v = torch.zeros(dim, width, dtype=torch.float64, device=device)
     s1 = torch.zeros(width, dtype=torch.float64, device=device)
     s2 = torch.zeros(width, dtype=torch.float64, device=device)
+    # two reused fp64 chunk buffers: fresh chunk-sized temporaries cost more (page faults) than the arithmetic
+    w_buf = sq_buf = torch.empty(0, dtype=torch.float64, device=device)
     n_second = 0
     with exact_matmul():
         for i, (a, e) in enumerate(make_chunks()):
             a_t, e_t = _kept_rows(a, e, i)
-            if a_t.shape[0] == 0:
+            rows = a_t.shape[0]
+            if rows == 0:
                 continue
             if a_t.shape[1] != width or e_t.shape[1] != dim:
                 raise UserError(f"chunk {i} changed shape between the two passes over the data")
-            n_second += a_t.shape[0]
-            w = (a_t.to(device, torch.float64) - mn) / safe_rng
-            w.masked_fill_(constant, 0.0)
+            n_second += rows
+            if w_buf.shape[0] < rows:
+                w_buf = torch.empty(rows, width, dtype=torch.float64, device=device)
+                sq_buf = torch.empty(rows, width, dtype=torch.float64, device=device)
+            w, sq = w_buf[:rows], sq_buf[:rows]
+            w.copy_(a_t)
+            w.sub_(mn).div_(safe_rng)
             v.addmm_(e_t.to(device).T, w)
             s1 += w.sum(0)
-            s2 += (w * w).sum(0)
+            torch.mul(w, w, out=sq)
+            s2 += sq.sum(0)
     if n_second != n_items:
         raise UserError(
             f"make_chunks yielded {n_items} usable items in pass 1 but {n_second} in pass 2; "

@@ -187,15 +187,14 @@ def _score_set(
         best_corr = corr.gather(1, best[:, None]).squeeze(1)
         best_label = [label_names[int(c)] for c in best]
         per_class = M.best_unit_per_class(corr)
-        summary["corr_mean"] = float(per_class["corr_mean"])
-        summary["entropy_mean"] = float(per_class["entropy_mean"])
+        summary["corr_mean"] = _num(per_class["corr_mean"])
+        summary["entropy_mean"] = _num(per_class["entropy_mean"])
         result = M.fms(x, torch.as_tensor(labels), p=tuple(fms_p))
         summary["fms"] = _fms_summary(result, label_names, fms_p)
-        for concept, info in summary["fms"]["per_concept"].items():
-            root = info.get("root")
-            if root is not None and (math.isnan(unit_fms[root]) or info["fms@1"] > unit_fms[root]):
-                unit_fms[root] = info["fms@1"]
-            del concept
+        for info in summary["fms"]["per_concept"].values():
+            root, value = info["root"], info.get("fms@1")
+            if root is not None and value is not None and not value <= unit_fms[root]:
+                unit_fms[root] = value  # a unit's FMS: the best FMS@1 among concepts it is the root latent of
     per_unit = [
         {"set": set_id, "unit": j, "ms": _finite(ms[j : j + 1])[0], "fms": _finite(unit_fms[j : j + 1])[0],
          "firing_rate": round(float(firing[j]), 6), "active_items": int(active_items[j]),
@@ -207,19 +206,24 @@ def _score_set(
 
 
 def _fms_summary(result: Any, label_names: list[str], fms_p: list[int]) -> dict[str, Any]:
-    """The FMS result as plain JSON: means and one entry per concept (with the root latent when known)."""
-    r = result if isinstance(result, dict) else result.__dict__
-    out: dict[str, Any] = {f"fms@{p}": float(r["fms_mean"][p]) for p in fms_p}
-    out["acc0"] = float(np.mean(np.asarray(r["acc0"])))
+    """The FMS result as plain JSON: means, and one entry per concept with its root (best single) latent."""
+    out: dict[str, Any] = {f"fms@{p}": _num(result["fms_mean"][p]) for p in fms_p}
+    out["acc0"] = _num(result["acc0_mean"])
     per = {}
-    for c, name in enumerate(label_names[: len(np.asarray(r["acc0"]))]):
-        entry = {f"fms@{p}": float(np.asarray(r["fms"][p])[c]) for p in fms_p}
-        entry["acc0"] = float(np.asarray(r["acc0"])[c])
-        if "root" in r:
-            entry["root"] = int(np.asarray(r["root"])[c])
+    for c, concept in enumerate(result["concepts"]):
+        name = label_names[int(concept)] if int(concept) < len(label_names) else str(concept)
+        entry: dict[str, Any] = {f"fms@{p}": _num(np.asarray(result["fms"][p])[c]) for p in fms_p}
+        entry["acc0"] = _num(np.asarray(result["acc0"])[c])
+        root = int(np.asarray(result["root"])[c])
+        entry["root"] = root if root >= 0 else None
         per[name] = entry
     out["per_concept"] = per
     return out
+
+
+def _num(v: Any) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
 
 
 def _sae_facts(path: Path, sae: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 #include <omp.h>
+#include <math.h>
 
 static inline float bf16_to_f32(uint16_t h) {
     union { uint32_t u; float f; } c; c.u = ((uint32_t)h) << 16; return c.f;
@@ -63,21 +64,21 @@ static uint32_t kth_largest_key(const uint32_t *restrict keys, int64_t n, int64_
 }
 
 /* colmax = (first ? v : max(colmax, v)) with v = stripe (+ bias); one branch-free loop per case */
+#define MAXIN(c, v) ((v) > (c) ? (v) : (c))
 static void stripe_f32(const float *restrict p, const float *restrict bias, float *restrict colmax, int64_t G,
                        int first) {
     if (first && bias) { for (int64_t j = 0; j < G; j++) colmax[j] = p[j] + bias[j]; }
     else if (first) { for (int64_t j = 0; j < G; j++) colmax[j] = p[j]; }
-    else if (bias) { for (int64_t j = 0; j < G; j++) { float v = p[j] + bias[j]; colmax[j] = v > colmax[j] ? v : colmax[j]; } }
-    else { for (int64_t j = 0; j < G; j++) { float v = p[j]; colmax[j] = v > colmax[j] ? v : colmax[j]; } }
+    else if (bias) { for (int64_t j = 0; j < G; j++) colmax[j] = MAXIN(colmax[j], p[j] + bias[j]); }
+    else { for (int64_t j = 0; j < G; j++) colmax[j] = MAXIN(colmax[j], p[j]); }
 }
 
 static void stripe_bf16(const uint16_t *restrict p, const float *restrict bias, float *restrict colmax, int64_t G,
                         int first) {
     if (first && bias) { for (int64_t j = 0; j < G; j++) colmax[j] = bf16_to_f32(p[j]) + bias[j]; }
     else if (first) { for (int64_t j = 0; j < G; j++) colmax[j] = bf16_to_f32(p[j]); }
-    else if (bias) {
-        for (int64_t j = 0; j < G; j++) { float v = bf16_to_f32(p[j]) + bias[j]; colmax[j] = v > colmax[j] ? v : colmax[j]; }
-    } else { for (int64_t j = 0; j < G; j++) { float v = bf16_to_f32(p[j]); colmax[j] = v > colmax[j] ? v : colmax[j]; } }
+    else if (bias) { for (int64_t j = 0; j < G; j++) colmax[j] = MAXIN(colmax[j], bf16_to_f32(p[j]) + bias[j]); }
+    else { for (int64_t j = 0; j < G; j++) colmax[j] = MAXIN(colmax[j], bf16_to_f32(p[j])); }
 }
 
 #define R 16
@@ -106,8 +107,9 @@ void topk_rows(const void *pre, int is_bf16, const float *bias, int64_t B, int64
             if (G >= k) {
                 for (int r = 0; r < R; r++) {
                     int64_t o = r * G;
-                    if (is_bf16) stripe_bf16((const uint16_t *)pre + base + o, bias ? bias + o : NULL, colmax, G, r == 0);
-                    else stripe_f32((const float *)pre + base + o, bias ? bias + o : NULL, colmax, G, r == 0);
+                    const float *bo = bias ? bias + o : NULL;
+                    if (is_bf16) stripe_bf16((const uint16_t *)pre + base + o, bo, colmax, G, r == 0);
+                    else stripe_f32((const float *)pre + base + o, bo, colmax, G, r == 0);
                 }
                 /* tau0 = k-th largest column maximum (a lower bound on the k-th largest entry) */
                 for (int64_t j = 0; j < G; j++) work[j] = fkey(colmax[j]);
@@ -172,6 +174,36 @@ void gather_sum(const int64_t *idx, const float *vals, int64_t B, int k, const f
             #pragma omp simd
             for (int64_t t = 0; t < d; t++) o[t] += v * w[t];
         }
+    }
+}
+
+/* Unit-norm decoder: remove from each gradient row its component along the row (d = w / (|w| + 1e-6));
+   returns the squared norm of the projected gradient (for clipping). */
+double project_rows(const float *W, float *G, int64_t F, int64_t d, int nthreads) {
+    double total = 0.0;
+    #pragma omp parallel for schedule(static) reduction(+:total) num_threads(nthreads)
+    for (int64_t j = 0; j < F; j++) {
+        const float *w = W + j * d;
+        float *g = G + j * d;
+        float nn = 0.f, gw = 0.f;
+        for (int64_t t = 0; t < d; t++) { nn += w[t] * w[t]; gw += g[t] * w[t]; }
+        float n = sqrtf(nn) + 1e-6f;
+        float c = gw / (n * n);
+        float s = 0.f;
+        for (int64_t t = 0; t < d; t++) { g[t] -= c * w[t]; s += g[t] * g[t]; }
+        total += s;
+    }
+    return total;
+}
+
+void renorm_rows(float *W, int64_t F, int64_t d, float eps, int nthreads) {
+    #pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (int64_t j = 0; j < F; j++) {
+        float *w = W + j * d;
+        float nn = 0.f;
+        for (int64_t t = 0; t < d; t++) nn += w[t] * w[t];
+        float inv = 1.f / (sqrtf(nn) + eps);
+        for (int64_t t = 0; t < d; t++) w[t] *= inv;
     }
 }
 

@@ -83,7 +83,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)  # type: ignore[no-any-return]
     except Exception as exc:  # a damaged file raises several exception types
-        raise UserError(f"cannot read checkpoint {path} ({type(exc).__name__}); delete it or pass --overwrite") from None
+        raise UserError(
+            f"cannot read checkpoint {path} ({type(exc).__name__}); delete it or pass --overwrite"
+        ) from None
 
 
 def truncate_log(path: Path, max_step: int) -> None:

@@ -102,7 +102,9 @@ class SAE(nn.Module):
             raise UserError(f"d_in and d_sae must be positive, got d_in={cfg.d_in}, d_sae={cfg.d_sae}")
         self.cfg = cfg
         d, f = cfg.d_in, cfg.d_sae
-        self.W_enc = nn.Parameter(torch.zeros(d, f))
+        # [d_in, d_sae] as a transposed view of [d_sae, d_in] storage: the sparse kernels read and write encoder
+        # rows, and this way neither the forward nor the gradient needs a transposed copy
+        self.W_enc = nn.Parameter(torch.zeros(f, d).t())
         self.b_enc = nn.Parameter(torch.zeros(f))
         self.W_dec = nn.Parameter(torch.zeros(f, d))
         self.b_dec = nn.Parameter(torch.zeros(d))
@@ -234,9 +236,9 @@ class StepOutput:
     def fired(self, d_sae: int) -> Tensor:
         """Bool [d_sae]: latents with a positive value anywhere in the batch."""
         if self.idx is not None and self.vals is not None:
-            out = torch.zeros(d_sae, dtype=torch.bool, device=self.x.device)
-            out[self.idx[self.vals > 0]] = True
-            return out
+            hits = torch.zeros(d_sae, dtype=torch.int32, device=self.x.device)
+            hits.index_add_(0, self.idx.reshape(-1), (self.vals > 0).reshape(-1).to(torch.int32))
+            return hits > 0
         assert self.acts is not None
         return (self.acts > 0).any(0)
 

@@ -17,7 +17,7 @@ from monosemantic.sae import native
 
 
 def _rows(W_enc: Tensor) -> Tensor:
-    return W_enc.t().contiguous()
+    return W_enc.t().contiguous()  # free when W_enc is stored as a transposed view (see SAE.__init__)
 
 
 class TopKEncode(torch.autograd.Function):
@@ -70,7 +70,9 @@ class TopKEncode(torch.autograd.Function):
         g = g.contiguous()
         F = W_enc.shape[1]
         g_b_enc = torch.zeros(F, dtype=g.dtype).index_add_(0, idx.reshape(-1), g.reshape(-1))
-        g_W_enc = native.scatter_rows(idx, g, xc, F).t().contiguous()
+        g_W_enc = native.scatter_rows(idx, g, xc, F).t()
+        if W_enc.stride() != g_W_enc.stride():
+            g_W_enc = g_W_enc.contiguous()
         g_b_dec = -(W_enc @ g_b_enc) if ctx.apply_b_dec and ctx.needs_input_grad[1] else None
         g_x = None
         if ctx.needs_input_grad[0]:

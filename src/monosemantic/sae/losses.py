@@ -104,10 +104,8 @@ class L1:
     def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
         assert out.acts is not None
         f = out.acts
-        if self.variant == "decoder_norm":
-            pen = (f * sae.W_dec.norm(dim=1)).sum(-1).mean()
-        else:
-            pen = f.abs().sum(-1).mean()
+        weights = sae.W_dec.norm(dim=1) if self.variant == "decoder_norm" else None
+        pen = (f * weights).sum(-1).mean() if weights is not None else f.abs().sum(-1).mean()
         return self.coefficient * _ramp(ctx, self.warmup) * pen
 
 

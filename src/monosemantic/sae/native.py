@@ -37,7 +37,10 @@ _SIGS = {
     "gather_dot": [_P, _I64, _I, _P, _P, _I64, _P, _I],
     "gather_sum": [_P, _P, _I64, _I, _P, _I64, _P, _I],
     "scatter_rows": [_P, _P, _I64, _I, _P, _I64, _I64, _P, _I],
+    "project_rows": [_P, _P, _I64, _I64, _I],
+    "renorm_rows": [_P, _I64, _I64, ctypes.c_float, _I],
 }
+_RESTYPES = {"project_rows": ctypes.c_double}
 
 
 def _cpu_key() -> str:
@@ -67,7 +70,7 @@ def _build() -> ctypes.CDLL | None:
             src = Path(tmp) / "sparse.c"
             src.write_text(SOURCE)
             out = Path(tmp) / "sparse.so"
-            cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", str(src), "-o", str(out)]
+            cmd = [cc, "-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", str(src), "-o", str(out), "-lm"]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode != 0:
                 warnings.warn(f"could not compile the sparse kernels, using torch: {res.stderr[-300:]}",
@@ -78,7 +81,7 @@ def _build() -> ctypes.CDLL | None:
     for name, argtypes in _SIGS.items():
         fn = getattr(lib, name)
         fn.argtypes = argtypes
-        fn.restype = None
+        fn.restype = _RESTYPES.get(name)
     return lib
 
 
@@ -170,3 +173,20 @@ def scatter_rows(idx: Tensor, w: Tensor, X: Tensor, n_rows: int) -> Tensor:
         ii, ww, xx = idx[i : i + step], w[i : i + step], X[i : i + step]
         out.index_add_(0, ii.reshape(-1), (ww[..., None].to(X.dtype) * xx[:, None, :]).reshape(-1, d))
     return out
+
+
+def project_rows_(W: Tensor, G: Tensor) -> float:
+    """In place: ``G[j] -= (G[j]·d_j) d_j`` with ``d_j = W[j] / (|W[j]| + 1e-6)``; returns ``|G|²`` afterwards."""
+    if _usable(W, G) and _f32(W, G):
+        return float(lib().project_rows(W.data_ptr(), G.data_ptr(), W.shape[0], W.shape[1], _nt()))  # type: ignore[union-attr]
+    d = W / (W.norm(dim=1, keepdim=True) + 1e-6)
+    G.sub_((G * d).sum(1, keepdim=True) * d)
+    return float(G.double().pow(2).sum())
+
+
+def renorm_rows_(W: Tensor, eps: float = 1e-12) -> None:
+    """In place: every row of W to unit norm."""
+    if _usable(W) and _f32(W):
+        lib().renorm_rows(W.data_ptr(), W.shape[0], W.shape[1], eps, _nt())  # type: ignore[union-attr]
+        return
+    W.div_(W.norm(dim=1, keepdim=True) + eps)

