@@ -132,7 +132,11 @@ def test_fashion_mnist_when_installed() -> None:
     import shutil
     import subprocess
 
-    if not shutil.which("dpkg") or subprocess.run(["dpkg", "-s", "dataset-fashion-mnist"], capture_output=True).returncode:
+    installed = (
+        shutil.which("dpkg")
+        and not subprocess.run(["dpkg", "-s", "dataset-fashion-mnist"], capture_output=True).returncode
+    )
+    if not installed:
         pytest.skip("Debian package dataset-fashion-mnist is not installed (make test installs it as root)")
     ds = load_dataset("fashion-mnist")
     assert len(ds) == 70000 and ds.native_size == 28 and ds.label_names[9] == "boot"

@@ -66,7 +66,7 @@ def test_tiny_run_caches_stages_and_redoes_only_what_changed(tmp_path: Path) -> 
         "img/train-topk", "txt/train-matryoshka"}
     data = json.loads((tmp_path / "run" / "report_data.json").read_text())
     img = data["tracks"][0]
-    assert [s["id"] for s in img["unit_sets"]][0] == "neurons" and len(img["unit_sets"]) == 2
+    assert img["unit_sets"][0]["id"] == "neurons" and len(img["unit_sets"]) == 2
     assert img["cards"] and img["cards"][0]["top"][0]["image"].startswith("data:image/png;base64,")
     txt = data["tracks"][1]
     assert txt["cards"][0]["top"][0]["tokens"]
@@ -84,7 +84,7 @@ def test_tiny_run_caches_stages_and_redoes_only_what_changed(tmp_path: Path) -> 
 def test_config_errors_name_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[[tracks]]\nname = "a"\nmodel = "minilm"\nlayer = "x"\ndata = "bbc-news"\nexpansion = [2]\n')
-    with pytest.raises(UserError, match="unknown key 'expansion'.*valid keys: archs"):
+    with pytest.raises(UserError, match=r"unknown key 'expansion'.*valid keys: archs"):
         load_run_config(bad)
     bad.write_text('[[tracks]]\nname = "a"\nmodel = "minilm"\nlayer = "x"\ndata = "bbc-news"\nks = "8"\n')
     assert main(["run", str(bad)]) == 2

@@ -117,11 +117,11 @@ def score(cfg: ScoreConfig) -> dict[str, Any]:
     labels, label_names = _labels(cfg, store)
     if labels is not None and len(np.unique(labels)) < 2:
         raise UserError("the labels hold a single class; FMS and label correlation need at least two")
-    emb, encoder = _embeddings(cfg, store)
     saes = [(p, SAE.load(p)) for p in expand_sae_paths(cfg.sae)]
     for p, sae in saes:
         if sae.cfg.d_in != d_in:
             raise UserError(f"SAE {p} reads width {sae.cfg.d_in} but the store's hook {hook!r} has width {d_in}")
+    emb, encoder = _embeddings(cfg, store)
 
     unit_sets = [("neurons", None, item_activations(store, hook, lambda x: x, d_in, cfg.pool, cfg.chunk_rows))]
     for p, sae in saes:

@@ -37,7 +37,7 @@ class TrainConfig:
     batch_size: int = 4096
     """Rows per optimisation step (over all processes)."""
     lr: float | None = None
-    """Learning rate (default c / sqrt(d_sae / 16384) per SAE; c = 2e-3 for the TopK family, else 2e-4)."""
+    """Learning rate (default c / sqrt(d_sae / 16384) per SAE; c = 2.5e-3 for the TopK family, else 2e-4)."""
     warmup: float = 0.05
     """LR warm-up: a fraction of the steps when below 1, else a number of steps."""
     decay: float = 0.2

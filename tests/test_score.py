@@ -1,0 +1,97 @@
+"""`monosemantic score`: neurons and SAE latents scored side by side, and its bad-input messages."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from monosemantic import metrics as M
+from monosemantic.cli import main
+from monosemantic.errors import UserError
+from monosemantic.metrics.scoring import ScoreConfig, score
+from monosemantic.sae import train
+from monosemantic.sae.trainconfig import TrainConfig
+from monosemantic.store import pool_by_item, write_store
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A token-level store (4 rows per item) whose items carry planted class directions, and a TopK SAE on it."""
+    root = tmp_path_factory.mktemp("score")
+    rng = np.random.default_rng(0)
+    n_items, per, d = 300, 4, 12
+    labels = rng.integers(0, 3, n_items)
+    dirs = rng.normal(size=(3, d))
+    rows = np.repeat(dirs[labels], per, axis=0) * rng.uniform(0.5, 1.5, (n_items * per, 1))
+    rows += 0.3 * rng.normal(size=rows.shape)
+    item_index = np.repeat(np.arange(n_items), per)
+    write_store(root / "store", {"h": rows.astype(np.float32)}, item_index=item_index, labels=labels,
+                label_names=["a", "b", "c"])
+    emb = np.eye(3)[labels] + 0.1 * rng.normal(size=(n_items, 3))
+    save_file({"embeddings": torch.tensor(emb, dtype=torch.float32)}, str(root / "emb.safetensors"))
+    train(TrainConfig(acts=root / "store", out=root / "sae", arch="topk", d_sae=[24], k=[3], tokens="40K",
+                      batch_size=256, progress=False))
+    return {"root": root, "store": root / "store", "sae": root / "sae", "emb": root / "emb.safetensors"}
+
+
+def test_scores_neurons_and_latents(setup: dict[str, Path]) -> None:
+    out = setup["root"] / "scores"
+    result = score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], out=out))
+    ids = [s["id"] for s in result["unit_sets"]]
+    assert ids[0] == "neurons" and len(ids) == 2
+    neurons, sae = result["unit_sets"]
+    assert neurons["width"] == 12 and sae["width"] == 24 and sae["fvu"] is not None
+
+    # Independent check of the neuron MS: max-pool by item by hand, then the metric itself.
+    from monosemantic.store import ActivationStore
+    from safetensors.torch import load_file
+
+    store = ActivationStore.open(setup["store"])
+    pooled = pool_by_item(store.rows("h"), store.item_index, store.n_items, "max")
+    expected = M.monosemanticity_score(pooled, load_file(str(setup["emb"]))["embeddings"])
+    np.testing.assert_allclose(neurons["ms"]["mean"], float(expected.nanmean()), rtol=1e-6)
+    assert "fms@1" in neurons["fms"] and set(neurons["fms"]["per_concept"]) == {"a", "b", "c"}
+
+    with open(out / "units.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 12 + 24 and {r["set"] for r in rows} == {"neurons", sae["id"]}
+    assert json.loads((out / "scores.json").read_text())["encoder"] == "emb.safetensors"
+
+
+def test_refuses_existing_output(setup: dict[str, Path]) -> None:
+    out = setup["root"] / "keep"
+    out.mkdir()
+    (out / "mine.txt").write_text("x")
+    with pytest.raises(UserError, match="--overwrite"):
+        score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], out=out))
+    assert (out / "mine.txt").exists()
+
+
+def test_bad_inputs(setup: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = write_store(tmp_path / "wide", {"h": np.ones((20, 7), np.float32)}, labels=np.arange(20) % 2)
+    rc = main(["score", "--acts", str(other.root), "--sae", str(setup["sae"]), "--embeddings", str(setup["emb"]),
+               "--out", str(tmp_path / "o1")])
+    assert rc == 2 and "reads width 12" in capsys.readouterr().err
+
+    bad_emb = tmp_path / "emb.safetensors"
+    save_file({"embeddings": torch.ones(5, 3)}, str(bad_emb))
+    with pytest.raises(UserError, match="5 rows but the store has 300 items"):
+        score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=bad_emb, out=tmp_path / "o2"))
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("x\n" * 300)
+    with pytest.raises(UserError, match="single class"):
+        score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], labels=labels,
+                          out=tmp_path / "o3"))
+    labels.write_text("x\ny\n")
+    with pytest.raises(UserError, match="2 labels but the store has 300 items"):
+        score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], labels=labels,
+                          out=tmp_path / "o4"))
+    with pytest.raises(UserError, match="not an SAE folder"):
+        score(ScoreConfig(acts=setup["store"], sae=[tmp_path], embeddings=setup["emb"], out=tmp_path / "o5"))
