@@ -183,6 +183,7 @@ def main() -> None:
             ours = SAE.load(folder)
             f_ours = fvu(x_eval, ours(x_eval))
         results.append(("monosemantic", pkg("monosemantic"), steps * bs / log[-1]["elapsed_s"], f_ours))
+        print(f"monosemantic: {results[0][2]:,.0f} tokens/s, held-out FVU {f_ours:.4f}", flush=True)
         saelens_line = check_saelens_load(folder, x_eval[:2048])
 
     data = Batches(store, hook, train_rows, bs, seed=0)

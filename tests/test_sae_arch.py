@@ -56,7 +56,7 @@ def test_encode_matches_brute_force(arch):
                 kth = float(pre[b].sort(descending=True).values[3])
                 want = max(p, 0.0) if p >= kth else 0.0
             else:
-                th = float(sae.threshold[j]) if arch == "jumprelu" else 0.3
+                th = float(sae.threshold[j].detach()) if arch == "jumprelu" else 0.3
                 want = p if (p > th and p > 0) else 0.0
             assert float(f[b, j]) == pytest.approx(want, abs=1e-6)
     torch.testing.assert_close(sae(x), f @ sae.W_dec + sae.b_dec)

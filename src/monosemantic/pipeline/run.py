@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +107,13 @@ def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str,
         return stage
     _say(track.name, f"train {arch}", f"widths x{track.expansions}, k {track.ks}, {track.train_tokens} rows each")
     started = stage.start()
-    train(TrainConfig(
+    tc = TrainConfig(
         acts=extract_stage.path, out=stage.path, arch=arch, width=list(track.expansions), k=list(track.ks),
         tokens=track.train_tokens, batch_size=track.batch_size, seed=seed, overwrite=True,
         group_fraction=list(track.group_fractions) if arch == "matryoshka" else [],
-    ))
+    )
+    # The 10M-token dead window of long runs would never trigger AuxK in a short one: use a tenth of the run.
+    train(replace(tc, dead_tokens=min(tc.dead_tokens, max(10_000, tc.total_tokens() // 10))))
     stage.finish(started)
     return stage
 
