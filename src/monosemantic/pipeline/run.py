@@ -11,17 +11,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from monosemantic.config import to_dict
+from monosemantic.metrics.scoring import default_encoder
 from monosemantic.pipeline.config import RunConfig, TrackConfig
 from monosemantic.pipeline.stages import RunState, Stage
 
 
 def _say(track: str, stage: str, message: str) -> None:
     print(f"[{track}] {stage:<14} {message}", flush=True)
-
-
-def default_encoder(modality: str) -> str:
-    """MS needs an encoder other than the analysed layer: EfficientNet for images, MiniLM sentences for text."""
-    return "efficientnet_lite0" if modality == "image" else "minilm"
 
 
 def run_pipeline(cfg: RunConfig) -> Path:
@@ -121,6 +117,7 @@ def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str,
 def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stage: Stage,
            sae_stages: list[Stage]) -> dict[str, Any]:
     from monosemantic.metrics.scoring import ScoreConfig, load_scores, score
+    from monosemantic.store import ActivationStore
 
     inputs = {"extract": extract_stage.hash, "embed": embed_stage.hash, "saes": [s.hash for s in sae_stages],
               "pool": track.pool}
@@ -128,8 +125,9 @@ def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stag
     if not stage.done:
         _say(track.name, "score", "MS, FMS, label correlation and entropy; neurons vs every SAE")
         started = stage.start()
+        encoder = track.encoder or default_encoder(ActivationStore.open(extract_stage.path).manifest.model["modality"])
         score(ScoreConfig(acts=extract_stage.path, sae=[s.path for s in sae_stages], embeddings=embed_stage.path,
-                          pool=track.pool, out=stage.path))
+                          encoder=encoder, pool=track.pool, out=stage.path))
         stage.finish(started)
     else:
         _say(track.name, "score", "cached")

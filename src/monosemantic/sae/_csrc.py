@@ -229,4 +229,59 @@ void scatter_rows(const int64_t *idx, const float *w, int64_t B, int k, const fl
         }
     }
 }
+/* Triplet kernels (BatchTopK / Matryoshka): entry s is (orow[s], col[s], val[s]) with any number per row.
+   Every output row has one owning thread that scans the entries in order: fixed summation order. */
+
+/* out[r, :] = sum over s with orow[s] == r of val[s] * W[col[s], :];  out is [n_out, d], zeroed here */
+void tri_gather_sum(const int64_t *orow, const int64_t *col, const float *val, int64_t n, const float *W,
+                    int64_t d, int64_t n_out, float *out, int nthreads) {
+    #pragma omp parallel num_threads(nthreads)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t lo = n_out * t / nt, hi = n_out * (t + 1) / nt;
+        memset(out + lo * d, 0, sizeof(float) * (hi - lo) * d);
+        for (int64_t s = 0; s < n; s++) {
+            int64_t r = orow[s];
+            float v = val[s];
+            if (r < lo || r >= hi || v == 0.f) continue;
+            const float *w = W + col[s] * d;
+            float *o = out + r * d;
+            #pragma omp simd
+            for (int64_t u = 0; u < d; u++) o[u] += v * w[u];
+        }
+    }
+}
+
+/* out[s] = <X[orow[s], :], W[col[s], :]> */
+void tri_gather_dot(const int64_t *orow, const int64_t *col, int64_t n, const float *W, const float *X, int64_t d,
+                    float *out, int nthreads) {
+    #pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (int64_t s = 0; s < n; s++) {
+        const float *x = X + orow[s] * d, *w = W + col[s] * d;
+        float acc = 0.f;
+        #pragma omp simd reduction(+:acc)
+        for (int64_t u = 0; u < d; u++) acc += x[u] * w[u];
+        out[s] = acc;
+    }
+}
+
+/* out[j, :] = sum over s with col[s] == j of w[s] * X[orow[s], :];  out is [F, d], zeroed here */
+void tri_scatter_rows(const int64_t *orow, const int64_t *col, const float *w, int64_t n, const float *X, int64_t d,
+                      int64_t F, float *out, int nthreads) {
+    #pragma omp parallel num_threads(nthreads)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t lo = F * t / nt, hi = F * (t + 1) / nt;
+        memset(out + lo * d, 0, sizeof(float) * (hi - lo) * d);
+        for (int64_t s = 0; s < n; s++) {
+            int64_t j = col[s];
+            float v = w[s];
+            if (j < lo || j >= hi || v == 0.f) continue;
+            const float *x = X + orow[s] * d;
+            float *o = out + j * d;
+            #pragma omp simd
+            for (int64_t u = 0; u < d; u++) o[u] += v * x[u];
+        }
+    }
+}
 """

@@ -223,9 +223,9 @@ class StepOutput:
     pre: Tensor | None = None
     """Dense pre-activations [B, F] when they exist."""
     vals: Tensor | None = None
-    """Sparse latents: kept values [B, k] ..."""
+    """Sparse latents: kept values [B, k] (TopK), or [n] flattened kept entries (BatchTopK family) ..."""
     idx: Tensor | None = None
-    """... and their latent indices [B, k] (TopK family)."""
+    """... and their latent indices, same shape."""
     aux_vals: Tensor | None = None
     """AuxK: the top-k_aux dead-latent values [B, k_aux] (differentiable) ..."""
     aux_idx: Tensor | None = None
@@ -244,8 +244,8 @@ class StepOutput:
 
     def l0(self) -> Tensor:
         """Mean number of positive latents per row."""
-        if self.vals is not None:
-            return (self.vals > 0).sum(1).float().mean()
+        if self.vals is not None:  # [B, k] or flattened kept entries of variable count per row
+            return (self.vals > 0).sum().float() / self.x.shape[0]
         assert self.acts is not None
         return (self.acts > 0).sum(1).float().mean()
 

@@ -39,6 +39,9 @@ _SIGS = {
     "scatter_rows": [_P, _P, _I64, _I, _P, _I64, _I64, _P, _I],
     "project_rows": [_P, _P, _I64, _I64, _I],
     "renorm_rows": [_P, _I64, _I64, ctypes.c_float, _I],
+    "tri_gather_sum": [_P, _P, _P, _I64, _P, _I64, _I64, _P, _I],
+    "tri_gather_dot": [_P, _P, _I64, _P, _P, _I64, _P, _I],
+    "tri_scatter_rows": [_P, _P, _P, _I64, _P, _I64, _I64, _P, _I],
 }
 _RESTYPES = {"project_rows": ctypes.c_double}
 
@@ -190,3 +193,50 @@ def renorm_rows_(W: Tensor, eps: float = 1e-12) -> None:
         lib().renorm_rows(W.data_ptr(), W.shape[0], W.shape[1], eps, _nt())  # type: ignore[union-attr]
         return
     W.div_(W.norm(dim=1, keepdim=True) + eps)
+
+
+# ----------------------------------------------------------------------------------- triplets (variable k per row)
+
+_CHUNK = 16384  # torch fallbacks: entries per chunk, so the [chunk, d] temporaries stay small
+
+
+def tri_gather_sum(orow: Tensor, col: Tensor, val: Tensor, W: Tensor, n_out: int) -> Tensor:
+    """``out[r] = Σ_{s: orow[s]=r} val[s] · W[col[s]]``: [n_out, d]."""
+    d = W.shape[1]
+    if _usable(orow, col, val, W) and _f32(val, W):
+        out = torch.empty(n_out, d, dtype=torch.float32)
+        lib().tri_gather_sum(orow.data_ptr(), col.data_ptr(), val.data_ptr(), orow.numel(), W.data_ptr(), d,  # type: ignore[union-attr]
+                             n_out, out.data_ptr(), _nt())
+        return out
+    out = torch.zeros(n_out, d, dtype=W.dtype)
+    for i in range(0, orow.numel(), _CHUNK):
+        sl = slice(i, i + _CHUNK)
+        out.index_add_(0, orow[sl], val[sl, None].to(W.dtype) * W[col[sl]])
+    return out
+
+
+def tri_gather_dot(orow: Tensor, col: Tensor, W: Tensor, X: Tensor) -> Tensor:
+    """``out[s] = <X[orow[s]], W[col[s]]>``: [n]."""
+    n = orow.numel()
+    if _usable(orow, col, W, X) and _f32(W, X):
+        out = torch.empty(n, dtype=torch.float32)
+        lib().tri_gather_dot(orow.data_ptr(), col.data_ptr(), n, W.data_ptr(), X.data_ptr(), W.shape[1],  # type: ignore[union-attr]
+                             out.data_ptr(), _nt())
+        return out
+    parts = [(X[orow[i : i + _CHUNK]] * W[col[i : i + _CHUNK]]).sum(1) for i in range(0, n, _CHUNK)]
+    return torch.cat(parts) if parts else X.new_zeros(0)
+
+
+def tri_scatter_rows(orow: Tensor, col: Tensor, w: Tensor, X: Tensor, n_rows: int) -> Tensor:
+    """``out[j] = Σ_{s: col[s]=j} w[s] · X[orow[s]]``: [n_rows, d] (the transpose of tri_gather_sum)."""
+    d = X.shape[1]
+    if _usable(orow, col, w, X) and _f32(w, X):
+        out = torch.empty(n_rows, d, dtype=torch.float32)
+        lib().tri_scatter_rows(orow.data_ptr(), col.data_ptr(), w.data_ptr(), orow.numel(), X.data_ptr(), d,  # type: ignore[union-attr]
+                               n_rows, out.data_ptr(), _nt())
+        return out
+    out = torch.zeros(n_rows, d, dtype=X.dtype)
+    for i in range(0, orow.numel(), _CHUNK):
+        sl = slice(i, i + _CHUNK)
+        out.index_add_(0, col[sl], w[sl, None].to(X.dtype) * X[orow[sl]])
+    return out

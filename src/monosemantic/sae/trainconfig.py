@@ -52,6 +52,8 @@ class TrainConfig:
     """Seed for initialisation, data order and the held-out split."""
     bf16: bool = True
     """Run the dense encoder matmul in bfloat16 (TopK values are recomputed in float32)."""
+    batch_sparse: str = "auto"
+    """BatchTopK/Matryoshka training: sparse kernels, dense autograd, or auto (sparse when k/d_sae <= 5%)."""
     rec_loss: str = "sum_mse"
     """Reconstruction loss: sum_mse (mean over rows of the squared error summed over dims) or normalized_mse."""
     auxk_alpha: float = 1 / 32

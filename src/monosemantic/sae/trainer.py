@@ -106,7 +106,7 @@ def _validate(tc: TrainConfig) -> None:
         "init_b_dec": ("geometric_median", "mean", "zeros"), "input_scaling": ("unit_mean_sq", "sqrt_d", "none"),
         "fold": ("weights", "biases"), "l1_variant": ("unit_norm", "decoder_norm"),
         "jumprelu_sparsity": ("l0", "target_l0"), "threshold_update": ("ema_dl", "ema_saelens", "mean"),
-        "matryoshka_loss": ("sum", "dl_weighted_mean"),
+        "matryoshka_loss": ("sum", "dl_weighted_mean"), "batch_sparse": ("auto", "sparse", "dense"),
     }
     for name, valid in choices.items():
         if getattr(tc, name) not in valid:
@@ -267,7 +267,7 @@ def train(
     unit_norm = not (tc.arch == "relu" and tc.l1_variant == "decoder_norm")
     options = {
         "threshold_update": tc.threshold_update, "threshold_start_step": min(tc.threshold_start_step, total // 4),
-        "bandwidth": tc.bandwidth,
+        "bandwidth": tc.bandwidth, "batch_sparse": tc.batch_sparse,
     }
     logs = [open(paths.log(p.name), "a") if D.is_main() else None for p in points]  # noqa: SIM115
     bar = _progress(tc, total, step)

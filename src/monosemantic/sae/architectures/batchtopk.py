@@ -1,6 +1,9 @@
 """BatchTopK (Bussmann et al. 2024; methods.md §A.3): keep the k·B largest activations of the whole batch.
 
 Inference uses one learned threshold θ (``f = ReLU(pre)·1[pre > θ]``), so the SAE saves as SAELens ``jumprelu``.
+Training runs on the sparse triplet kernels (``batch_kernels.py``) unless ``ctx.options["batch_sparse"]`` says
+``dense``, or says ``auto`` (the default) and the kept density k / d_sae is above 5%, the native kernels are missing
+or the batch is not on the CPU: there dense autograd is as fast or faster.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import torch
 from torch import Tensor
 
 from monosemantic.errors import UserError
+from monosemantic.sae import native
+from monosemantic.sae.batch_kernels import batch_topk_encode, triplet_decode
 from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
 
 
@@ -21,6 +26,19 @@ def batch_topk(acts: Tensor, k: float) -> Tensor:
     flat = acts.flatten()
     vals, idx = flat.topk(n, sorted=False)
     return torch.zeros_like(flat).scatter(0, idx, vals).view_as(acts)
+
+
+SPARSE_MAX_DENSITY = 0.05
+"""``batch_sparse = "auto"`` trains sparse up to this kept density k / d_sae."""
+
+
+def use_sparse(sae: SAE, x: Tensor, ctx: StepContext) -> bool:
+    """Whether this training step runs on the triplet kernels (see the module docstring)."""
+    mode = ctx.options.get("batch_sparse", "auto")
+    if mode in ("sparse", "dense"):
+        return bool(mode == "sparse")
+    density = float(sae.cfg.k) / sae.cfg.d_sae  # type: ignore[arg-type]
+    return density <= SPARSE_MAX_DENSITY and x.device.type == "cpu" and native.available()
 
 
 @register("batchtopk")
@@ -42,7 +60,18 @@ class BatchTopKSAE(SAE):
     def activation(self, pre: Tensor) -> Tensor:
         return torch.relu(pre) * (pre > self.threshold)
 
+    def sparse_encode(self, x: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Kept entries as (vals, rows, cols) triplets plus the AuxK outputs, without a dense gradient."""
+        return batch_topk_encode(
+            x, self.b_dec, self.W_enc, self.b_enc, float(self.cfg.k),  # type: ignore[arg-type]
+            dead_mask=ctx.dead_mask, k_aux=ctx.k_aux, bf16=ctx.bf16, apply_b_dec=self.cfg.apply_b_dec_to_input,
+        )
+
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
+        if use_sparse(self, x, ctx):
+            vals, rows, cols, avals, aidx = self.sparse_encode(x, ctx)
+            x_hat = triplet_decode(rows, cols, vals, self.W_dec, x.shape[0]) + self.b_dec
+            return StepOutput(x=x, x_hat=x_hat, vals=vals, idx=cols, aux_vals=avals, aux_idx=aidx)
         pre = self.pre_acts(x)
         acts = torch.relu(pre)
         f = batch_topk(acts, float(self.cfg.k))  # type: ignore[arg-type]
@@ -60,7 +89,7 @@ class BatchTopKSAE(SAE):
     @torch.no_grad()
     def after_step(self, out: StepOutput, ctx: StepContext) -> None:
         """θ EMA from the smallest kept activation (variants in methods.md §A.3)."""
-        f = out.acts
+        f = out.acts if out.acts is not None else out.vals
         assert f is not None
         pos = f[f > 0]
         m = pos.min().double() if pos.numel() else torch.zeros((), dtype=torch.float64)

@@ -1,7 +1,8 @@
 """Matryoshka BatchTopK (Bussmann et al. 2025; methods.md §A.4): every prefix of the dictionary reconstructs x.
 
 Group sizes come from fractions; the last group takes the remainder. The prefix reconstructions go to
-``StepOutput.extras["prefix_recons"]`` for the ``MatryoshkaReconstruction`` loss term.
+``StepOutput.extras["prefix_recons"]`` for the ``MatryoshkaReconstruction`` loss term. The sparse path (as for
+BatchTopK) decodes every kept triplet once into the slot of its group and sums the slots cumulatively.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 from torch import Tensor
 
 from monosemantic.errors import UserError
-from monosemantic.sae.architectures.batchtopk import BatchTopKSAE, batch_topk
+from monosemantic.sae.architectures.batchtopk import BatchTopKSAE, batch_topk, use_sparse
+from monosemantic.sae.batch_kernels import prefix_decode
 from monosemantic.sae.core import SAEConfig, StepContext, StepOutput, register
 
 
@@ -44,6 +46,12 @@ class MatryoshkaSAE(BatchTopKSAE):
             raise UserError(f"Matryoshka group sizes {sizes} must be positive and sum to d_sae={cfg.d_sae}")
 
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
+        if use_sparse(self, x, ctx):
+            vals, rows, cols, avals, aidx = self.sparse_encode(x, ctx)
+            pre = prefix_decode(rows, cols, vals, self.W_dec, self.b_dec, x.shape[0], self.cfg.group_ends)
+            prefix = list(pre.unbind(0))
+            return StepOutput(x=x, x_hat=prefix[-1], vals=vals, idx=cols, aux_vals=avals, aux_idx=aidx,
+                              extras={"prefix_recons": prefix})  # type: ignore[dict-item]
         acts = self.activation_train(x)
         f = batch_topk(acts, float(self.cfg.k))  # type: ignore[arg-type]
         recon = self.b_dec.expand_as(x)
