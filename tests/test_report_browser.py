@@ -64,7 +64,8 @@ def test_page_renders_every_part(report: tuple[dict[str, Any], Path], page: Any)
 def test_table_is_sorted_by_ms_by_default(report: tuple[dict[str, Any], Path], page: Any) -> None:
     data, _ = report
     track = data["tracks"][0]
-    best = max((f for f in track["features"] if f["ms"] is not None), key=lambda f: f["ms"])
+    shown = [f for f in track["features"] if f["ms"] is not None and f.get("active_items", 16) >= 16]
+    best = max(shown, key=lambda f: f["ms"])  # the table opens filtered to units active on >= 16 items
     table = re.search(r'<div class="ftable" data-track="0">.*?<tbody>(.*?)</tbody>', page.dom, re.S).group(1)
     first = re.search(r"<tr>(.*?)</tr>", table, re.S).group(1)
     cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", first, re.S)]

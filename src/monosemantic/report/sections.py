@@ -13,6 +13,9 @@ from typing import Any
 from monosemantic.report.data import num
 from monosemantic.report.figures import set_colors
 
+# Units active on fewer items than this are hidden from the features table until the filter is changed.
+MIN_ACTIVE_DEFAULT = 16
+
 
 def esc(value: Any) -> str:
     """Text safe inside HTML element content and quoted attributes."""
@@ -236,8 +239,9 @@ def features_block(track: dict[str, Any], t: int, card_keys: set[tuple[str, str]
         f"<th data-col='{c}' class='{kind}' tabindex=0 aria-sort=none>{esc(name)}</th>" for c, name, kind in cols
     )
     active_filter = (
-        "<label title='units active on few inputs can score a trivially high MS'>Active items ≥ "
-        "<input type=number class=f-active-min step=1 min=0></label>"
+        "<label title='units active on few inputs can score a trivially high MS (a latent firing on two "
+        "near-duplicates scores 1.0), so the table starts with those active on at least 16'>Active items ≥ "
+        f"<input type=number class=f-active-min step=1 min=0 value={MIN_ACTIVE_DEFAULT}></label>"
         if "active" in payload
         else ""
     )
