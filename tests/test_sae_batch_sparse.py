@@ -140,13 +140,14 @@ def test_native_float32_and_bf16_match_float64_reference():
             torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4)
 
 
-def test_selection_grows_candidates_when_one_row_holds_most_of_the_top():
+@pytest.mark.parametrize(("hot", "n"), [([3], 80), ([3, 9], 80), ([], 133)])  # 133 > 16 rows x 8 candidates
+def test_selection_takes_whole_rows_when_one_row_holds_many_of_the_top(hot, n):
     g = torch.Generator().manual_seed(0)
     pre = torch.randn(16, 300, generator=g)
-    pre[3] += 10  # row 3 alone holds more than the 4·k candidates a row starts with
+    pre[hot] += 10  # these rows alone hold more than the 8 candidates a row starts with
     bias = torch.randn(300, generator=g) * 0.1
-    rows, cols, vals = batch_topk_select(pre, bias, 80, 8)
-    want = (pre + bias).flatten().topk(80).indices
+    rows, cols, vals = batch_topk_select(pre, bias, n, 8)
+    want = (pre + bias).flatten().topk(n).indices
     assert sorted((rows * 300 + cols).tolist()) == sorted(want.tolist())
     assert torch.equal(vals, (pre + bias)[rows, cols])
     assert bool((rows.diff() >= 0).all())

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
 from monosemantic.config import to_dict
 from monosemantic.metrics.scoring import default_encoder
@@ -79,8 +80,11 @@ def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> Stage:
     _say(track.name, "embed", f"{store.n_items:,} items with {encoder}")
     chunks = []
     step = 256
-    for a in range(0, store.n_items, step):
-        chunks.append(model.embed_items(dataset.load(a, min(a + step, store.n_items)), batch_size=64))
+    with tqdm(total=store.n_items, desc=f"embed {encoder}", unit="item", dynamic_ncols=True, mininterval=0.5) as bar:
+        for a in range(0, store.n_items, step):
+            b = min(a + step, store.n_items)
+            chunks.append(model.embed_items(dataset.load(a, b), batch_size=64))
+            bar.update(b - a)
     save_file({"embeddings": torch.cat(chunks).contiguous()}, str(stage.path))
     stage.finish(started)
     return stage

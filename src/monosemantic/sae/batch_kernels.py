@@ -6,7 +6,7 @@ gather or a scatter over them (``native.tri_*``), so no dense [B, F] gradient is
 The dense encoder matmul stays, in bfloat16 when asked, with the kept values recomputed exactly in float32.
 
 Selection does not sort the B·F matrix: each row's top ``cap`` candidates (``native.topk_rows``) hold every entry of
-the batch top-n unless some row has all its candidates selected, in which case ``cap`` grows and selection reruns.
+the batch top-n unless some row has all its candidates selected; such rows then compete with all their entries.
 """
 
 from __future__ import annotations
@@ -27,20 +27,24 @@ def batch_topk_select(pre: Tensor, bias: Tensor, n: int, cap: int) -> tuple[Tens
     """
     B, F = pre.shape
     cap = max(1, min(cap, F))
-    while True:
-        cv, ci = native.topk_rows(pre, cap, bias.contiguous())
-        flat = cv.reshape(-1)
-        sel = flat.topk(min(n, flat.numel()), sorted=False).indices
-        keep = torch.zeros(flat.numel(), dtype=torch.bool)
-        keep[sel] = True
-        keep2 = keep.view(B, cap)
-        if cap == F or not bool(keep2.all(1).any()):
-            break
-        cap = min(F, cap * 4)  # a row kept all its candidates: more of it may belong to the top n
-    pos = keep.nonzero().squeeze(1)
-    rows = pos // cap
-    cols = ci.reshape(-1)[pos]
-    return rows, cols, flat[pos]
+    cv, ci = native.topk_rows(pre, cap, bias.contiguous())
+    flat = cv.reshape(-1)
+    sel = flat.topk(min(n, flat.numel()), sorted=False).indices
+    keep = torch.zeros(flat.numel(), dtype=torch.bool)
+    keep[sel] = True
+    sat = keep.view(B, cap).all(1)
+    if cap == F or not bool(sat.any()):
+        pos = keep.nonzero().squeeze(1)
+        return pos // cap, ci.reshape(-1)[pos], flat[pos]
+    # A row that kept all its candidates may own more of the top n: take those rows whole. Adding candidates only
+    # raises the cut, so the other rows' non-candidates (below one of their unkept candidates) stay out.
+    full, part = sat.nonzero().squeeze(1), (~sat).nonzero().squeeze(1)
+    vals = torch.cat([cv[part].reshape(-1), (pre[full].to(cv.dtype) + bias.to(cv.dtype)).reshape(-1)])
+    cols = torch.cat([ci[part].reshape(-1), torch.arange(F).repeat(full.numel())])
+    rows = torch.cat([part.repeat_interleave(cap), full.repeat_interleave(F)])
+    sel = vals.topk(n, sorted=False).indices
+    sel = sel[torch.sort(rows[sel], stable=True).indices]
+    return rows[sel], cols[sel], vals[sel]
 
 
 class BatchTopKEncode(torch.autograd.Function):

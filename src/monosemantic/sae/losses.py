@@ -62,11 +62,16 @@ class MatryoshkaReconstruction:
     name: str = "mse"
 
     def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
-        prefix = out.extras["prefix_recons"]
-        losses = [_sq_err(out.x, r, None) for r in prefix]  # type: ignore[union-attr]
-        total = torch.stack(losses).sum()
+        stack = out.extras.get("prefix_stack")
+        if stack is not None:  # [G, B, d] from the sparse path: one fused pass instead of G
+            total = (out.x - stack).pow(2).sum(-1).mean(-1).sum()
+            n = stack.shape[0]
+        else:
+            prefix = out.extras["prefix_recons"]
+            total = torch.stack([_sq_err(out.x, r, None) for r in prefix]).sum()  # type: ignore[union-attr]
+            n = len(prefix)  # type: ignore[arg-type]
         if self.kind == "dl_weighted_mean":
-            total = total / len(losses) ** 2
+            total = total / n**2
         return total
 
 

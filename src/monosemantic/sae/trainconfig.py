@@ -53,7 +53,7 @@ class TrainConfig:
     bf16: bool = True
     """Run the dense encoder matmul in bfloat16 (TopK values are recomputed in float32)."""
     batch_sparse: str = "auto"
-    """BatchTopK/Matryoshka training: sparse kernels, dense autograd, or auto (sparse when k/d_sae <= 5%)."""
+    """BatchTopK/Matryoshka training: sparse kernels, dense autograd, or auto (sparse when k/d_sae <= 0.05)."""
     rec_loss: str = "sum_mse"
     """Reconstruction loss: sum_mse (mean over rows of the squared error summed over dims) or normalized_mse."""
     auxk_alpha: float = 1 / 32

@@ -48,10 +48,10 @@ class MatryoshkaSAE(BatchTopKSAE):
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
         if use_sparse(self, x, ctx):
             vals, rows, cols, avals, aidx = self.sparse_encode(x, ctx)
-            pre = prefix_decode(rows, cols, vals, self.W_dec, self.b_dec, x.shape[0], self.cfg.group_ends)
-            prefix = list(pre.unbind(0))
+            stack = prefix_decode(rows, cols, vals, self.W_dec, self.b_dec, x.shape[0], self.cfg.group_ends)
+            prefix = list(stack.unbind(0))
             return StepOutput(x=x, x_hat=prefix[-1], vals=vals, idx=cols, aux_vals=avals, aux_idx=aidx,
-                              extras={"prefix_recons": prefix})  # type: ignore[dict-item]
+                              extras={"prefix_recons": prefix, "prefix_stack": stack})  # type: ignore[dict-item]
         acts = self.activation_train(x)
         f = batch_topk(acts, float(self.cfg.k))  # type: ignore[arg-type]
         recon = self.b_dec.expand_as(x)
