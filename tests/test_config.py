@@ -24,7 +24,7 @@ class Demo:
     out: Path | None = None
     """Where to write."""
     fast: bool = False
-    """Go fast."""
+    """Go fast (100% of the time)."""
 
 
 def test_field_docstrings_are_read() -> None:
@@ -38,6 +38,7 @@ def test_help_shows_docstrings_and_parses_types() -> None:
     add_arguments(parser, Demo)
     help_text = parser.format_help()
     assert "Expansion factor. (default: 16)" in help_text
+    assert "100% of the time" in help_text
     ns = parser.parse_args(["--name", "x", "--width", "4", "--rates", "0.1", "--rates", "0.2", "--fast"])
     cfg = from_namespace(Demo, ns)
     assert cfg == Demo(name="x", width=4, rates=[0.1, 0.2], fast=True)

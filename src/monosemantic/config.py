@@ -210,7 +210,7 @@ def add_arguments(
         is_required = f.name in required or (
             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
-        help_text = docs.get(f.name, "")
+        help_text = docs.get(f.name, "").replace("%", "%%")  # argparse reads % as a format directive
         if not is_required and default not in (None, [], ()):
             help_text += f" (default: {default})"
         names = (*flags.get(f.name, ()), _option(f.name))
