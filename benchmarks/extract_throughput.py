@@ -83,47 +83,36 @@ def run_case(
             t, rows = ours(model, hook, data, tokens, batch_size, max_items, image_size, Path(tmp) / "store")
             ours_t.append(t)
     b, o = min(bare_t), min(ours_t)
-    return f"| {label} | {rows:,} | {b:.1f} | {o:.1f} | {rows / o:,.0f} | {100 * (o / b - 1):+.1f}% |"
+    pairs = ", ".join(f"{x:.1f}/{y:.1f}" for x, y in zip(bare_t, ours_t, strict=True))
+    median = sorted(100 * (y / x - 1) for x, y in zip(bare_t, ours_t, strict=True))[len(bare_t) // 2]
+    return (
+        f"| {label} | {rows:,} | {b:.1f} | {o:.1f} | {rows / o:,.0f} | {100 * (o / b - 1):+.1f}% "
+        f"| {median:+.1f}% | {pairs} |"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--max-items", type=int, default=None, help="limit the text case to N items")
-    ap.add_argument("--repeat", type=int, default=1, help="alternate bare/ours this many times; best of each")
+    ap.add_argument("--repeat", type=int, default=1, help="alternate bare/ours this many times")
     ap.add_argument("--vision", action="store_true", help="also run MobileNetV2 on mnist-5k")
+    ap.add_argument("--no-text", action="store_true", help="skip the MiniLM case")
     args = ap.parse_args()
     header("extract_throughput")
-    print("| case | rows stored | bare forward (s) | monosemantic extract (s) | rows/s | overhead |")
-    print("|---|---|---|---|---|---|")
     print(
-        run_case(
-            "minilm encoder.layer.3, bbc-news, all tokens",
-            "minilm",
-            "encoder.layer.3",
-            "bbc-news",
-            "all",
-            32,
-            args.max_items,
-            None,
-            args.repeat,
-        ),
-        flush=True,
+        "| case | rows stored | bare forward (s, best) | monosemantic extract (s, best) | rows/s | overhead (best) "
+        "| overhead (median pair) | each pair bare/ours (s) |"
     )
+    print("|---|---|---|---|---|---|---|---|")
+    cases = [] if args.no_text else [
+        ("minilm encoder.layer.3, bbc-news, all tokens", "minilm", "encoder.layer.3", "bbc-news", "all", 32,
+         args.max_items, None)
+    ]
     if args.vision:
-        print(
-            run_case(
-                "mobilenet_v2 features.13, mnist-5k, mean (96 px)",
-                "mobilenet_v2",
-                "features.13",
-                "mnist-5k",
-                "mean",
-                64,
-                None,
-                96,
-                args.repeat,
-            ),
-            flush=True,
-        )
+        cases.append(("mobilenet_v2 features.13, mnist-5k, mean (96 px)", "mobilenet_v2", "features.13", "mnist-5k",
+                      "mean", 64, None, 96))
+    for case in cases:
+        print(run_case(*case, args.repeat), flush=True)
 
 
 if __name__ == "__main__":
