@@ -42,6 +42,7 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("siglip", lambda: tf.SiglipVisionModel(tf.SiglipVisionConfig(**VISION)), "mean", 1),
         ("dinov2", lambda: tf.Dinov2Model(tf.Dinov2Config(**VISION)), "random-3", 3),
         ("vit", lambda: tf.ViTModel(tf.ViTConfig(**VISION), add_pooling_layer=False), "all", 17),
+        ("vit", lambda: tf.ViTModel(tf.ViTConfig(**VISION), add_pooling_layer=False), "patches", 16),
     ],
 )
 def test_vision_towers(tmp_path: Path, image_folder: Path, family: str, build, tokens: str, per_item: int) -> None:

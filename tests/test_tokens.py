@@ -25,6 +25,16 @@ def test_all_keeps_real_tokens_in_order() -> None:
     assert rows.token.tolist() == [0, 1, 2, 5, 6, 7, 8, 9, 10, 11]
 
 
+def test_patches_drop_the_cls_token() -> None:
+    hidden, mask, ids = _hidden()
+    rows = select_rows(hidden, mask, ids, "patches", np.array([10, 11, 12]), has_cls=True)
+    expected = torch.cat([hidden["a"][0, 1:3], hidden["a"][1, 1:], hidden["a"][2, 1:2]])
+    assert torch.equal(rows.acts["a"], expected)
+    assert rows.position.tolist() == [1, 2, 1, 2, 3, 4, 1]
+    with pytest.raises(UserError, match="no CLS token"):
+        select_rows(hidden, mask, ids, "patches", np.arange(3), has_cls=False)
+
+
 def test_pooling_ignores_padding() -> None:
     hidden, mask, ids = _hidden()
     mean = select_rows(hidden, mask, ids, "mean", np.arange(3), has_cls=True).acts["a"]

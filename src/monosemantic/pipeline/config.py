@@ -23,7 +23,7 @@ class TrackConfig:
     data: str
     """Dataset: a registered name or a path (see `monosemantic extract --help`)."""
     tokens: str = "all"
-    """Rows per item: all, cls, mean, max or random-K."""
+    """Rows per item: all, patches, cls, mean, max or random-K."""
     max_items: int | None = None
     """Use only the first N items."""
     max_length: int = 128
