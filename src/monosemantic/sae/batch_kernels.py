@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from monosemantic.sae import native
-from monosemantic.sae.kernels import _rows
+from monosemantic.sae.kernels import _rows, aux_topk
 
 
 def batch_topk_select(pre: Tensor, bias: Tensor, n: int, cap: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -69,18 +69,7 @@ class BatchTopKEncode(torch.autograd.Function):
             wr = _rows(W_enc)
             vals = native.tri_gather_dot(rows, cols, wr, xc) + b_enc[cols]
         vals = vals.to(xc.dtype).clamp_min_(0)
-        aux_vals = xc.new_zeros(B, 0)
-        aux_idx = cols.new_zeros(B, 0)
-        if dead_mask is not None and k_aux > 0:
-            dead = dead_mask.nonzero().flatten()
-            ka = min(k_aux, dead.numel())
-            if ka > 0:
-                sub = pre.index_select(1, dead).to(xc.dtype) + b_enc[dead]
-                av, ai = native.topk_rows(sub.contiguous(), ka)
-                aux_idx = dead[ai]
-                if low:
-                    av = native.gather_dot(aux_idx, wr, xc) + b_enc[aux_idx]  # type: ignore[arg-type]
-                aux_vals = av.to(xc.dtype).clamp_min_(0)
+        aux_vals, aux_idx = aux_topk(pre, xc, W_enc, b_enc, dead_mask, k_aux, low)
         ctx.save_for_backward(xc, W_enc, rows, cols, vals, aux_idx, aux_vals)
         ctx.apply_b_dec = apply_b_dec
         ctx.mark_non_differentiable(rows, cols, aux_idx)

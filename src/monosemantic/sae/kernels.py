@@ -20,6 +20,29 @@ def _rows(W_enc: Tensor) -> Tensor:
     return W_enc.t().contiguous()  # free when W_enc is stored as a transposed view (see SAE.__init__)
 
 
+def aux_topk(
+    pre: Tensor, xc: Tensor, W_enc: Tensor, b_enc: Tensor, dead_mask: Tensor | None, k_aux: int, low: bool
+) -> tuple[Tensor, Tensor]:
+    """AuxK's inputs: per row, the k_aux largest pre-activations among dead latents (values, latent ids).
+
+    Computed on the dead columns only; with a low-precision ``pre`` the kept values are recomputed in float32.
+    """
+    B = xc.shape[0]
+    empty = (xc.new_zeros(B, 0), torch.zeros(B, 0, dtype=torch.int64, device=xc.device))
+    if dead_mask is None or k_aux <= 0:
+        return empty
+    dead = dead_mask.nonzero().flatten()
+    ka = min(k_aux, dead.numel())
+    if ka == 0:
+        return empty
+    sub = pre.index_select(1, dead).to(xc.dtype) + b_enc[dead]
+    av, ai = native.topk_rows(sub.contiguous(), ka)
+    aux_idx = dead[ai]
+    if low:
+        av = native.gather_dot(aux_idx, _rows(W_enc), xc) + b_enc[aux_idx]
+    return av.to(xc.dtype).clamp_min_(0), aux_idx
+
+
 class TopKEncode(torch.autograd.Function):
     """``(x, b_dec, W_enc, b_enc) -> vals [B,k], idx [B,k], aux_vals [B,k_aux], aux_idx [B,k_aux]``.
 
@@ -41,19 +64,7 @@ class TopKEncode(torch.autograd.Function):
             rows = _rows(W_enc)
             vals = native.gather_dot(idx, rows, xc) + b_enc[idx]
         vals = vals.to(xc.dtype).clamp_min_(0)
-        B = xc.shape[0]
-        aux_vals = xc.new_zeros(B, 0)
-        aux_idx = idx.new_zeros(B, 0)
-        if dead_mask is not None and k_aux > 0:
-            dead = dead_mask.nonzero().flatten()
-            ka = min(k_aux, dead.numel())
-            if ka > 0:
-                sub = pre.index_select(1, dead).to(xc.dtype) + b_enc[dead]
-                av, ai = native.topk_rows(sub.contiguous(), ka)
-                aux_idx = dead[ai]
-                if low:
-                    av = native.gather_dot(aux_idx, rows, xc) + b_enc[aux_idx]  # type: ignore[arg-type]
-                aux_vals = av.to(xc.dtype).clamp_min_(0)
+        aux_vals, aux_idx = aux_topk(pre, xc, W_enc, b_enc, dead_mask, k_aux, low)
         ctx.save_for_backward(xc, W_enc, idx, vals, aux_idx, aux_vals)
         ctx.apply_b_dec = apply_b_dec
         ctx.mark_non_differentiable(idx, aux_idx)
