@@ -36,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
         config = from_dict(TrainConfig, {**{k: getattr(base, k) for k in names}, **given}, where="options")
     else:
         config = from_namespace(TrainConfig, args)
-    for folder in train(config):
-        print(folder)
+    from monosemantic.sae import distributed
+
+    try:
+        for folder in train(config):
+            print(folder)
+    finally:
+        distributed.teardown()  # under torchrun, leave no gloo/NCCL threads behind at exit
     return 0

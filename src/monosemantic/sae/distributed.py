@@ -8,16 +8,29 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+_OWNED = False
+
 
 def setup() -> tuple[int, int]:
     """(rank, world size); initialises the process group from torchrun's environment when needed."""
+    global _OWNED
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
+        _OWNED = True
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def teardown() -> None:
+    """Destroy the process group ``setup`` created. A rank that exits with gloo's threads still running can
+    abort at interpreter shutdown ("terminate called without an active exception")."""
+    global _OWNED
+    if _OWNED and dist.is_initialized():
+        dist.destroy_process_group()
+    _OWNED = False
 
 
 def local_world() -> int:
