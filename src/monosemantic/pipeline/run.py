@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from monosemantic.config import to_dict
@@ -30,9 +30,9 @@ def run_pipeline(cfg: RunConfig) -> Path:
     track_scores = []
     for track in cfg.tracks:
         extract_stage = _extract(state, track)
-        embed_stage = _embed(state, track, extract_stage)
+        embed_stage, encoder = _embed(state, track, extract_stage)
         sae_stages = [_train(state, track, extract_stage, arch, cfg.seed) for arch in track.archs]
-        track_scores.append(_score(state, track, extract_stage, embed_stage, sae_stages))
+        track_scores.append(_score(state, track, extract_stage, embed_stage, encoder, sae_stages))
     report = _report(state, cfg, track_scores)
     print(f"done in {time.perf_counter() - t0:.0f} s", flush=True)
     return report
@@ -57,7 +57,7 @@ def _extract(state: RunState, track: TrackConfig) -> Stage:
     return stage
 
 
-def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> Stage:
+def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[Stage, str]:
     """External-encoder embeddings, one per item, for the MonoSemanticity score."""
     from monosemantic.sources import load_dataset, load_model
     from monosemantic.store import ActivationStore
@@ -68,7 +68,7 @@ def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> Stage:
     stage = state.stage(f"{track.name}/embed", "embeddings", inputs, suffix=".safetensors")
     if stage.done:
         _say(track.name, "embed", f"cached ({encoder})")
-        return stage
+        return stage, encoder
     started = stage.start()
     dataset = load_dataset(track.data, "text", tuple(track.label_columns))
     small = dataset.native_size is not None and dataset.native_size <= 64
@@ -87,11 +87,7 @@ def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> Stage:
             bar.update(b - a)
     save_file({"embeddings": torch.cat(chunks).contiguous()}, str(stage.path))
     stage.finish(started)
-    return stage
-
-
-def load_embeddings(path: Path) -> torch.Tensor:
-    return load_file(str(path))["embeddings"]
+    return stage, encoder
 
 
 def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str, seed: int) -> Stage:
@@ -118,10 +114,9 @@ def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str,
     return stage
 
 
-def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stage: Stage,
+def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stage: Stage, encoder: str,
            sae_stages: list[Stage]) -> dict[str, Any]:
     from monosemantic.metrics.scoring import ScoreConfig, load_scores, score
-    from monosemantic.store import ActivationStore
 
     inputs = {"extract": extract_stage.hash, "embed": embed_stage.hash, "saes": [s.hash for s in sae_stages],
               "pool": track.pool}
@@ -129,7 +124,6 @@ def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stag
     if not stage.done:
         _say(track.name, "score", "MS, FMS, label correlation and entropy; neurons vs every SAE")
         started = stage.start()
-        encoder = track.encoder or default_encoder(ActivationStore.open(extract_stage.path).manifest.model["modality"])
         score(ScoreConfig(acts=extract_stage.path, sae=[s.path for s in sae_stages], embeddings=embed_stage.path,
                           encoder=encoder, pool=track.pool, out=stage.path))
         stage.finish(started)
