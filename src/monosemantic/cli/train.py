@@ -39,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from monosemantic.sae import distributed
 
     try:
-        for folder in train(config):
-            print(folder)
+        folders = train(config)
+        if distributed.is_main():  # every rank returns the folders; print them once
+            for folder in folders:
+                print(folder)
     finally:
         distributed.teardown()  # under torchrun, leave no gloo/NCCL threads behind at exit
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import torch
@@ -25,11 +26,16 @@ def setup() -> tuple[int, int]:
 
 
 def teardown() -> None:
-    """Destroy the process group ``setup`` created. A rank that exits with gloo's threads still running can
-    abort at interpreter shutdown ("terminate called without an active exception")."""
+    """Destroy the process group ``setup`` created. A rank that exits while anything still holds the group (a
+    DDP wrapper left in a reference cycle keeps it alive past ``destroy_process_group``) can abort at interpreter
+    shutdown with "terminate called without an active exception", so collect those first and let every rank
+    get here before any of them closes its connections."""
     global _OWNED
     if _OWNED and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
+        gc.collect()
     _OWNED = False
 
 
