@@ -40,9 +40,11 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         folders = train(config)
-        if distributed.is_main():  # every rank returns the folders; print them once
-            for folder in folders:
-                print(folder)
-    finally:
-        distributed.teardown()  # under torchrun, leave no gloo/NCCL threads behind at exit
+    except BaseException:
+        distributed.teardown(sync=False)
+        raise
+    if distributed.is_main():  # every rank returns the folders; print them once
+        for folder in folders:
+            print(folder)
+    distributed.teardown()  # under torchrun, leave no gloo/NCCL threads behind at exit
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 
 import torch
@@ -25,15 +26,17 @@ def setup() -> tuple[int, int]:
     return 0, 1
 
 
-def teardown() -> None:
+def teardown(sync: bool = True) -> None:
     """Destroy the process group ``setup`` created. A rank that exits while anything still holds the group (a
     DDP wrapper left in a reference cycle keeps it alive past ``destroy_process_group``) can abort at interpreter
     shutdown with "terminate called without an active exception", so collect those first and let every rank
-    get here before any of them closes its connections."""
+    get here before any of them closes its connections. ``sync=False`` skips that meeting: a rank leaving on an
+    error must not wait for ranks that may be stuck elsewhere."""
     global _OWNED
     if _OWNED and dist.is_initialized():
         gc.collect()
-        dist.barrier()
+        if sync:
+            dist.barrier()
         dist.destroy_process_group()
         gc.collect()
     _OWNED = False
@@ -64,5 +67,8 @@ def any_reduce(mask: Tensor) -> Tensor:
 def wrap(module: nn.Module) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
-    # buffers (BatchTopK θ) are updated from all-reduced statistics, identically on every rank
-    return DistributedDataParallel(module, broadcast_buffers=False)
+    # buffers (BatchTopK θ) are updated from all-reduced statistics, identically on every rank, so they need no
+    # sync in forward; newer torch renamed the switch and warns on the old name
+    params = inspect.signature(DistributedDataParallel.__init__).parameters
+    flag = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return DistributedDataParallel(module, **{flag: False})
