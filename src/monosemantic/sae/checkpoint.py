@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from monosemantic.errors import UserError
+from monosemantic.outputs import check_out
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -42,14 +43,15 @@ class RunPaths:
         return self.partial / f"{name}.train_log.jsonl"
 
 
-def check_start(paths: RunPaths, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber finished SAEs or an interrupted run the user did not ask to resume."""
-    if not overwrite:
-        done = [p for p in paths.finals.values() if p.exists()]
-        if done:
-            raise UserError(
-                f"{done[0]} already exists (a finished SAE); choose another --out or pass --overwrite"
-            )
+def check_start(paths: RunPaths, *, resume: bool, overwrite: bool, acts: Path | None = None) -> None:
+    """Refuse to clobber finished SAEs, anything that is not an SAE folder, the input store, or an interrupted
+    run the user did not ask to resume."""
+    inputs = [acts] if acts is not None else []
+    if len(paths.finals) > 1:
+        # a sweep writes <out>/<name>/ and leaves other things in <out> alone; <out> itself must be a folder
+        check_out(paths.out, what="a folder", marker=None, overwrite=overwrite, inputs=inputs)
+    for final in paths.finals.values():
+        check_out(final, what="an SAE folder", marker="cfg.json", overwrite=overwrite, inputs=inputs)
     if resume and not paths.checkpoint.exists():
         raise UserError(f"nothing to resume: {paths.checkpoint} does not exist; drop --resume to start afresh")
     if not resume and paths.checkpoint.exists() and not overwrite:

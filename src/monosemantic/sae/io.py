@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from monosemantic.errors import UserError
+from monosemantic.outputs import check_out, staged
 from monosemantic.sae.core import SAE, SAEConfig, get_architecture
 
 FORMAT_VERSION = 1
@@ -93,22 +92,9 @@ def write_folder(sae: SAE, folder: Path, extra: dict[str, Any] | None = None) ->
 def save_sae(sae: SAE, path: Path, *, overwrite: bool = False, extra: dict[str, Any] | None = None) -> Path:
     """Write ``path`` as a whole: build a temporary sibling folder, then rename it into place."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise UserError(f"{path} already exists; choose another folder or allow overwriting")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    check_out(path, what="an SAE folder", marker="cfg.json", overwrite=overwrite)
+    with staged(path) as tmp:
         write_folder(sae, tmp, extra)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
@@ -224,16 +210,26 @@ def load_sae(path: Path) -> SAE:
     if not path.is_dir():
         raise UserError(f"SAE folder {str(path)!r} does not exist")
     if (path / "sae_weights.safetensors").exists() and (path / "cfg.json").exists():
-        sae = _load_saelens(path)
+        loader = _load_saelens
     elif (path / "sae.safetensors").exists() and (path / "cfg.json").exists():
-        sae = _load_sparsify(path)
+        loader = _load_sparsify
     elif (path / "ae.pt").exists():
-        sae = _load_dictionary_learning(path)
+        loader = _load_dictionary_learning
     else:
         raise UserError(
             f"{path} is not an SAE folder: expected cfg.json + sae_weights.safetensors (SAELens / monosemantic), "
             "cfg.json + sae.safetensors (sparsify) or ae.pt (dictionary_learning)"
         )
+    try:
+        sae = loader(path)
+    except UserError as exc:
+        if str(path) in str(exc):
+            raise
+        raise UserError(f"{path}: {exc}") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        # a hand-edited or partly written folder: a field or tensor missing or of the wrong kind
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise UserError(f"{path}: the SAE config or weights are incomplete ({what}); re-save or re-train it") from None
     sae.eval()
     return sae
 

@@ -6,8 +6,12 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from monosemantic.errors import UserError
+
+if TYPE_CHECKING:
+    from monosemantic.sae.core import SAEConfig
 
 
 @dataclass
@@ -141,14 +145,11 @@ def sweep_points(tc: TrainConfig, d_in: int) -> list[SweepPoint]:
     for s in sizes:
         if s < 1:
             raise UserError(f"d_sae must be at least 1, got {s} (width × d_in={d_in})")
-    uses_k = tc.arch in ("topk", "batchtopk", "matryoshka")
-    uses_coef = tc.arch in ("relu", "jumprelu")
+    uses_k, uses_coef = tc.arch in _K_ARCHS, tc.arch in _COEF_ARCHS
     ks: list[float | None] = list(tc.k or [32.0]) if uses_k else [None]
     coefs: list[float | None] = (
         list(tc.l1_coefficient or [0.05 if tc.arch == "relu" else 1.0]) if uses_coef else [None]
     )
-    if tc.k and not uses_k:
-        raise UserError(f"--k does not apply to {tc.arch}; it is for topk, batchtopk and matryoshka")
     points = []
     for s, k, c in itertools.product(sizes, ks, coefs):
         name = f"{tc.arch}-{s}"
@@ -160,3 +161,91 @@ def sweep_points(tc: TrainConfig, d_in: int) -> list[SweepPoint]:
     if len({p.name for p in points}) != len(points):
         raise UserError("the sweep lists the same SAE twice; remove the repeated values")
     return points
+
+
+_CHOICES = {
+    "rec_loss": ("sum_mse", "normalized_mse"), "auxk_norm": ("residual_variance", "scaled_count"),
+    "init_b_dec": ("geometric_median", "mean", "zeros"), "input_scaling": ("unit_mean_sq", "sqrt_d", "none"),
+    "fold": ("weights", "biases"), "l1_variant": ("unit_norm", "decoder_norm"),
+    "jumprelu_sparsity": ("l0", "target_l0"), "threshold_update": ("ema_dl", "ema_saelens", "mean"),
+    "matryoshka_loss": ("sum", "dl_weighted_mean"), "batch_sparse": ("auto", "sparse", "dense"),
+}
+
+# (field, lowest allowed value, whether that value itself is allowed); None means 'default' and passes
+_BOUNDS: tuple[tuple[str, float, bool], ...] = (
+    ("batch_size", 1, True), ("lr", 0, False), ("warmup", 0, True), ("decay", 0, True), ("adam_eps", 0, False),
+    ("grad_clip", 0, True), ("auxk_alpha", 0, True), ("k_aux", 1, True), ("dead_tokens", 1, True),
+    ("sparsity_warmup", 0, True), ("target_l0", 0, False), ("bandwidth", 0, False), ("threshold_init", 0, False),
+    ("threshold_start_step", 0, True), ("eval_rows", 1, True), ("checkpoint_every", 0, True),
+    ("log_every", 1, True), ("threads", 0, True), ("seed", 0, True),
+)
+
+_K_ARCHS = ("topk", "batchtopk", "matryoshka")
+_COEF_ARCHS = ("relu", "jumprelu")
+
+
+def _flag(name: str) -> str:
+    return "--" + {"l1_coefficient": "l1"}.get(name, name).replace("_", "-")
+
+
+def check_config(tc: TrainConfig, *, need_paths: bool = True) -> None:
+    """Every check that needs no data: paths given, names known, numbers in range, options that apply to the
+    architecture. ``need_paths=False`` checks a config whose --acts/--out are filled in later (the pipeline)."""
+    from monosemantic.sae.core import get_architecture
+
+    if need_paths and tc.acts is None:
+        raise UserError("no activation store given; pass --acts DIR (made by `monosemantic extract`)")
+    if need_paths and tc.out is None:
+        raise UserError("no output folder given; pass --out DIR")
+    get_architecture(tc.arch)
+    for name, valid in _CHOICES.items():
+        if getattr(tc, name) not in valid:
+            raise UserError(f"{_flag(name)} must be one of {', '.join(valid)}, got {getattr(tc, name)!r}")
+    for name, low, inclusive in _BOUNDS:
+        v = getattr(tc, name)
+        if v is not None and (v < low or (v == low and not inclusive)):
+            relation = "at least" if inclusive else "greater than"
+            raise UserError(f"{_flag(name)} must be {relation} {low:g}, got {v:g}")
+    if not 0 < tc.holdout < 1:
+        raise UserError(f"--holdout must be a fraction between 0 and 1, got {tc.holdout:g}")
+    if len(tc.adam_betas) != 2 or not all(0 <= b < 1 for b in tc.adam_betas):
+        raise UserError(f"--adam-betas needs two values in [0, 1), got {tc.adam_betas}")
+    for name, values in (("width", tc.width), ("d_sae", tc.d_sae), ("k", tc.k)):
+        bad = [v for v in values if not v > 0]
+        if bad:
+            raise UserError(f"{_flag(name)} values must be positive, got {bad[0]:g}")
+    if any(not c >= 0 for c in tc.l1_coefficient):
+        raise UserError(f"--l1 values must be at least 0, got {tc.l1_coefficient}")
+    if tc.k and tc.arch not in _K_ARCHS:
+        raise UserError(f"--k does not apply to {tc.arch}; it is for {', '.join(_K_ARCHS)}")
+    if tc.l1_coefficient and tc.arch not in _COEF_ARCHS:
+        raise UserError(f"--l1 does not apply to {tc.arch}; it is for {', '.join(_COEF_ARCHS)} (TopK-family SAEs "
+                        "set sparsity with --k)")
+    if tc.group_fraction and tc.arch != "matryoshka":
+        raise UserError(f"--group-fraction applies only to matryoshka, not {tc.arch}")
+    tc.total_tokens()
+
+
+def sae_config(tc: TrainConfig, p: SweepPoint, d_in: int, meta: dict[str, Any] | None = None) -> SAEConfig:
+    """The checked architecture config of one sweep point (k an integer where needed, k <= d_sae, groups)."""
+    from monosemantic.sae.architectures.matryoshka import group_sizes_from_fractions
+    from monosemantic.sae.core import SAEConfig, get_architecture
+
+    k = p.k
+    if tc.arch == "topk" and k is not None:
+        if int(k) != k:
+            raise UserError(f"TopK needs an integer k, got {k:g}")
+        k = int(k)
+    groups = group_sizes_from_fractions(tc.group_fraction, p.d_sae) if tc.arch == "matryoshka" else None
+    if k is not None and not 0 < k <= p.d_sae:
+        raise UserError(f"k={k:g} is impossible for d_sae={p.d_sae}: it must be between 1 and d_sae")
+    cfg = SAEConfig(d_in=d_in, d_sae=p.d_sae, architecture=tc.arch, k=k, group_sizes=groups, metadata=meta or {})
+    get_architecture(tc.arch).validate(cfg)
+    return cfg
+
+
+def check_sweep(tc: TrainConfig, d_in: int) -> None:
+    """Every check that needs the layer width: each SAE of the sweep can be built."""
+    check_config(tc, need_paths=False)
+    for p in sweep_points(tc, d_in):
+        sae_config(tc, p, d_in)

@@ -32,7 +32,7 @@ from monosemantic.sae.checkpoint import (
     set_rng_state,
     truncate_log,
 )
-from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, get_architecture
+from monosemantic.sae.core import SAE, StepContext, StepOutput, get_architecture
 from monosemantic.sae.data import Batches
 from monosemantic.sae.evaluate import ReconStats, evaluate
 from monosemantic.sae.io import save_sae
@@ -45,7 +45,7 @@ from monosemantic.sae.recipe import (
     renormalise_rows,
     steps_of,
 )
-from monosemantic.sae.trainconfig import SweepPoint, TrainConfig, sweep_points
+from monosemantic.sae.trainconfig import SweepPoint, TrainConfig, check_config, sae_config, sweep_points
 
 _NORM_SAMPLE_ROWS = 65_536
 
@@ -93,43 +93,9 @@ def _check_finite(x: Tensor, what: str) -> None:
         raise UserError(f"{what} contains {bad} NaN or inf values; re-extract the store or drop those rows")
 
 
-def _validate(tc: TrainConfig) -> None:
-    if tc.acts is None:
-        raise UserError("no activation store given; pass --acts DIR (made by `monosemantic extract`)")
-    if tc.out is None:
-        raise UserError("no output folder given; pass --out DIR")
-    get_architecture(tc.arch)
-    if tc.batch_size < 1:
-        raise UserError(f"--batch-size must be positive, got {tc.batch_size}")
-    choices = {
-        "rec_loss": ("sum_mse", "normalized_mse"), "auxk_norm": ("residual_variance", "scaled_count"),
-        "init_b_dec": ("geometric_median", "mean", "zeros"), "input_scaling": ("unit_mean_sq", "sqrt_d", "none"),
-        "fold": ("weights", "biases"), "l1_variant": ("unit_norm", "decoder_norm"),
-        "jumprelu_sparsity": ("l0", "target_l0"), "threshold_update": ("ema_dl", "ema_saelens", "mean"),
-        "matryoshka_loss": ("sum", "dl_weighted_mean"), "batch_sparse": ("auto", "sparse", "dense"),
-    }
-    for name, valid in choices.items():
-        if getattr(tc, name) not in valid:
-            raise UserError(f"--{name.replace('_', '-')} must be one of {', '.join(valid)}, got {getattr(tc, name)!r}")
-    if len(tc.adam_betas) != 2:
-        raise UserError(f"--adam-betas needs two values, got {tc.adam_betas}")
-
-
 def _make_sae(tc: TrainConfig, p: SweepPoint, d_in: int, meta: dict[str, Any], seed: int) -> SAE:
-    from monosemantic.sae.architectures.matryoshka import group_sizes_from_fractions
-
-    k = p.k
-    if tc.arch == "topk" and k is not None:
-        if int(k) != k:
-            raise UserError(f"TopK needs an integer k, got {k:g}")
-        k = int(k)
-    groups = group_sizes_from_fractions(tc.group_fraction, p.d_sae) if tc.arch == "matryoshka" else None
-    if k is not None and not 0 < k <= p.d_sae:
-        raise UserError(f"k={k:g} is impossible for d_sae={p.d_sae}: it must be between 1 and d_sae")
-    cfg = SAEConfig(d_in=d_in, d_sae=p.d_sae, architecture=tc.arch, k=k, group_sizes=groups, metadata=meta)
-    cls = get_architecture(tc.arch)
-    cls.validate(cfg)
-    sae = cls(cfg)
+    cfg = sae_config(tc, p, d_in, meta)
+    sae = get_architecture(tc.arch)(cfg)
     sae.init_weights(torch.Generator().manual_seed(seed))
     if hasattr(sae, "log_threshold"):
         with torch.no_grad():
@@ -189,7 +155,7 @@ def train(
     from monosemantic.store import ActivationStore
 
     tc = config
-    _validate(tc)
+    check_config(tc)
     rank, world = D.setup()
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
@@ -218,7 +184,7 @@ def train(
         "monosemantic": {"store": str(Path(store.root).resolve()), "dataset": store.manifest.dataset.get("name")},
     }
     saes = [_make_sae(tc, p, d_in, json.loads(json.dumps(meta)), tc.seed) for p in points]
-    check_start(paths, resume=tc.resume, overwrite=tc.overwrite)
+    check_start(paths, resume=tc.resume, overwrite=tc.overwrite, acts=Path(tc.acts) if tc.acts else None)
     losses = [_losses(tc, s, p, extra_losses) for s, p in zip(saes, points, strict=True)]
     lrs = [tc.lr or default_lr(p.d_sae, tc.arch) for p in points]
     opts = [
