@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,46 @@ def test_older_run_folder_is_named(tmp_path: Path) -> None:
     (tmp_path / "run" / "run.json").write_text(json.dumps({"format_version": 0, "stages": {}}))
     with pytest.raises(UserError, match="older monosemantic format"):
         run_pipeline(load_run_config(_config(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle"),
+    [
+        ('archs = ["topk"]', 'archs = ["topkk"]', "unknown SAE architecture 'topkk'"),
+        ('train_tokens = "30K"', 'train_tokens = "5X"', "cannot read '5X'"),
+        ("batch_size = 128", "batch_size = 0", "--batch-size must be at least 1"),
+        ("n_cards = 2\n\n", "n_cards = -3\n\n", "n_cards must be at least 0"),
+        ("expansions = [2]\nks = [{k}]", "expansions = []\nks = [{k}]", "expansions must each list"),
+    ],
+)
+def test_settings_are_checked_before_any_stage_runs(tmp_path: Path, old: str, new: str, needle: str) -> None:
+    assert old in TINY
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.replace(old, new, 1).format(out=tmp_path / "run", k=4))
+    with pytest.raises(UserError, match=re.escape(needle)):
+        load_run_config(path)
+    assert not (tmp_path / "run").exists()
+
+
+def test_k_too_large_for_the_layer_fails_before_embedding(tmp_path: Path) -> None:
+    # features.6 of MobileNetV2 is 32 wide; x2 gives 64 latents, fewer than k = 100
+    with pytest.raises(UserError, match=r"track 'img', topk \(layer width 32\).*k=100 is impossible"):
+        run_pipeline(load_run_config(_config(tmp_path, k=100)))
+    assert not (tmp_path / "run" / "embeddings").exists()
+
+
+def test_damaged_run_record_and_foreign_out_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{not json")
+    with pytest.raises(UserError, match=r"run\.json is damaged"):
+        run_pipeline(load_run_config(_config(tmp_path)))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep")
+    with pytest.raises(UserError, match="not a run folder"):
+        run_pipeline(load_run_config(_config(tmp_path), out=str(mine)))
+    afile = tmp_path / "file.txt"
+    afile.write_text("keep")
+    with pytest.raises(UserError, match="is a file"):
+        run_pipeline(load_run_config(_config(tmp_path), out=str(afile)))
+    assert (mine / "thesis.tex").read_text() == "keep" and afile.read_text() == "keep"

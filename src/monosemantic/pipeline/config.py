@@ -8,6 +8,7 @@ from typing import Literal
 
 from monosemantic.config import from_dict, load_toml
 from monosemantic.errors import UserError
+from monosemantic.sae.trainconfig import TrainConfig, check_config
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,33 @@ class TrackConfig:
     n_cards: int = 8
     """Feature cards per SAE in the report (the highest-MS live latents), plus as many neurons."""
 
+    def train_config(self, arch: str, seed: int, acts: Path | None = None, out: Path | None = None) -> TrainConfig:
+        """The training settings of one architecture's sweep on this track."""
+        return TrainConfig(
+            acts=acts, out=out, arch=arch, width=list(self.expansions), k=list(self.ks), tokens=self.train_tokens,
+            batch_size=self.batch_size, seed=seed, overwrite=True,
+            group_fraction=list(self.group_fractions) if arch == "matryoshka" else [],
+        )
+
+    def check(self, seed: int) -> None:
+        """Fail now, before hours of extraction, on settings a later stage would reject."""
+        where = f"track {self.name!r}"
+        if not self.archs or not self.expansions:
+            raise UserError(f"{where}: archs and expansions must each list at least one value")
+        if any(a in ("topk", "batchtopk", "matryoshka") for a in self.archs) and not self.ks:
+            raise UserError(f"{where}: ks must list at least one k for the TopK-family archs")
+        if self.n_cards < 0:
+            raise UserError(f"{where}: n_cards must be at least 0, got {self.n_cards}")
+        if self.encoder_max_length < 1 or self.max_length < 1:
+            raise UserError(f"{where}: max_length and encoder_max_length must be at least 1")
+        if len(set(self.archs)) != len(self.archs):
+            raise UserError(f"{where}: archs lists an architecture twice: {self.archs}")
+        for arch in self.archs:
+            try:
+                check_config(self.train_config(arch, seed), need_paths=False)
+            except UserError as exc:
+                raise UserError(f"{where}, {arch}: {exc}") from None
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -80,4 +108,6 @@ def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
     names = [t.name for t in cfg.tracks]
     if len(set(names)) != len(names):
         raise UserError(f"{path}: track names must be unique, got {names}")
+    for track in cfg.tracks:
+        track.check(cfg.seed)
     return cfg

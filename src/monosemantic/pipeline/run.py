@@ -30,6 +30,7 @@ def run_pipeline(cfg: RunConfig) -> Path:
     track_scores = []
     for track in cfg.tracks:
         extract_stage = _extract(state, track)
+        _check_sweeps(track, extract_stage, cfg.seed)
         embed_stage, encoder = _embed(state, track, extract_stage)
         sae_stages = [_train(state, track, extract_stage, arch, cfg.seed) for arch in track.archs]
         track_scores.append(_score(state, track, extract_stage, embed_stage, encoder, sae_stages))
@@ -55,6 +56,20 @@ def _extract(state: RunState, track: TrackConfig) -> Stage:
     stage.finish(started)
     _say(track.name, "extract", f"{store.n_items:,} items, {store.n_rows:,} rows of width {store.width(None)}")
     return stage
+
+
+def _check_sweeps(track: TrackConfig, extract_stage: Stage, seed: int) -> None:
+    """Now that the layer width is known, check every SAE of every sweep can be built, before embedding."""
+    from monosemantic.errors import UserError
+    from monosemantic.sae.trainconfig import check_sweep
+    from monosemantic.store import ActivationStore
+
+    d_in = ActivationStore.open(extract_stage.path).width(None)
+    for arch in track.archs:
+        try:
+            check_sweep(track.train_config(arch, seed), d_in)
+        except UserError as exc:
+            raise UserError(f"track {track.name!r}, {arch} (layer width {d_in}): {exc}") from None
 
 
 def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[Stage, str]:
@@ -92,7 +107,6 @@ def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[S
 
 def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str, seed: int) -> Stage:
     from monosemantic.sae import train
-    from monosemantic.sae.trainconfig import TrainConfig
 
     inputs = {"extract": extract_stage.hash, "arch": arch, "expansions": track.expansions, "ks": track.ks,
               "tokens": track.train_tokens, "batch_size": track.batch_size, "seed": seed,
@@ -103,11 +117,7 @@ def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str,
         return stage
     _say(track.name, f"train {arch}", f"widths x{track.expansions}, k {track.ks}, {track.train_tokens} rows each")
     started = stage.start()
-    tc = TrainConfig(
-        acts=extract_stage.path, out=stage.path, arch=arch, width=list(track.expansions), k=list(track.ks),
-        tokens=track.train_tokens, batch_size=track.batch_size, seed=seed, overwrite=True,
-        group_fraction=list(track.group_fractions) if arch == "matryoshka" else [],
-    )
+    tc = track.train_config(arch, seed, acts=extract_stage.path, out=stage.path)
     # The 10M-token dead window of long runs would never trigger AuxK in a short one: use a tenth of the run.
     train(replace(tc, dead_tokens=min(tc.dead_tokens, max(10_000, tc.total_tokens() // 10))))
     stage.finish(started)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.errors import UserError
+from monosemantic.outputs import check_out
 from monosemantic.store.manifest import write_json
 
 RUN_FORMAT = 1
@@ -53,11 +54,20 @@ class RunState:
 
     def __init__(self, root: Path, config: dict[str, Any]) -> None:
         self.root = root
+        # the run adds its stage folders to an earlier run's, so any run folder will do, but nothing else
+        check_out(root, what="a run folder", marker=RUN_FILE, overwrite=True)
         root.mkdir(parents=True, exist_ok=True)
         path = root / RUN_FILE
         self.stages: dict[str, dict[str, Any]] = {}
         if path.is_file():
-            data = json.loads(path.read_text())
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise UserError(
+                    f"{path} is damaged ({exc}); delete it to redo every stage, or choose a new --out"
+                ) from None
+            if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
+                raise UserError(f"{path} is not a run record; delete it to redo every stage, or choose a new --out")
             if data.get("format_version") != RUN_FORMAT:
                 raise UserError(
                     f"{root} is a run folder from an older monosemantic format "
