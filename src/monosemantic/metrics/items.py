@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -9,6 +10,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from monosemantic.errors import UserError
 from monosemantic.store import ActivationStore
 
 
@@ -29,6 +31,7 @@ def item_activations(
     pool: Literal["max", "mean"] = "max", chunk_rows: int = 16384,
 ) -> ItemActivations:
     """Encode every row (in chunks) and pool per item, never holding the [n_rows, K] matrix."""
+    hook = store._hook(hook)
     n_items = store.n_items
     if pool == "max":
         out = torch.full((n_items, width), float("-inf"))
@@ -39,7 +42,9 @@ def item_activations(
     active_sum = 0
     for start in range(0, store.n_rows, chunk_rows):
         stop = min(start + chunk_rows, store.n_rows)
-        z = encode(store.rows(hook, start, stop)).float()
+        x = store.rows(hook, start, stop)
+        _check_finite(x, store, hook, start)
+        z = encode(x).float()
         counts = (z > 0).sum(0, dtype=torch.int32)  # int32 sums of bools run about twice as fast as int64
         fired += counts
         active_sum += int(counts.sum())
@@ -52,6 +57,22 @@ def item_activations(
         counts = torch.bincount(items, minlength=n_items).clamp_min(1).double()
         out = (out / counts[:, None]).float()
     return ItemActivations(out.nan_to_num(neginf=0.0), fired, store.n_rows, active_sum / max(store.n_rows, 1))
+
+
+def _check_finite(x: torch.Tensor, store: ActivationStore, hook: str, start: int) -> None:
+    """Refuse NaN/inf rows: a NaN is never > 0, so its item would silently count as inactive."""
+    # one reduction per chunk: the sum of finite values is finite unless it overflows, and then the full check decides
+    if math.isfinite(float(x.sum(dtype=torch.float64))):
+        return
+    bad = ~torch.isfinite(x).all(1)
+    if not bool(bad.any()):
+        return
+    row = start + int(bad.nonzero()[0, 0])
+    item = int(store.item_index[row])
+    raise UserError(
+        f"hook {hook!r} of the store {store.root} holds NaN or inf values (first at row {row}, item {item}); "
+        "re-extract the store or drop those items before scoring"
+    )
 
 
 def weakest_firing(acts: torch.Tensor, n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,23 +10,25 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from monosemantic.errors import UserError
 from monosemantic.metrics.items import ItemActivations, item_activations, weakest_firing
+from monosemantic.outputs import check_out, staged
 from monosemantic.store import ActivationStore
 
 MIN_ITEMS_FOR_CARD = 16
+SCORES_NAME = "scores.json"
+EMBEDDINGS_KEY = "embeddings"
+_EMBEDDINGS_SHAPE = f"a safetensors file with an {EMBEDDINGS_KEY!r} tensor of shape [n_items, dim]"
 
 
 @dataclass(frozen=True)
@@ -92,45 +94,109 @@ def _labels(cfg: ScoreConfig, store: ActivationStore) -> tuple[np.ndarray | None
 
 def _embeddings(cfg: ScoreConfig, store: ActivationStore) -> tuple[torch.Tensor, str]:
     if cfg.embeddings is not None:
-        emb = load_file(str(cfg.embeddings))["embeddings"]
-        name = cfg.encoder or Path(cfg.embeddings).name
+        path = Path(cfg.embeddings)
+        emb = _read_embeddings(path)
+        name = cfg.encoder or path.name
+        source = f"--embeddings {path}"
     else:
         from monosemantic.sources import load_dataset, load_model
 
-        modality = store.manifest.model["modality"]
+        modality = store.manifest.model.get("modality")
+        if modality not in ("image", "text"):
+            # stores written from in-memory arrays have no dataset an encoder could read
+            raise UserError(
+                f"{cfg.acts} holds {modality} activations with no dataset to embed; pass --embeddings FILE "
+                f"({_EMBEDDINGS_SHAPE})"
+            )
         name = cfg.encoder or default_encoder(modality)
         settings = store.manifest.settings
         dataset = load_dataset(settings.get("data", store.manifest.dataset["name"]), settings.get("text_field", "text"),
                                tuple(settings.get("label_columns", ())))
         small = dataset.native_size is not None and dataset.native_size <= 64
         model = load_model(name, image_size=96 if small else None)
+        if model.modality != modality:
+            # the same check as the pipeline's embed stage, made before embedding fails deep inside the model
+            raise UserError(
+                f"encoder {name!r} reads {model.modality} but the store holds {modality} items; pass a {modality} "
+                f"encoder (e.g. --encoder {default_encoder(modality)}) or --embeddings FILE"
+            )
         emb = model.embed_items(dataset.load(0, store.n_items))
+        source = f"encoder {name!r}"
     if emb.shape[0] != store.n_items:
-        raise UserError(f"the embeddings have {emb.shape[0]} rows but the store has {store.n_items} items")
-    return emb.float(), name
+        raise UserError(f"{source} has {emb.shape[0]} rows but the store has {store.n_items} items; give one per item")
+    emb = emb.float()
+    bad = ~torch.isfinite(emb).all(1)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise UserError(
+            f"{source} holds NaN or infinite values in {int(bad.sum())} of {len(emb)} rows (first: item {first}); "
+            "give finite embeddings, one row per item"
+        )
+    return emb, name
+
+
+def _read_embeddings(path: Path) -> torch.Tensor:
+    """The ``embeddings`` tensor of a safetensors file, or a one-line error saying what the file must hold."""
+    if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise UserError(f"--embeddings {path} {problem}; give {_EMBEDDINGS_SHAPE}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            keys = sorted(fh.keys())
+            emb = fh.get_tensor(EMBEDDINGS_KEY) if EMBEDDINGS_KEY in keys else None
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--embeddings {path} is not a readable safetensors file ({reason}); give {_EMBEDDINGS_SHAPE}"
+                        ) from exc
+    if emb is None:
+        held = ", ".join(repr(k) for k in keys) or "no tensors"
+        raise UserError(
+            f"--embeddings {path} has no {EMBEDDINGS_KEY!r} tensor (it holds {held}); give {_EMBEDDINGS_SHAPE}"
+        )
+    if emb.ndim != 2 or emb.shape[1] < 1:
+        raise UserError(
+            f"--embeddings {path}: {EMBEDDINGS_KEY!r} has shape {list(emb.shape)}; it must be [n_items, dim]"
+        )
+    return emb
+
+
+def _validate(cfg: ScoreConfig) -> None:
+    """Refuse impossible settings before anything is read or written."""
+    if isinstance(cfg.chunk_rows, bool) or not isinstance(cfg.chunk_rows, int) or cfg.chunk_rows < 1:
+        raise UserError(f"--chunk-rows must be a positive number of rows (default 16384); got {cfg.chunk_rows!r}")
+    fms_p = list(cfg.fms_p)
+    if not fms_p or any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in fms_p):
+        shown = " ".join(map(str, fms_p)) or "nothing"
+        raise UserError(
+            f"--fms-p takes positive whole numbers (how many top latents FMS@p removes, e.g. --fms-p 1 --fms-p 5); "
+            f"got {shown}"
+        )
+    if cfg.pool not in ("max", "mean"):
+        raise UserError(f"--pool must be 'max' or 'mean'; got {cfg.pool!r}")
 
 
 def score(cfg: ScoreConfig, *, progress: bool = True) -> dict[str, Any]:
     """Score the raw neurons of the store's layer and every SAE; write and return the summaries."""
     from monosemantic.sae import SAE
 
+    _validate(cfg)
+    sae_paths = expand_sae_paths(cfg.sae)  # only looks for cfg.json, and a wrong --sae is the clearer message
     out = Path(cfg.out)
-    if out.exists() and any(out.iterdir()) and not cfg.overwrite:
-        raise UserError(f"{out} already exists; pass --overwrite to replace it")
+    # every file read is an input: --out must not replace any of them, whatever --overwrite says
+    inputs = [cfg.acts, *cfg.sae, *(p for p in (cfg.embeddings, cfg.labels) if p is not None)]
+    check_out(out, what="a score folder", marker=SCORES_NAME, overwrite=cfg.overwrite, inputs=inputs)
     store = ActivationStore.open(cfg.acts)
     hook = store._hook(cfg.hook)
     d_in = store.width(hook)
     labels, label_names = _labels(cfg, store)
     if labels is not None and len(np.unique(labels)) < 2:
         raise UserError("the labels hold a single class; FMS and label correlation need at least two")
-    saes = [(p, SAE.load(p)) for p in expand_sae_paths(cfg.sae)]
+    saes = [(p, SAE.load(p)) for p in sae_paths]
     for p, sae in saes:
         if sae.cfg.d_in != d_in:
             raise UserError(f"SAE {p} reads width {sae.cfg.d_in} but the store's hook {hook!r} has width {d_in}")
     emb, encoder = _embeddings(cfg, store)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     summaries, rows, tops = [], [], {}
     todo: list[tuple[str, tuple[Path, Any] | None]] = [("neurons", None), *((p.name, (p, sae)) for p, sae in saes)]
     for set_id, sae_info in tqdm(todo, desc="score", unit="unit set", disable=not progress, dynamic_ncols=True):
@@ -151,12 +217,10 @@ def score(cfg: ScoreConfig, *, progress: bool = True) -> dict[str, Any]:
         "tokens": store.manifest.tokens, "pool": cfg.pool, "encoder": encoder, "label_names": label_names,
         "unit_sets": summaries,
     }
-    (tmp / "scores.json").write_text(json.dumps(result, indent=1))
-    _write_csv(tmp / "units.csv", rows)
-    save_file(tops, str(tmp / "top.safetensors"))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with staged(out) as tmp:
+        (tmp / SCORES_NAME).write_text(json.dumps(result, indent=1))
+        _write_csv(tmp / "units.csv", rows)
+        save_file(tops, str(tmp / "top.safetensors"))
     return result
 
 
@@ -258,7 +322,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def load_scores(path: Path) -> dict[str, Any]:
-    return json.loads((Path(path) / "scores.json").read_text())
+    return json.loads((Path(path) / SCORES_NAME).read_text())
 
 
 def load_tops(path: Path) -> dict[str, torch.Tensor]:

@@ -19,6 +19,8 @@ FORMAT_VERSION = 1
 
 DATA_NAME = "report_data.json"
 RUN_NAME = "run.json"
+SCORES_NAME = "scores.json"
+"""What a `monosemantic score` folder holds; such a folder is no run folder, and `report` cannot render it."""
 DEFAULT_STAGES = ("extract", "train", "score")
 
 _DONE_WORDS = {"done", "ok", "complete", "completed", "finished", "success", "succeeded"}
@@ -37,6 +39,13 @@ def load_report_data(run_dir: str | Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is a file; give the run folder (the one holding {DATA_NAME})")
     path = run_dir / DATA_NAME
+    if not path.is_file() and (run_dir / SCORES_NAME).is_file() and not (run_dir / RUN_NAME).is_file():
+        # "no scores yet" would be false here: the scores exist, but come from `score` alone, with no run around them
+        raise UserError(
+            f"{run_dir} is a `monosemantic score` folder, not a run folder; `report` takes a folder written by "
+            f"`monosemantic run CONFIG` (one with {RUN_NAME}); this folder's scores are summarised in {SCORES_NAME} "
+            "and units.csv"
+        )
     if not path.is_file():
         raise UserError(_missing_stage_message(run_dir))
     try:
