@@ -140,3 +140,27 @@ def test_damaged_run_record_and_foreign_out_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="is a file"):
         run_pipeline(load_run_config(_config(tmp_path), out=str(afile)))
     assert (mine / "thesis.tex").read_text() == "keep" and afile.read_text() == "keep"
+
+
+def test_editing_local_data_or_model_changes_the_extract_stage(tmp_path: Path, monkeypatch) -> None:
+    from monosemantic.pipeline.config import TrackConfig
+    from monosemantic.pipeline.run import extract_inputs
+    from monosemantic.pipeline.stages import digest
+
+    monkeypatch.chdir(tmp_path)
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"text": "first note"}\n')
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    track = TrackConfig(name="t", model="model", layer="x", data="notes.jsonl")
+    first = digest(extract_inputs(track))
+    assert extract_inputs(track)["data"] == str(notes)  # recorded absolute, found again from any folder
+    assert digest(extract_inputs(track)) == first  # nothing changed, same stage
+    notes.write_text('{"text": "a different, longer note"}\n')
+    second = digest(extract_inputs(track))
+    assert second != first
+    (model / "config.json").write_text('{"changed": true}')
+    assert digest(extract_inputs(track)) != second
+    bundled = TrackConfig(name="t", model="minilm", layer="x", data="bbc-news")
+    assert extract_inputs(bundled)["data"] == "bbc-news" and extract_inputs(bundled)["data_fingerprint"] is None

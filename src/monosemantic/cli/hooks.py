@@ -24,14 +24,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from monosemantic.errors import UserError
     from monosemantic.sources import list_hooks, load_model
 
     model = load_model(args.model)
     sample = ["A cat sits on the mat."] if model.modality == "text" else [np.zeros((32, 32, 3), np.uint8)]
     infos = list_hooks(model.module, model.forward, model.prepare(sample))
     leaves = {n for n, m in model.module.named_modules() if not list(m.children())}
+    shown = [i for i in infos if (args.all or i.path not in leaves) and args.filter in i.path]
+    if not shown:
+        where = "" if args.all else " (leaf modules are listed with --all)"
+        raise UserError(f"no hook path of {args.model} contains {args.filter!r}{where}; try a shorter --filter")
     print(f"{model.name} ({model.modality}): hook path, width, output shape for one sample")
-    for info in infos:
-        if (args.all or info.path not in leaves) and args.filter in info.path:
-            print(f"  {info.path:<48} {info.width:>6}  {list(info.shape)}  {info.kind}")
+    for info in shown:
+        print(f"  {info.path:<48} {info.width:>6}  {list(info.shape)}  {info.kind}")
     return 0

@@ -111,7 +111,7 @@ def _embeddings(cfg: ScoreConfig, store: ActivationStore) -> tuple[torch.Tensor,
         name = cfg.encoder or default_encoder(modality)
         settings = store.manifest.settings
         dataset = load_dataset(settings.get("data", store.manifest.dataset["name"]), settings.get("text_field", "text"),
-                               tuple(settings.get("label_columns", ())))
+                               tuple(settings.get("label_columns", ())), recorded_in=store.root)
         small = dataset.native_size is not None and dataset.native_size <= 64
         model = load_model(name, image_size=96 if small else None)
         if model.modality != modality:

@@ -39,12 +39,24 @@ def run_pipeline(cfg: RunConfig) -> Path:
     return report
 
 
+def extract_inputs(track: TrackConfig) -> dict[str, Any]:
+    """What the extract stage's hash covers. Local data and model folders count by content (size and mtime),
+    so editing them redoes the run; bundled names stand for fixed registry packages."""
+    from monosemantic.sources.datasets import data_ref, fingerprint
+
+    inputs: dict[str, Any] = {k: getattr(track, k) for k in ("model", "layer", "tokens", "max_items", "max_length",
+                                                             "image_size", "label_columns")}
+    inputs["data"] = data_ref(track.data)
+    inputs["data_fingerprint"] = fingerprint(track.data)
+    if Path(track.model).exists():
+        inputs["model_fingerprint"] = fingerprint(track.model)
+    return inputs
+
+
 def _extract(state: RunState, track: TrackConfig) -> Stage:
     from monosemantic.store.extract import ExtractConfig, extract
 
-    inputs = {k: getattr(track, k) for k in ("model", "layer", "data", "tokens", "max_items", "max_length",
-                                              "image_size", "label_columns")}
-    stage = state.stage(f"{track.name}/extract", "stores", inputs)
+    stage = state.stage(f"{track.name}/extract", "stores", extract_inputs(track))
     if stage.done:
         _say(track.name, "extract", f"cached ({stage.path.name})")
         return stage

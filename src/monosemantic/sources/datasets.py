@@ -180,14 +180,71 @@ DATASETS: dict[str, tuple[str, Callable[[], Dataset]]] = {
 }
 
 
+def looks_like_path(spec: str) -> bool:
+    """Whether ``spec`` was meant as a file or folder rather than a bundled name: it has a folder separator or
+    a file suffix (bundled names have neither)."""
+    return os.sep in spec or "/" in spec or Path(spec).suffix != ""
+
+
+def data_ref(spec: str) -> str:
+    """What a store records for ``spec``: a bundled name as is, a local file or folder as an absolute path, so
+    that later stages find the data again from any working directory."""
+    if spec in DATASETS or not Path(spec).exists():
+        return spec
+    return os.path.abspath(spec)
+
+
+def fingerprint(ref: str) -> dict[str, int] | None:
+    """A cheap fingerprint of local data, to notice that it changed after extraction; None for a bundled set.
+
+    A file gives its size and mtime_ns; a folder gives the count and total size of its files and the newest
+    mtime_ns of its files and subfolders (a rename inside a folder changes only the folder's mtime).
+    """
+    if ref in DATASETS:
+        return None
+    path = Path(ref)
+    if not path.exists():
+        raise _missing_data(ref)
+    st = path.stat()
+    if not path.is_dir():
+        return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    files, size, newest = 0, 0, st.st_mtime_ns
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames:
+            newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime_ns)
+        for name in filenames:
+            fst = os.stat(os.path.join(dirpath, name))
+            files, size, newest = files + 1, size + fst.st_size, max(newest, fst.st_mtime_ns)
+    return {"files": files, "size": size, "mtime_ns": newest}
+
+
+def _missing_data(spec: str, recorded_in: str | Path | None = None) -> UserError:
+    if recorded_in is not None:
+        return UserError(
+            f"data {spec!r} recorded in the store {recorded_in} no longer exists; put it back there, or re-extract "
+            "with --data naming where it is now"
+        )
+    if looks_like_path(spec):
+        return UserError(
+            f"data file or folder {spec!r} does not exist; give an existing .txt/.jsonl/.csv file or image folder, "
+            f"or a bundled dataset ({', '.join(sorted(DATASETS))})"
+        )
+    return unknown_choice("dataset", spec, DATASETS, "(or a .txt/.jsonl/.csv file or an image folder)")
+
+
 @cache
-def load_dataset(spec: str, text_field: str = "text", label_columns: tuple[str, ...] = ()) -> Dataset:
-    """A named dataset, or user data at a path (.txt, .jsonl, .csv, an image folder, a saved HF dataset)."""
+def load_dataset(
+    spec: str, text_field: str = "text", label_columns: tuple[str, ...] = (), *, recorded_in: str | Path | None = None
+) -> Dataset:
+    """A named dataset, or user data at a path (.txt, .jsonl, .csv, an image folder, a saved HF dataset).
+
+    ``recorded_in`` names the store that recorded ``spec``, for a message that says the data has moved since.
+    """
     if spec in DATASETS:
         return DATASETS[spec][1]()
     path = Path(spec)
     if not path.exists():
-        raise unknown_choice("dataset", spec, DATASETS, "(or a .txt/.jsonl/.csv file or an image folder)")
+        raise _missing_data(spec, recorded_in if looks_like_path(spec) else None)
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "state.json").exists():
             return _hf_disk(path, text_field, label_columns)
@@ -301,6 +358,10 @@ def read_image(path: str) -> np.ndarray:
 def load_image(ref: dict[str, Any]) -> np.ndarray:
     """The pixels behind an item reference written into a store."""
     if "path" in ref:
+        if not os.path.isfile(ref["path"]):
+            raise UserError(
+                f"image {ref['path']} recorded in the store no longer exists; put it back, or re-extract the store"
+            )
         return read_image(ref["path"])
     if "hf_disk" in ref:
         return load_dataset(ref["hf_disk"]).load(ref["index"], ref["index"] + 1)[0]

@@ -7,9 +7,12 @@ names the model id and the variables to set, never with a long network traceback
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -62,12 +65,56 @@ def text_model(
     )
 
 
-def _missing(model_id: str, exc: Exception) -> UserError:
-    return UserError(
-        f"cannot load Hugging Face model {model_id!r} from disk ({type(exc).__name__}). It is not bundled: "
-        "download it once with network access, or point HF_HOME at a cache that holds it "
-        "(HF_HUB_OFFLINE=1 keeps loads local); bundled models: minilm, smollm2, mobilenet_v2, efficientnet_lite0"
+class ModelNotLoadable(UserError):
+    """A Hugging Face id or folder that could not be loaded; ``why`` is the short reason, for callers that
+    word the message differently (a bare name may be a mistyped bundled model rather than a hub id)."""
+
+    def __init__(self, message: str, why: str) -> None:
+        super().__init__(message)
+        self.why = why
+
+
+def hf_home() -> str:
+    return os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+
+
+def _missing(model_id: str, why: str) -> ModelNotLoadable:
+    return ModelNotLoadable(
+        f"cannot load Hugging Face model {model_id!r} ({why}). It is not bundled: download it once with network "
+        f"access, or point HF_HOME (now {hf_home()}) at a cache that holds it (HF_HUB_OFFLINE=1 keeps loads "
+        "local); bundled models: minilm, smollm2, mobilenet_v2, efficientnet_lite0",
+        why,
     )
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub host answers a TCP connection within ``timeout`` seconds.
+
+    Asked before any download, because huggingface_hub retries an unreachable host for half a minute with a
+    warning per try. Behind a proxy a direct connection proves nothing, so the hub is then assumed reachable.
+    """
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    if not url.hostname:
+        return False
+    port = url.port or (443 if url.scheme == "https" else 80)
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with socket.create_connection((url.hostname, port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    # A thread, because a stuck DNS lookup ignores the socket timeout; a daemon, so it never delays exit.
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout + 0.5)
+    return bool(result and result[0])
 
 
 def _local_only() -> bool:
@@ -86,24 +133,45 @@ def _fingerprint(model_id: str, module: nn.Module) -> str:
 
 
 def load_hf(model_id: str, *, max_length: int = 128, image_size: int | None = None) -> Model:
-    """Load any Hugging Face model id or local folder as a ``Model``."""
+    """Load any Hugging Face model id or local folder as a ``Model``: from the cache first, then the hub."""
+    try:
+        return _load(model_id, True, max_length, image_size)
+    except (OSError, ValueError) as exc:
+        if Path(model_id).exists():
+            why = _first_line(exc)
+            raise ModelNotLoadable(
+                f"cannot load a model from the folder {model_id} ({why}); give a folder written by "
+                "save_pretrained (config.json plus weights), a Hugging Face id or a bundled model name",
+                why,
+            ) from None
+        if _local_only():
+            raise _missing(model_id, "not in the cache, and HF_HUB_OFFLINE is set") from None
+    if not _hub_reachable():
+        from huggingface_hub import constants
+
+        raise _missing(model_id, f"not in the cache, and {constants.ENDPOINT} cannot be reached") from None
+    try:
+        return _load(model_id, False, max_length, image_size)
+    except (OSError, ValueError) as exc:
+        raise _missing(model_id, f"not in the cache, and the hub refused it: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def _load(model_id: str, local: bool, max_length: int, image_size: int | None) -> Model:
     import transformers as tf
 
-    local = _local_only()
-    try:
-        config = tf.AutoConfig.from_pretrained(model_id, local_files_only=local)
-    except (OSError, ValueError) as exc:
-        raise _missing(model_id, exc) from None
-    mtype = config.model_type
-    try:
-        if mtype in VISION_TYPES:
-            return _vision(model_id, config, local, image_size)
-        archs = getattr(config, "architectures", None) or []
-        cls = tf.AutoModelForCausalLM if any(a.endswith("ForCausalLM") for a in archs) else tf.AutoModel
-        module = cls.from_pretrained(model_id, local_files_only=local).eval()
-        tokenizer = tf.AutoTokenizer.from_pretrained(model_id, local_files_only=local)
-    except OSError as exc:
-        raise _missing(model_id, exc) from None
+    config = tf.AutoConfig.from_pretrained(model_id, local_files_only=local)
+    if config.model_type in VISION_TYPES:
+        return _vision(model_id, config, local, image_size)
+    archs = getattr(config, "architectures", None) or []
+    cls = tf.AutoModelForCausalLM if any(a.endswith("ForCausalLM") for a in archs) else tf.AutoModel
+    module = cls.from_pretrained(model_id, local_files_only=local).eval()
+    tokenizer = tf.AutoTokenizer.from_pretrained(model_id, local_files_only=local)
     return text_model(
         model_id, module, tokenizer, _fingerprint(model_id, module), max_length=max_length, source=model_id
     )

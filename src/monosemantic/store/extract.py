@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 import monosemantic
 from monosemantic.errors import UserError
 from monosemantic.sources import load_dataset, load_model, resolve_hook, run_captured
+from monosemantic.sources.datasets import data_ref, fingerprint
 from monosemantic.store.manifest import Manifest
 from monosemantic.store.reader import ActivationStore
 from monosemantic.store.tokens import parse_tokens, select_rows
@@ -59,14 +60,36 @@ class ExtractConfig:
     """Replace an existing store at --out (the new one is built beside it and swapped in when complete)."""
 
 
-def extract(cfg: ExtractConfig, *, progress: bool = True) -> ActivationStore:
-    """Run the extraction described by ``cfg``; resumes an unfinished store with the same settings."""
+def check_config(cfg: ExtractConfig) -> None:
+    """Refuse impossible settings before any model or data is loaded, naming the option and what it accepts."""
     parse_tokens(cfg.tokens)
-    if cfg.batch_size < 1:
-        raise UserError(f"batch size must be at least 1, got {cfg.batch_size}")
     if not cfg.layers:
         raise UserError("give at least one --layer (`monosemantic hooks MODEL` lists them)")
-    dataset = load_dataset(cfg.data, cfg.text_field, tuple(cfg.label_columns))
+    positive = {
+        "--batch-size": (cfg.batch_size, "items per forward pass"),
+        "--max-length": (cfg.max_length, "tokens kept per text item"),
+        "--shard-rows": (cfg.shard_rows, "rows per shard file"),
+    }
+    # None means "no limit" / "the model's own size" for these two, so only a given value is checked.
+    if cfg.max_items is not None:
+        positive["--max-items"] = (cfg.max_items, "items to extract; leave it out to use every item")
+    if cfg.image_size is not None:
+        positive["--image-size"] = (cfg.image_size, "pixels per image side; leave it out for the model's own")
+    for flag, (value, meaning) in positive.items():
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1 ({meaning}), got {value}")
+    if not cfg.text_field:
+        raise UserError("--text-field must name the column holding the text, got an empty name")
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder path (new or empty) for the store")
+
+
+def extract(cfg: ExtractConfig, *, progress: bool = True) -> ActivationStore:
+    """Run the extraction described by ``cfg``; resumes an unfinished store with the same settings."""
+    check_config(cfg)
+    data = data_ref(cfg.data)
+    dataset = load_dataset(data, cfg.text_field, tuple(cfg.label_columns))
     image_size = cfg.image_size
     if image_size is None and dataset.native_size is not None and dataset.native_size <= 64:
         image_size = 96
@@ -77,17 +100,23 @@ def extract(cfg: ExtractConfig, *, progress: bool = True) -> ActivationStore:
             f"pair a {model.modality} model with a {model.modality} dataset"
         )
     hooks = [resolve_hook(model.module, h) for h in cfg.layers]
+    for h in hooks:
+        if hooks.count(h) > 1:
+            raise UserError(f"--layer names the hook {h!r} more than once; give each hook once")
     n = len(dataset) if cfg.max_items is None else min(cfg.max_items, len(dataset))
     if n == 0:
-        raise UserError(f"dataset {cfg.data!r} holds no items")
+        raise UserError(f"dataset {cfg.data!r} holds no items; give data with at least one item")
 
     # One probe batch gives each hook's width before anything is written.
     with torch.inference_mode():
         probe = run_captured(model.forward, model.prepare(dataset.load(0, 1)), model.module, hooks)
+    # Part of the settings, so that data edited between runs is not resumed into one store holding both.
+    data_print = fingerprint(data)
     settings = {
         "model": cfg.model,
         "fingerprint": model.fingerprint,
-        "data": cfg.data,
+        "data": data,
+        "data_fingerprint": data_print,
         "hooks": hooks,
         "tokens": cfg.tokens,
         "dtype": cfg.dtype,
@@ -100,7 +129,14 @@ def extract(cfg: ExtractConfig, *, progress: bool = True) -> ActivationStore:
     }
     manifest = Manifest(
         model={"name": cfg.model, "source": model.source, "fingerprint": model.fingerprint, "modality": model.modality},
-        dataset={"name": dataset.name, "source": dataset.source, "n_items": n, "label_names": dataset.label_names},
+        dataset={
+            "name": dataset.name,
+            "source": dataset.source,
+            "ref": data,
+            "fingerprint": data_print,
+            "n_items": n,
+            "label_names": dataset.label_names,
+        },
         hooks={h: {"width": int(probe[h].shape[-1])} for h in hooks},
         tokens=cfg.tokens,
         dtype=cfg.dtype,
@@ -154,4 +190,10 @@ def extract(cfg: ExtractConfig, *, progress: bool = True) -> ActivationStore:
         bar.close()
         raise
     bar.close()
+    if rows_done == 0 and writer.manifest.n_rows == 0:  # nothing added now, so no write is in flight
+        writer.abort()
+        raise UserError(
+            f"no rows were kept from {n} items of {cfg.data!r} (tokens={cfg.tokens}); give items with text or "
+            "pixels, or another --tokens"
+        )
     return writer.close()

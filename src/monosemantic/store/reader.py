@@ -13,7 +13,7 @@ import torch
 
 from monosemantic.errors import StoreError
 from monosemantic.store.manifest import ITEMS, VOCAB, Manifest
-from monosemantic.store.shards import open_shard, sha256_file, to_float32
+from monosemantic.store.shards import REBUILD, RESUME, open_shard, sha256_file, to_float32
 
 
 def acts_key(hook: str) -> str:
@@ -39,20 +39,22 @@ class ActivationStore:
                 f"{root} is an unfinished extraction ({manifest.items_done} of {manifest.n_items} items); "
                 "run the same `monosemantic extract` command again to resume it"
             )
+        fix = REBUILD if manifest.complete else RESUME
         shards = []
         for info in manifest.shards:
             path_i = root / info.file
-            mapped = open_shard(path_i)
-            for hook, meta in manifest.hooks.items():
-                arr = mapped.get(acts_key(hook))
-                if arr is None or arr.shape != (info.rows, meta["width"]):
+            mapped = open_shard(path_i, fix)
+            expected = {acts_key(h): (info.rows, meta["width"]) for h, meta in manifest.hooks.items()}
+            expected |= {"item": (info.rows,), "position": (info.rows,)}
+            for key, shape in expected.items():
+                arr = mapped.get(key)
+                if arr is None or arr.shape != shape:
                     got = None if arr is None else arr.shape
                     raise StoreError(
-                        f"shard {path_i} does not match the manifest: hook {hook!r} should be "
-                        f"{(info.rows, meta['width'])}, found {got}"
+                        f"shard {path_i} does not match the manifest: {key!r} should be {shape}, found {got}; {fix}"
                     )
             if verify and sha256_file(path_i) != info.sha256:
-                raise StoreError(f"shard {path_i} is corrupt (sha256 differs from the manifest); re-extract it")
+                raise StoreError(f"shard {path_i} is corrupt (sha256 differs from the manifest); {fix}")
             shards.append(mapped)
         return cls(root, manifest, shards)
 
@@ -180,7 +182,9 @@ class ActivationStore:
         try:
             records = [json.loads(line) for line in path.read_text().splitlines() if line]
         except (OSError, json.JSONDecodeError) as exc:
-            raise StoreError(f"{path} is missing or damaged ({exc})") from None
+            raise StoreError(f"{path} is missing or damaged ({exc}); {REBUILD}") from None
+        if len(records) < self.n_items:
+            raise StoreError(f"{path} lists {len(records)} items but the store holds {self.n_items}; {REBUILD}")
         return records[: self.n_items]
 
     @cached_property
@@ -188,7 +192,10 @@ class ActivationStore:
         """[n_items] class ids (or [n_items, C] binary columns), or None when the data had no labels."""
         if not self.manifest.dataset.get("label_names"):
             return None
-        return np.array([r["label"] for r in self.items], dtype=np.int64)
+        try:
+            return np.array([r["label"] for r in self.items], dtype=np.int64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"{self.root / ITEMS} has items without a valid label ({exc!r}); {REBUILD}") from None
 
     @property
     def label_names(self) -> list[str]:

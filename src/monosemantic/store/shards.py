@@ -48,10 +48,15 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def open_shard(path: Path) -> dict[str, np.ndarray]:
-    """Map every tensor of a shard; a missing, truncated or garbled file raises a StoreError naming it."""
+RESUME = "re-run the same `monosemantic extract` command; it resumes from the last intact shard"
+REBUILD = "re-run the same `monosemantic extract` command with --overwrite to rebuild the store"
+
+
+def open_shard(path: Path, fix: str = REBUILD) -> dict[str, np.ndarray]:
+    """Map every tensor of a shard; a missing, truncated or garbled file raises a StoreError naming it and
+    ending with ``fix``, which the caller picks because only it knows whether the store is finished."""
     if not path.is_file():
-        raise StoreError(f"shard {path} is missing; re-run the extraction (it resumes) or rebuild the store")
+        raise StoreError(f"shard {path} is missing; {fix}")
     size = path.stat().st_size
     try:
         with open(path, "rb") as fh:
@@ -60,7 +65,9 @@ def open_shard(path: Path) -> dict[str, np.ndarray]:
                 raise ValueError("header length out of range")
             header = json.loads(fh.read(n))
     except (struct.error, ValueError, UnicodeDecodeError) as exc:
-        raise StoreError(f"shard {path} is corrupt ({exc}); delete it and re-run the extraction to resume") from None
+        raise StoreError(f"shard {path} is corrupt ({exc}); {fix}") from None
+    if not isinstance(header, dict):
+        raise StoreError(f"shard {path} is corrupt (its header is not a JSON object); {fix}")
     header.pop("__metadata__", None)
     out: dict[str, np.ndarray] = {}
     for name, info in header.items():
@@ -69,12 +76,9 @@ def open_shard(path: Path) -> dict[str, np.ndarray]:
             dtype = np.dtype(_NUMPY[info["dtype"]])
             shape = tuple(info["shape"])
         except (KeyError, TypeError, ValueError):
-            raise StoreError(f"shard {path} has a malformed entry {name!r}; delete it and re-extract") from None
+            raise StoreError(f"shard {path} has a malformed entry {name!r}; {fix}") from None
         if 8 + n + end > size or end - begin != int(np.prod(shape)) * dtype.itemsize:
-            raise StoreError(
-                f"shard {path} is truncated ({size} bytes, tensor {name!r} needs {8 + n + end}); "
-                "delete it and re-run the extraction to resume"
-            )
+            raise StoreError(f"shard {path} is truncated ({size} bytes, tensor {name!r} needs {8 + n + end}); {fix}")
         out[name] = np.memmap(path, dtype=dtype, mode="r", offset=8 + n + begin, shape=shape)
     return out
 

@@ -24,6 +24,10 @@ def summarize(path: str | Path, *, verify: bool = False, sample: int = 20000) ->
         counts = np.bincount(store.labels) if store.labels.ndim == 1 else store.labels.sum(0)
         pairs = ", ".join(f"{n} {c}" for n, c in zip(store.label_names, counts, strict=False))
         lines.append(f"labels    {pairs}")
+    if store.n_rows == 0:
+        # Statistics of nothing are undefined; say so rather than fail (an empty store can come from write_store).
+        lines += [f"hook      {hook}: width {store.width(hook)}, no rows" for hook in store.hooks]
+        return "\n".join(lines)
     rows = np.random.default_rng(0).choice(store.n_rows, size=min(sample, store.n_rows), replace=False)
     for hook in store.hooks:
         x = store.gather(hook, np.sort(rows))

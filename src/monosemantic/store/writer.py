@@ -20,9 +20,10 @@ import numpy as np
 import torch
 
 from monosemantic.errors import StoreError
-from monosemantic.store.manifest import ITEMS, MANIFEST, VOCAB, Manifest, ShardInfo, write_json
+from monosemantic.outputs import make_readable, publish
+from monosemantic.store.manifest import FORMAT, ITEMS, MANIFEST, VOCAB, Manifest, ShardInfo, write_json
 from monosemantic.store.reader import ActivationStore, acts_key
-from monosemantic.store.shards import DTYPES, write_shard
+from monosemantic.store.shards import DTYPES, open_shard, write_shard
 
 PARTIAL_SUFFIX = ".overwrite-partial"
 
@@ -53,20 +54,41 @@ class StoreWriter:
         """
         final = Path(out)
         root = final
+        if final.exists() and not final.is_dir():
+            raise StoreError(f"--out {final} is a file; give a folder path (new or empty) for the store")
         if final.exists() and any(final.iterdir()):
             if not (final / MANIFEST).is_file():
                 raise StoreError(f"{final} exists and is not an activation store; choose another --out")
-            old = Manifest.load(final)
-            if old.complete or old.settings != manifest.settings:
+            old: Manifest | None
+            try:
+                old = Manifest.load(final)
+            except StoreError:
+                # A damaged manifest still marks the folder as a store, so --overwrite may replace it; a
+                # manifest of some other tool does not.
+                if not _ours(final / MANIFEST):
+                    raise StoreError(
+                        f"{final / MANIFEST} is not an activation-store manifest, so {final} is not a store; "
+                        "choose another --out"
+                    ) from None
                 if not overwrite:
-                    state = "a finished store" if old.complete else "an unfinished store with other settings"
+                    raise
+                old = None
+            if old is None or old.complete or old.settings != manifest.settings:
+                if not overwrite:
+                    state = "an unfinished store with other settings"
+                    if old is None or old.complete:
+                        state = "a finished store"
                     raise StoreError(f"{final} already holds {state}; pass --overwrite to replace it")
                 root = final.with_name(final.name + PARTIAL_SUFFIX)
-        resumed = cls._resume(root, manifest)
+        resumed = cls._resume(root, manifest, scratch=root != final)
         if resumed is None:
-            if root.exists() and root != final:
-                shutil.rmtree(root)
-            root.mkdir(parents=True, exist_ok=True)
+            try:
+                if root.exists() and root != final:
+                    shutil.rmtree(root)
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                why = exc.strerror or type(exc).__name__
+                raise StoreError(f"cannot create the store folder {root} ({why}); choose another --out") from None
             manifest.created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             with open(root / f".{ITEMS}.tmp", "w") as fh:
                 for rec in records:
@@ -79,23 +101,40 @@ class StoreWriter:
         return cls(root, resumed, final, shard_rows)
 
     @staticmethod
-    def _resume(root: Path, manifest: Manifest) -> Manifest | None:
+    def _resume(root: Path, manifest: Manifest, *, scratch: bool = False) -> Manifest | None:
+        """The unfinished manifest at ``root`` to continue, trimmed to its intact shards; None to start afresh.
+
+        ``scratch`` marks our own temporary folder for an overwrite, which is simply redone when unreadable.
+        """
         if not (root / MANIFEST).is_file():
             return None
-        old = Manifest.load(root)
+        try:
+            old = Manifest.load(root)
+        except StoreError:
+            if scratch:
+                return None
+            raise
         if old.complete or old.settings != manifest.settings:
             return None
+        intact: list[ShardInfo] = []
+        for shard in old.shards:
+            try:
+                open_shard(root / shard.file)
+            except StoreError:
+                # This shard and every later one are redone: shards hold consecutive items.
+                break
+            intact.append(shard)
+        if len(intact) < len(old.shards):
+            old.shards = intact
+            old.items_done = intact[-1].items[1] if intact else 0
+            old.n_rows = sum(s.rows for s in intact)
+            old.save(root)
         listed = {s.file for s in old.shards}
         for path in root.iterdir():  # leftovers of the interrupted run: never trusted, always redone
             if (path.name.startswith(".") and path.name.endswith(".tmp")) or (
                 path.name.startswith("shard-") and path.name not in listed
             ):
                 path.unlink()
-        for shard in old.shards:
-            if not (root / shard.file).is_file():
-                raise StoreError(
-                    f"shard {root / shard.file} listed in the manifest is missing; delete {root} and re-extract"
-                )
         return old
 
     @property
@@ -153,10 +192,9 @@ class StoreWriter:
         self.manifest.complete = True
         self.manifest.save(self.root)
         if self.root != self.final:
-            trash = self.final.with_name(self.final.name + ".replaced")
-            os.replace(self.final, trash)
-            os.replace(self.root, self.final)
-            shutil.rmtree(trash)
+            publish(self.root, self.final)
+        else:
+            make_readable(self.final)
         return ActivationStore.open(self.final)
 
     def abort(self) -> None:
@@ -166,6 +204,15 @@ class StoreWriter:
                 self._pending.result()
         finally:
             self._pool.shutdown()
+
+
+def _ours(path: Path) -> bool:
+    """Whether a manifest that failed to load was written by us: unreadable JSON, or our format marker."""
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return True
+    return isinstance(data, dict) and data.get("format") == FORMAT
 
 
 def write_store(
@@ -209,6 +256,8 @@ def write_store(
     step = max(1, shard_rows * len(starts) // max(n_rows, 1))
     for a in range(0, len(starts), step):
         lo, hi = int(starts[a]), int(ends[min(a + step, len(starts)) - 1])
+        if hi == lo:  # no rows at all: a shard of nothing has no last item to record
+            continue
         writer.add(
             {h: t[lo:hi] for h, t in tensors.items()},
             torch.from_numpy(item_index[lo:hi]),
