@@ -107,6 +107,7 @@ def test_older_run_folder_is_named(tmp_path: Path) -> None:
         ("batch_size = 128", "batch_size = 0", "--batch-size must be at least 1"),
         ("n_cards = 2\n\n", "n_cards = -3\n\n", "n_cards must be at least 0"),
         ("expansions = [2]\nks = [{k}]", "expansions = []\nks = [{k}]", "expansions must each list"),
+        ('data = "bbc-news"', 'data = "notes/nowhere.jsonl"', "track 'txt': data file or folder"),
     ],
 )
 def test_settings_are_checked_before_any_stage_runs(tmp_path: Path, old: str, new: str, needle: str) -> None:
@@ -163,4 +164,26 @@ def test_editing_local_data_or_model_changes_the_extract_stage(tmp_path: Path, m
     (model / "config.json").write_text('{"changed": true}')
     assert digest(extract_inputs(track)) != second
     bundled = TrackConfig(name="t", model="minilm", layer="x", data="bbc-news")
-    assert extract_inputs(bundled)["data"] == "bbc-news" and extract_inputs(bundled)["data_fingerprint"] is None
+    assert extract_inputs(bundled)["data"] == "bbc-news" and "data_fingerprint" not in extract_inputs(bundled)
+
+
+def test_bundled_demo_stage_hashes_are_stable(tmp_path: Path) -> None:
+    # runs/demo folders made before local-data fingerprints must stay cached: these hashes were recorded then
+    from monosemantic.cli.demo import demo_config_text
+    from monosemantic.pipeline.run import extract_inputs
+    from monosemantic.pipeline.stages import digest
+
+    (tmp_path / "demo.toml").write_text(demo_config_text())
+    cfg = load_run_config(tmp_path / "demo.toml")
+    got = {t.name: digest({"stage": f"{t.name}/extract", **extract_inputs(t)}) for t in cfg.tracks}
+    assert got == {"vision": "eec65b2fc88d", "text": "9e226f9f1c6f"}
+
+
+def test_coefficient_archs_get_l1s_and_no_ks(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.toml"
+    path.write_text(TINY.replace('archs = ["topk"]', 'archs = ["topk", "relu", "jumprelu"]\nl1s = [0.1]', 1)
+                    .format(out=tmp_path / "run", k=4))
+    track = load_run_config(path).tracks[0]
+    topk, relu, jump = (track.train_config(a, 0) for a in ("topk", "relu", "jumprelu"))
+    assert (topk.k, topk.l1_coefficient) == ([4], [])
+    assert (relu.k, relu.l1_coefficient) == ([], [0.1]) and (jump.k, jump.l1_coefficient) == ([], [0.1])

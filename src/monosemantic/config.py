@@ -213,7 +213,7 @@ def add_arguments(
         help_text = docs.get(f.name, "").replace("%", "%%")  # argparse reads % as a format directive
         if not is_required and default not in (None, [], ()):
             help_text += f" (default: {default})"
-        names = (*flags.get(f.name, ()), _option(f.name))
+        names = tuple(dict.fromkeys((*flags.get(f.name, ()), _option(f.name))))
         kw: dict[str, Any] = {"dest": f.name, "help": help_text, "default": argparse.SUPPRESS}
         origin = get_origin(tp)
         if tp is bool:
@@ -225,6 +225,7 @@ def add_arguments(
         elif origin in (list, tuple):
             inner = get_args(tp)[0] if get_args(tp) else str
             kw["action"] = "append"
+            kw["help"] = help_text + " Repeat the option for several values."
             kw["type"] = inner if inner in (int, float, str) else str
             kw["metavar"] = f.name.upper().rstrip("S")
         elif tp in (int, float, str):

@@ -9,8 +9,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from monosemantic.config import field_docs
     from monosemantic.pipeline.config import RunConfig, TrackConfig
 
-    keys = "\n".join(f"  {k:<18} {v}" for k, v in field_docs(RunConfig).items())
-    track_keys = "\n".join(f"  {k:<18} {v}" for k, v in field_docs(TrackConfig).items())
+    keys, track_keys = _keys(RunConfig, field_docs(RunConfig)), _keys(TrackConfig, field_docs(TrackConfig))
     p = sub.add_parser(
         "run", help="run a pipeline (extract -> train -> score -> report) described in a TOML file",
         description="Run every stage described in CONFIG. Each stage's output is cached under the run folder by a "
@@ -21,6 +20,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="TOML file (see `monosemantic demo --print-config` for a complete example)")
     p.add_argument("--out", default=None, help="run folder (overrides the config's `out`)")
     p.set_defaults(func=run)
+
+
+def _keys(cls: type, docs: dict[str, str]) -> str:
+    """One line per TOML key: its meaning, then (required) or its default."""
+    import dataclasses
+
+    lines = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            note = "" if f.default is None else f" (default: {f.default})"
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+            note = f" (default: {value})" if value else ""
+        else:
+            note = " (required)"
+        lines.append(f"  {f.name:<18} {docs.get(f.name, '')}{note}")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from monosemantic.config import from_dict, load_toml
 from monosemantic.errors import UserError
-from monosemantic.sae.trainconfig import TrainConfig, check_config
+from monosemantic.sae.trainconfig import COEF_ARCHS, K_ARCHS, TrainConfig, check_config
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,8 @@ class TrackConfig:
     layer: str
     """Hook point (module path) whose activations are analysed."""
     data: str
-    """Dataset: a registered name or a path (see `monosemantic extract --help`)."""
+    """Dataset: a registered name or a path (see `monosemantic extract --help`); a relative path is read from
+    the folder `monosemantic run` is started in."""
     tokens: str = "all"
     """Rows per item: all, patches, cls, mean, max or random-K."""
     max_items: int | None = None
@@ -38,7 +39,9 @@ class TrackConfig:
     expansions: list[float] = field(default_factory=lambda: [4.0, 8.0])
     """SAE widths as expansion factors of the layer width."""
     ks: list[float] = field(default_factory=lambda: [16.0, 32.0])
-    """Active latents per row (TopK family)."""
+    """Active latents per row (topk, batchtopk, matryoshka)."""
+    l1s: list[float] = field(default_factory=list)
+    """Sparsity coefficients (relu: L1, jumprelu: L0; default 0.05 and 1.0)."""
     train_tokens: str = "1M"
     """Training rows per SAE, with K/M/G suffixes."""
     batch_size: int = 4096
@@ -57,8 +60,10 @@ class TrackConfig:
     def train_config(self, arch: str, seed: int, acts: Path | None = None, out: Path | None = None) -> TrainConfig:
         """The training settings of one architecture's sweep on this track."""
         return TrainConfig(
-            acts=acts, out=out, arch=arch, width=list(self.expansions), k=list(self.ks), tokens=self.train_tokens,
+            acts=acts, out=out, arch=arch, width=list(self.expansions), tokens=self.train_tokens,
             batch_size=self.batch_size, seed=seed, overwrite=True,
+            k=list(self.ks) if arch in K_ARCHS else [],
+            l1_coefficient=list(self.l1s) if arch in COEF_ARCHS else [],
             group_fraction=list(self.group_fractions) if arch == "matryoshka" else [],
         )
 
@@ -67,7 +72,7 @@ class TrackConfig:
         where = f"track {self.name!r}"
         if not self.archs or not self.expansions:
             raise UserError(f"{where}: archs and expansions must each list at least one value")
-        if any(a in ("topk", "batchtopk", "matryoshka") for a in self.archs) and not self.ks:
+        if any(a in K_ARCHS for a in self.archs) and not self.ks:
             raise UserError(f"{where}: ks must list at least one k for the TopK-family archs")
         if self.n_cards < 0:
             raise UserError(f"{where}: n_cards must be at least 0, got {self.n_cards}")
@@ -80,6 +85,12 @@ class TrackConfig:
                 check_config(self.train_config(arch, seed), need_paths=False)
             except UserError as exc:
                 raise UserError(f"{where}, {arch}: {exc}") from None
+        from monosemantic.sources.datasets import fingerprint
+
+        try:
+            fingerprint(self.data)  # a missing local file fails here, not after the tracks before it have run
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)

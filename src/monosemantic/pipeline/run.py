@@ -15,6 +15,7 @@ from monosemantic.config import to_dict
 from monosemantic.metrics.scoring import default_encoder
 from monosemantic.pipeline.config import RunConfig, TrackConfig
 from monosemantic.pipeline.stages import RunState, Stage
+from monosemantic.sae.trainconfig import COEF_ARCHS
 
 
 def _say(track: str, stage: str, message: str) -> None:
@@ -47,7 +48,9 @@ def extract_inputs(track: TrackConfig) -> dict[str, Any]:
     inputs: dict[str, Any] = {k: getattr(track, k) for k in ("model", "layer", "tokens", "max_items", "max_length",
                                                              "image_size", "label_columns")}
     inputs["data"] = data_ref(track.data)
-    inputs["data_fingerprint"] = fingerprint(track.data)
+    # added only for local data, so the stage hashes of runs on bundled data stay what they were
+    if (data_print := fingerprint(track.data)) is not None:
+        inputs["data_fingerprint"] = data_print
     if Path(track.model).exists():
         inputs["model_fingerprint"] = fingerprint(track.model)
     return inputs
@@ -123,13 +126,17 @@ def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str,
     inputs = {"extract": extract_stage.hash, "arch": arch, "expansions": track.expansions, "ks": track.ks,
               "tokens": track.train_tokens, "batch_size": track.batch_size, "seed": seed,
               "groups": track.group_fractions if arch == "matryoshka" else None}
+    if track.l1s and arch in COEF_ARCHS:
+        inputs["l1s"] = track.l1s
     stage = state.stage(f"{track.name}/train-{arch}", "saes", inputs)
     if stage.done:
         _say(track.name, f"train {arch}", "cached")
         return stage
-    _say(track.name, f"train {arch}", f"widths x{track.expansions}, k {track.ks}, {track.train_tokens} rows each")
-    started = stage.start()
     tc = track.train_config(arch, seed, acts=extract_stage.path, out=stage.path)
+    sparsity = f"k {', '.join(f'{k:g}' for k in tc.k)}" if tc.k else f"l1 {tc.l1_coefficient or 'at its default'}"
+    widths = ", ".join(f"x{w:g}" for w in tc.width)
+    _say(track.name, f"train {arch}", f"widths {widths}, {sparsity}, {track.train_tokens} rows each")
+    started = stage.start()
     # The 10M-token dead window of long runs would never trigger AuxK in a short one: use a tenth of the run.
     train(replace(tc, dead_tokens=min(tc.dead_tokens, max(10_000, tc.total_tokens() // 10))))
     stage.finish(started)

@@ -13,6 +13,11 @@ from monosemantic.errors import UserError
 if TYPE_CHECKING:
     from monosemantic.sae.core import SAEConfig
 
+K_ARCHS = ("topk", "batchtopk", "matryoshka")
+"""Architectures whose sparsity is set by k."""
+COEF_ARCHS = ("relu", "jumprelu")
+"""Architectures whose sparsity is set by a coefficient (--l1)."""
+
 
 @dataclass
 class TrainConfig:
@@ -145,7 +150,7 @@ def sweep_points(tc: TrainConfig, d_in: int) -> list[SweepPoint]:
     for s in sizes:
         if s < 1:
             raise UserError(f"d_sae must be at least 1, got {s} (width × d_in={d_in})")
-    uses_k, uses_coef = tc.arch in _K_ARCHS, tc.arch in _COEF_ARCHS
+    uses_k, uses_coef = tc.arch in K_ARCHS, tc.arch in COEF_ARCHS
     ks: list[float | None] = list(tc.k or [32.0]) if uses_k else [None]
     coefs: list[float | None] = (
         list(tc.l1_coefficient or [0.05 if tc.arch == "relu" else 1.0]) if uses_coef else [None]
@@ -180,10 +185,6 @@ _BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("log_every", 1, True), ("threads", 0, True), ("seed", 0, True),
 )
 
-_K_ARCHS = ("topk", "batchtopk", "matryoshka")
-_COEF_ARCHS = ("relu", "jumprelu")
-
-
 def _flag(name: str) -> str:
     return "--" + {"l1_coefficient": "l1"}.get(name, name).replace("_", "-")
 
@@ -216,10 +217,10 @@ def check_config(tc: TrainConfig, *, need_paths: bool = True) -> None:
             raise UserError(f"{_flag(name)} values must be positive, got {bad[0]:g}")
     if any(not c >= 0 for c in tc.l1_coefficient):
         raise UserError(f"--l1 values must be at least 0, got {tc.l1_coefficient}")
-    if tc.k and tc.arch not in _K_ARCHS:
-        raise UserError(f"--k does not apply to {tc.arch}; it is for {', '.join(_K_ARCHS)}")
-    if tc.l1_coefficient and tc.arch not in _COEF_ARCHS:
-        raise UserError(f"--l1 does not apply to {tc.arch}; it is for {', '.join(_COEF_ARCHS)} (TopK-family SAEs "
+    if tc.k and tc.arch not in K_ARCHS:
+        raise UserError(f"--k does not apply to {tc.arch}; it is for {', '.join(K_ARCHS)}")
+    if tc.l1_coefficient and tc.arch not in COEF_ARCHS:
+        raise UserError(f"--l1 does not apply to {tc.arch}; it is for {', '.join(COEF_ARCHS)} (TopK-family SAEs "
                         "set sparsity with --k)")
     if tc.group_fraction and tc.arch != "matryoshka":
         raise UserError(f"--group-fraction applies only to matryoshka, not {tc.arch}")
