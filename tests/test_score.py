@@ -69,8 +69,10 @@ def test_refuses_existing_output(setup: dict[str, Path]) -> None:
     out = setup["root"] / "keep"
     out.mkdir()
     (out / "mine.txt").write_text("x")
-    with pytest.raises(UserError, match="--overwrite"):
-        score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], out=out))
+    for overwrite in (False, True):  # a folder of other files is never a score folder to replace
+        with pytest.raises(UserError, match=r"not a score folder.*choose another --out"):
+            score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], out=out,
+                              overwrite=overwrite))
     assert (out / "mine.txt").exists()
 
 

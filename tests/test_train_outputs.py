@@ -110,3 +110,9 @@ def test_a_damaged_cfg_names_the_folder(store, tmp_path):
     (folder / "cfg.json").write_text(text)
     with pytest.raises(UserError, match=rf"{folder}.*incomplete"):
         SAE.load(folder)
+
+
+def test_an_empty_out_folder_is_used(store, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (folder,) = train(cfg(store, tmp_path / "empty"))
+    assert folder == tmp_path / "empty" and (folder / "cfg.json").is_file()

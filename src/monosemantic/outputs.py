@@ -30,12 +30,11 @@ def check_out(
     if out.exists() and not out.is_dir():
         raise UserError(f"{path} is a file; --out needs a folder path")
     if marker is not None and out.is_dir() and any(out.iterdir()):
+        # name the way out that works: --overwrite cannot help with a folder that is not an earlier result
+        if not (out / marker).exists():
+            raise UserError(f"{path} already holds files and is not {what} (it has no {marker}); choose another --out")
         if not overwrite:
             raise UserError(f"{path} already exists; choose another --out or pass --overwrite to replace it")
-        if not (out / marker).exists():
-            raise UserError(
-                f"{path} is not {what} (it has no {marker}); --overwrite replaces only {what}, so choose another --out"
-            )
 
 
 @contextmanager
@@ -66,10 +65,14 @@ def publish(tmp: Path, final: Path) -> None:
 
 
 def make_readable(root: Path) -> None:
-    """Give ``root`` and everything in it the modes the user's umask asks for. ``mkdtemp`` makes folders 0700
-    and safetensors writes files 0600, which would hide results from colleagues on a shared machine."""
+    """Give ``root`` (a folder and everything in it, or one file) the modes the user's umask asks for.
+    ``mkdtemp`` makes folders 0700 and safetensors writes files 0600, which would hide results from colleagues
+    on a shared machine."""
     mask = _umask()
     dmode, fmode = 0o777 & ~mask, 0o666 & ~mask
+    if not Path(root).is_dir():
+        os.chmod(root, fmode)
+        return
     os.chmod(root, dmode)
     for dirpath, dirnames, filenames in os.walk(root):
         for d in dirnames:

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from monosemantic.config import to_dict
 from monosemantic.metrics.scoring import default_encoder
+from monosemantic.outputs import make_readable
 from monosemantic.pipeline.config import RunConfig, TrackConfig
 from monosemantic.pipeline.stages import RunState, Stage
 from monosemantic.sae.trainconfig import COEF_ARCHS
@@ -116,6 +117,7 @@ def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[S
             chunks.append(model.embed_items(dataset.load(a, b), batch_size=64))
             bar.update(b - a)
     save_file({"embeddings": torch.cat(chunks).contiguous()}, str(stage.path))
+    make_readable(stage.path)
     stage.finish(started)
     return stage, encoder
 

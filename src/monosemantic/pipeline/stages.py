@@ -63,11 +63,10 @@ class RunState:
             try:
                 data = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as exc:
-                raise UserError(
-                    f"{path} is damaged ({exc}); delete it to redo every stage, or choose a new --out"
-                ) from None
+                raise UserError(f"{path} is damaged ({exc}); choose a new --out, or delete {root} to redo every stage"
+                                ) from None
             if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
-                raise UserError(f"{path} is not a run record; delete it to redo every stage, or choose a new --out")
+                raise UserError(f"{path} is not a run record; choose a new --out, or delete {root} to redo every stage")
             if data.get("format_version") != RUN_FORMAT:
                 raise UserError(
                     f"{root} is a run folder from an older monosemantic format "
