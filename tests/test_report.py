@@ -190,6 +190,14 @@ def test_output_path_and_overwrite(tmp_path: Path) -> None:
     assert custom.is_file() and (tmp_path / "elsewhere" / "mine.figures.json").is_file()
     in_dir = render_report(run, tmp_path / "elsewhere")
     assert in_dir == tmp_path / "elsewhere" / "report.html"
+    assert render_report(run, custom) == custom  # an earlier report is replaced
+    mine = tmp_path / "notes.html"
+    mine.write_text("<p>my notes</p>")
+    for target in (mine, run / "report_data.json"):  # a user's file, or the report's own input: never replaced
+        before = target.read_bytes()
+        with pytest.raises(UserError, match="not a monosemantic report; choose another --out"):
+            render_report(run, target)
+        assert target.read_bytes() == before
     assert not [p for p in run.iterdir() if p.name.startswith(".")]  # no temporary files left behind
 
 

@@ -215,3 +215,41 @@ def test_report_on_a_score_folder(env: dict[str, Path], tmp_path: Path, capsys: 
     line = _cli_error([str(out)], capsys, command="report")
     assert "no scores yet" not in line
     assert "monosemantic run" in line and "run.json" in line and "scores.json" in line and "units.csv" in line
+
+
+def test_data_changed_since_extraction_is_refused(tmp_path: Path) -> None:
+    from monosemantic.sources.datasets import fingerprint
+
+    data = tmp_path / "notes.jsonl"
+    data.write_text("".join(json.dumps({"text": f"note {i}", "label": i % 2}) + "\n" for i in range(4)))
+    store = tmp_path / "store"
+    write_store(store, {"h": np.ones((4, D), np.float32)}, labels=np.arange(4) % 2)
+    manifest = json.loads((store / "manifest.json").read_text())
+    manifest["model"]["modality"] = "text"
+    manifest["settings"]["data"] = str(data)
+    manifest["dataset"]["fingerprint"] = fingerprint(str(data))
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    opened = ActivationStore.open(store)
+    scoring._check_data_unchanged(opened, str(data))  # unchanged: no complaint
+    data.write_text(data.read_text().replace("note 0", "a much longer first note"))
+    sae = tmp_path / "sae"
+    SAE.create(SAEConfig(d_in=D, d_sae=8, architecture="topk", k=2)).save(sae)
+    with pytest.raises(UserError, match=r"changed since the store .* was extracted"):
+        score(ScoreConfig(acts=store, sae=[sae], out=tmp_path / "o"), progress=False)
+
+
+def test_two_saes_of_one_name_are_refused(env: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(env["sae"], tmp_path / "b" / env["sae"].name)
+    with pytest.raises(UserError, match="share the name"):
+        score(_cfg(env, tmp_path / "o", sae=[env["sae"], tmp_path / "b"]), progress=False)
+
+
+def test_fractional_labels_are_refused(env: dict[str, Path], tmp_path: Path) -> None:
+    np.save(tmp_path / "lab.npy", np.random.default_rng(0).random(N_ITEMS))
+    with pytest.raises(UserError, match="fractional values"):
+        score(_cfg(env, tmp_path / "o", labels=tmp_path / "lab.npy"), progress=False)
+    np.save(tmp_path / "ok.npy", (np.arange(N_ITEMS) % 3).astype(np.float64))  # whole numbers stored as floats
+    result = score(_cfg(env, tmp_path / "o2", labels=tmp_path / "ok.npy"), progress=False)
+    assert result["label_names"] == ["0", "1", "2"]

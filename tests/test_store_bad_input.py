@@ -119,6 +119,15 @@ def test_unfinished_store_with_a_damaged_shard_resumes_from_the_intact_ones(
     assert store.n_items == 6 and store.rows("h")[::2, 0].tolist() == [0, 1, 2, 3, 4, 5]
 
 
+def test_unfinished_store_with_other_settings_names_them(tmp_path: Path) -> None:
+    import dataclasses
+
+    manifest = _unfinished(tmp_path / "s")
+    changed = dataclasses.replace(manifest, settings={"run": 1, "data_fingerprint": {"size": 3, "mtime_ns": 9}})
+    with pytest.raises(StoreError, match=r"other settings \(data_fingerprint differ\); pass --overwrite"):
+        StoreWriter.open(tmp_path / "s", changed, shard_rows=2)
+
+
 # ---------------------------------------------------------------- 2 and 3: --out and option checks
 
 

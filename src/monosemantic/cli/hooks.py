@@ -13,9 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "order, with the width a store would record and the raw output shape.",
     )
     p.add_argument(
-        "model",
+        "model", nargs="?",
         help="registered name (minilm, smollm2, mobilenet_v2, efficientnet_lite0), Hugging Face id or local folder",
     )
+    p.add_argument("--model", dest="model_option", metavar="MODEL", help="the same as MODEL, spelled as in extract")
     p.add_argument("--all", action="store_true", help="also list leaf modules (linear layers, norms, activations)")
     p.add_argument("--filter", default="", help="only paths containing this text")
     p.set_defaults(func=run)
@@ -27,7 +28,13 @@ def run(args: argparse.Namespace) -> int:
     from monosemantic.errors import UserError
     from monosemantic.sources import list_hooks, load_model
 
-    model = load_model(args.model)
+    if args.model and args.model_option and args.model != args.model_option:
+        raise UserError(f"two models given ({args.model} and {args.model_option}); give one")
+    name = args.model or args.model_option
+    if not name:
+        raise UserError("no model given; run `monosemantic hooks MODEL`, e.g. `monosemantic hooks minilm`")
+    args.model = name
+    model = load_model(name)
     sample = ["A cat sits on the mat."] if model.modality == "text" else [np.zeros((32, 32, 3), np.uint8)]
     infos = list_hooks(model.module, model.forward, model.prepare(sample))
     leaves = {n for n, m in model.module.named_modules() if not list(m.children())}

@@ -40,7 +40,8 @@ class ScoreConfig:
     out: Path
     """Folder for scores.json, units.csv and top.safetensors."""
     encoder: str | None = None
-    """External encoder for MS (default: efficientnet_lite0 for images, minilm sentence embeddings for text)."""
+    """External encoder for MS (default: efficientnet_lite0 for images, minilm sentence embeddings for text); with
+    --embeddings, only the name recorded for them."""
     embeddings: Path | None = None
     """Precomputed encoder embeddings (.safetensors with an 'embeddings' [n_items, e] tensor) instead of --encoder."""
     labels: Path | None = None
@@ -72,6 +73,12 @@ def expand_sae_paths(paths: list[Path]) -> list[Path]:
             out.extend(subs)
         else:
             raise UserError(f"{p} is not an SAE folder (no cfg.json) nor a folder of SAE folders")
+    seen: dict[str, Path] = {}
+    for p in out:  # results are keyed by folder name, so two SAEs of one name would overwrite each other
+        if p.name in seen:
+            raise UserError(f"two SAEs share the name {p.name!r} ({seen[p.name]} and {p}); score them separately "
+                            "or rename one folder")
+        seen[p.name] = p
     return out
 
 
@@ -82,7 +89,15 @@ def _labels(cfg: ScoreConfig, store: ActivationStore) -> tuple[np.ndarray | None
     if not path.is_file():
         raise UserError(f"labels file {path} does not exist")
     if path.suffix == ".npy":
-        values = [str(v) for v in np.load(path)]
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"labels file {path} is not a readable .npy array ({exc})") from None
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array) & (array == np.round(array))):
+            raise UserError(f"{path} holds fractional values; labels are classes: whole numbers or names, one per item")
+        if array.ndim != 1:
+            raise UserError(f"{path} has shape {list(array.shape)}; give one label per item, shape [n_items]")
+        values = [str(int(v)) if array.dtype.kind == "f" else str(v) for v in array]
     else:
         values = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
     if len(values) != store.n_items:
@@ -110,6 +125,7 @@ def _embeddings(cfg: ScoreConfig, store: ActivationStore) -> tuple[torch.Tensor,
             )
         name = cfg.encoder or default_encoder(modality)
         settings = store.manifest.settings
+        _check_data_unchanged(store, settings.get("data"))
         dataset = load_dataset(settings.get("data", store.manifest.dataset["name"]), settings.get("text_field", "text"),
                                tuple(settings.get("label_columns", ())), recorded_in=store.root)
         small = dataset.native_size is not None and dataset.native_size <= 64
@@ -133,6 +149,20 @@ def _embeddings(cfg: ScoreConfig, store: ActivationStore) -> tuple[torch.Tensor,
             "give finite embeddings, one row per item"
         )
     return emb, name
+
+
+def _check_data_unchanged(store: ActivationStore, ref: str | None) -> None:
+    """Embedding items from data that changed since extraction would pair activations with other inputs."""
+    from monosemantic.sources.datasets import fingerprint
+
+    recorded = store.manifest.dataset.get("fingerprint")
+    if ref is None or recorded is None or not Path(ref).exists():
+        return  # bundled data, an older store, or data gone (load_dataset names that)
+    if fingerprint(ref) != recorded:
+        raise UserError(
+            f"data {ref} changed since the store {store.root} was extracted (size or modification time differ); "
+            "re-extract the store, or pass --embeddings computed on the original data"
+        )
 
 
 def _read_embeddings(path: Path) -> torch.Tensor:

@@ -6,11 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+from monosemantic.outputs import make_readable
 
 
 def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
@@ -22,7 +18,7 @@ def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
 
 def publish(tmp: Path, path: Path) -> None:
     """Give ``tmp`` the usual permissions (mkstemp makes it private) and rename it over ``path``."""
-    os.chmod(tmp, 0o666 & ~_umask())
+    make_readable(tmp)
     os.replace(tmp, path)
 
 

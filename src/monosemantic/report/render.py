@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from monosemantic.errors import UserError
 from monosemantic.report.cards import ImageClasses, cards_block
 from monosemantic.report.data import FORMAT_VERSION, load_report_data
 from monosemantic.report.figures import draw, figure_specs, to_png_data_uri
@@ -17,6 +18,7 @@ Pngs = dict[str, tuple[str, int]]
 """Figure id -> (PNG data URI, width in CSS pixels)."""
 
 REPORT_NAME = "report.html"
+GENERATOR_MARK = "monosemantic report"
 FIGURES_NAME = "figures.json"
 
 # Installed before anything else runs, so even an error while the page's own script loads is caught and shown.
@@ -45,6 +47,9 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
     html_path = run_dir / REPORT_NAME if out is None else Path(out)
     if html_path.is_dir():
         html_path = html_path / REPORT_NAME
+    if out is not None:  # RUN_DIR/report.html is the run's own; a chosen path may hold anything
+        _check_replaceable(html_path, GENERATOR_MARK)
+        _check_replaceable(figures_path(html_path), '"figures"')
     html_path.parent.mkdir(parents=True, exist_ok=True)
     specs = figure_specs(data)
     figures_json = {"format_version": FORMAT_VERSION, "title": data.get("title"),
@@ -53,6 +58,19 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
     write_atomic(figures_path(html_path), json.dumps(figures_json, indent=1, allow_nan=False))
     write_atomic(html_path, page)
     return html_path
+
+
+def _check_replaceable(path: Path, mark: str) -> None:
+    """An existing file is replaced only if it is an earlier report (or its figure data): never a user's file,
+    and never the run's report_data.json."""
+    if not path.exists():
+        return
+    head = ""
+    if path.is_file():
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("utf-8", "replace")
+    if mark not in head:
+        raise UserError(f"{path} exists and is not a monosemantic report; choose another --out")
 
 
 def _png(spec: Any) -> tuple[str, int]:
@@ -99,7 +117,7 @@ def build_html(data: dict[str, Any], pngs: Pngs, specs: list[Any], figures_name:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width, initial-scale=1'>"
-        f"<meta name=generator content='monosemantic report (format {FORMAT_VERSION})'>"
+        f"<meta name=generator content='{GENERATOR_MARK} (format {FORMAT_VERSION})'>"
         f"<title>{esc(title)}</title>{_ERROR_HOOK}<style>{_asset('report.css')}</style>"
         f"<style>{images.css()}</style></head><body>"
         "<pre id=js-errors hidden></pre>"

@@ -75,9 +75,11 @@ class StoreWriter:
                 old = None
             if old is None or old.complete or old.settings != manifest.settings:
                 if not overwrite:
-                    state = "an unfinished store with other settings"
-                    if old is None or old.complete:
-                        state = "a finished store"
+                    state = "a finished store"
+                    if old is not None and not old.complete:
+                        keys = sorted(set(old.settings) | set(manifest.settings))
+                        differ = [k for k in keys if old.settings.get(k) != manifest.settings.get(k)]
+                        state = f"an unfinished store with other settings ({', '.join(differ)} differ)"
                     raise StoreError(f"{final} already holds {state}; pass --overwrite to replace it")
                 root = final.with_name(final.name + PARTIAL_SUFFIX)
         resumed = cls._resume(root, manifest, scratch=root != final)
