@@ -68,6 +68,7 @@ def test_tiny_run_caches_stages_and_redoes_only_what_changed(tmp_path: Path) -> 
     data = json.loads((tmp_path / "run" / "report_data.json").read_text())
     img = data["tracks"][0]
     assert img["unit_sets"][0]["id"] == "neurons" and len(img["unit_sets"]) == 2
+    assert img["unit_sets"][1]["id"] == "topk-64-k4"  # a lone SAE is named like a sweep's, not by stage hash
     assert img["cards"] and img["cards"][0]["top"][0]["image"].startswith("data:image/png;base64,")
     txt = data["tracks"][1]
     assert txt["cards"][0]["top"][0]["tokens"]

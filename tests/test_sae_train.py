@@ -108,8 +108,11 @@ def test_resume_after_interrupt_equals_uninterrupted_run(store_dir, tmp_path):
     a, b = SAE.load(full), SAE.load(resumed)
     for n in ("W_enc", "W_dec", "b_enc", "b_dec"):
         assert torch.equal(getattr(a, n), getattr(b, n)), n
-    steps = [json.loads(ln)["step"] for ln in (resumed / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(ln) for ln in (resumed / "train_log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log]
     assert steps == sorted(set(steps)), "the resumed log must not repeat steps"
+    elapsed = [r["elapsed_s"] for r in log]
+    assert elapsed == sorted(elapsed), "training time continues across the resume instead of restarting at 0"
 
 
 def test_resume_refuses_a_store_of_another_width(store_dir, tmp_path):

@@ -139,6 +139,12 @@ def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str,
     widths = ", ".join(f"x{w:g}" for w in tc.width)
     _say(track.name, f"train {arch}", f"widths {widths}, {sparsity}, {track.train_tokens} rows each")
     started = stage.start()
+    from monosemantic.sae.trainconfig import sweep_points
+    from monosemantic.store import ActivationStore
+
+    points = sweep_points(tc, ActivationStore.open(extract_stage.path).width(None))
+    if len(points) == 1:  # a lone SAE would be written to the stage folder itself and named after its hash
+        tc = replace(tc, out=stage.path / points[0].name)
     # The 10M-token dead window of long runs would never trigger AuxK in a short one: use a tenth of the run.
     train(replace(tc, dead_tokens=min(tc.dead_tokens, max(10_000, tc.total_tokens() // 10))))
     stage.finish(started)

@@ -194,7 +194,7 @@ def train(
     ]
     since_fired = [torch.zeros(p.d_sae, dtype=torch.int64) for p in points]
     k_aux = tc.k_aux or d_in // 2
-    step = 0
+    step, before = 0, 0.0  # before: training seconds spent by earlier, interrupted attempts
     if tc.resume:
         ck = load_checkpoint(paths.checkpoint)
         if ck["d_in"] != d_in or ck["hook"] != hook:
@@ -204,7 +204,7 @@ def train(
             )
         if ck["names"] != [p.name for p in points]:
             raise UserError(f"the checkpoint trains {ck['names']}, this command asks for {[p.name for p in points]}")
-        step, scale = ck["step"], ck["scale"]
+        step, scale, before = ck["step"], ck["scale"], float(ck.get("elapsed_s", 0.0))
         for i, s in enumerate(saes):
             s.load_state_dict(ck["saes"][i])
             opts[i].load_state_dict(ck["opts"][i])
@@ -269,14 +269,16 @@ def train(
                 step += 1
                 done_here += 1
                 if logs[0] is not None and (step % tc.log_every == 0 or step == total):
-                    _log(logs, step, tc, outs, terms, since_fired, factor * np.array(lrs), time.perf_counter() - t0)
+                    _log(logs, step, tc, outs, terms, since_fired, factor * np.array(lrs),
+                         before + time.perf_counter() - t0)
                 if bar is not None:
                     el = time.perf_counter() - t0
                     bar.update(1)
                     bar.set_postfix(tok_s=f"{(step * tc.batch_size - tok0) / max(el, 1e-9):,.0f}",
                                     fvu=f"{_batch_fvu(outs[0]):.3f}", l0=f"{float(outs[0].l0()):.1f}", refresh=False)
                 if tc.checkpoint_every and step % tc.checkpoint_every == 0 and step < total:
-                    _checkpoint(paths, step, scale, d_in, hook, points, saes, opts, since_fired)
+                    _checkpoint(paths, step, scale, d_in, hook, points, saes, opts, since_fired,
+                                before + time.perf_counter() - t0)
                 if stop_after is not None and done_here >= stop_after:
                     return []
                 if step >= total:
@@ -323,12 +325,12 @@ def _progress(tc: TrainConfig, total: int, step: int) -> Any:
 
 
 def _checkpoint(paths: RunPaths, step: int, scale: float, d_in: int, hook: str, points: list[SweepPoint],
-                saes: list[SAE], opts: list[Any], since_fired: list[Tensor]) -> None:
+                saes: list[SAE], opts: list[Any], since_fired: list[Tensor], elapsed: float) -> None:
     if D.is_main():
         save_checkpoint(paths.checkpoint, {
             "step": step, "scale": scale, "d_in": d_in, "hook": hook, "names": [p.name for p in points],
             "saes": [s.state_dict() for s in saes], "opts": [o.state_dict() for o in opts],
-            "since_fired": [sf.clone() for sf in since_fired], "rng": rng_state(),
+            "since_fired": [sf.clone() for sf in since_fired], "rng": rng_state(), "elapsed_s": elapsed,
         })
     D.barrier()
 
