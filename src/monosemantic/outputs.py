@@ -25,10 +25,13 @@ def check_out(
     out = Path(path).resolve()
     for src in inputs:
         s = Path(src).resolve()
-        if out == s or s.is_relative_to(out) or out.is_relative_to(s):
+        # a folder that is only added to may hold the input (a sweep beside its store); a replaced one may not
+        holds = s.is_relative_to(out) and marker is not None
+        if out == s or holds or out.is_relative_to(s):
             raise UserError(f"--out {path} would overwrite the input {src}; choose a folder outside it")
     if out.exists() and not out.is_dir():
         raise UserError(f"{path} is a file; --out needs a folder path")
+    _check_writable(out, path)
     if marker is not None and out.is_dir() and any(out.iterdir()):
         # name the way out that works: --overwrite cannot help with a folder that is not an earlier result
         if not (out / marker).exists():
@@ -37,11 +40,23 @@ def check_out(
             raise UserError(f"{path} already exists; choose another --out or pass --overwrite to replace it")
 
 
+def _check_writable(out: Path, given: str | Path) -> None:
+    """Fail now, not after hours of work, if ``out`` could not be created or written."""
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"--out {given}: {probe} is a file, so no folder can be made there; choose another --out")
+    if not os.access(probe, os.W_OK | os.X_OK) or (probe == out and not os.access(out.parent, os.W_OK | os.X_OK)):
+        raise UserError(f"--out {given}: no permission to write in {probe if probe != out else out.parent}; "
+                        "choose a folder you can write to")
+
+
 @contextmanager
 def staged(final: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling folder of ``final``; when the block ends without error, make it readable and
     swap it into place (an earlier folder is replaced only then). On error the temporary folder is removed."""
-    final = Path(final)
+    final = Path(final).resolve()  # "." has no name to make a sibling of; a symlink is replaced at its target
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
@@ -54,14 +69,20 @@ def staged(final: str | Path) -> Iterator[Path]:
 
 def publish(tmp: Path, final: Path) -> None:
     """Rename the finished ``tmp`` folder to ``final``, replacing what was there only at the last moment."""
+    final = Path(final).resolve()
     make_readable(tmp)
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
+    if not final.exists():
         os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+        return
+    # a fresh empty folder as the backup name: a rename onto an empty folder succeeds, and no name is reused
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+    os.replace(final, old)
+    try:
         os.replace(tmp, final)
+    except OSError:
+        os.replace(old, final)  # put the earlier result back; the caller still holds tmp
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def make_readable(root: Path) -> None:
@@ -70,17 +91,20 @@ def make_readable(root: Path) -> None:
     on a shared machine."""
     mask = _umask()
     dmode, fmode = 0o777 & ~mask, 0o666 & ~mask
+
+    def fix(p: str, mode: int) -> None:
+        if not os.path.islink(p):
+            os.chmod(p, (os.stat(p).st_mode & 0o7000) | mode)  # keep setgid, so shared-group folders stay so
+
     if not Path(root).is_dir():
-        os.chmod(root, fmode)
+        fix(str(root), fmode)
         return
-    os.chmod(root, dmode)
+    fix(str(root), dmode)
     for dirpath, dirnames, filenames in os.walk(root):
         for d in dirnames:
-            os.chmod(os.path.join(dirpath, d), dmode)
+            fix(os.path.join(dirpath, d), dmode)
         for f in filenames:
-            p = os.path.join(dirpath, f)
-            if not os.path.islink(p):
-                os.chmod(p, fmode)
+            fix(os.path.join(dirpath, f), fmode)
 
 
 def _umask() -> int:

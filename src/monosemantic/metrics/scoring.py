@@ -69,7 +69,9 @@ def expand_sae_paths(paths: list[Path]) -> list[Path]:
     for p in map(Path, paths):
         if (p / "cfg.json").is_file():
             out.append(p)
-        elif p.is_dir() and (subs := sorted(q for q in p.iterdir() if (q / "cfg.json").is_file())):
+        elif p.is_dir() and (subs := sorted(q for q in p.iterdir()
+                                            if (q / "cfg.json").is_file() and not q.name.startswith("."))):
+            # hidden folders are temporary copies and backups of a write in progress, never SAEs to score
             out.extend(subs)
         else:
             raise UserError(f"{p} is not an SAE folder (no cfg.json) nor a folder of SAE folders")

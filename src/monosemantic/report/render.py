@@ -9,7 +9,7 @@ from typing import Any
 
 from monosemantic.errors import UserError
 from monosemantic.report.cards import ImageClasses, cards_block
-from monosemantic.report.data import FORMAT_VERSION, load_report_data
+from monosemantic.report.data import DATA_NAME, FORMAT_VERSION, load_report_data
 from monosemantic.report.figures import draw, figure_specs, to_png_data_uri
 from monosemantic.report.files import write_atomic
 from monosemantic.report.sections import esc, facts, features_block, kpi_tiles, summary_table
@@ -48,7 +48,7 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
     if html_path.is_dir():
         html_path = html_path / REPORT_NAME
     if out is not None:  # RUN_DIR/report.html is the run's own; a chosen path may hold anything
-        _check_replaceable(html_path, GENERATOR_MARK)
+        _check_replaceable(html_path, f"<meta name=generator content='{GENERATOR_MARK} (format")
         _check_replaceable(figures_path(html_path), '"figures"')
     html_path.parent.mkdir(parents=True, exist_ok=True)
     specs = figure_specs(data)
@@ -63,6 +63,8 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
 def _check_replaceable(path: Path, mark: str) -> None:
     """An existing file is replaced only if it is an earlier report (or its figure data): never a user's file,
     and never the run's report_data.json."""
+    if path.name in (DATA_NAME, "run.json"):
+        raise UserError(f"{path} is the run's own record; choose another --out for the report")
     if not path.exists():
         return
     head = ""

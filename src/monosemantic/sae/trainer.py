@@ -360,7 +360,7 @@ def _finish(tc: TrainConfig, store: Any, hook: str, eval_rows: np.ndarray, paths
         if paths.log(p.name).exists():
             extra["train_log.jsonl"] = paths.log(p.name)
         target = paths.finals[p.name]
-        if target.exists() and any(target.iterdir()) and not tc.overwrite:
+        if target.is_dir() and any(target.iterdir()) and not tc.overwrite:
             raise UserError(f"{target} appeared while training; it was left untouched")
         save_sae(s, target, overwrite=tc.overwrite, extra=extra)
         out.append(target)

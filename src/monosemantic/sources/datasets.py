@@ -210,10 +210,16 @@ def fingerprint(ref: str) -> dict[str, int] | None:
         return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
     files, size, newest = 0, 0, st.st_mtime_ns
     for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # hidden: caches and temporary writes
         for name in dirnames:
-            newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime_ns)
+            newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime_ns)
         for name in filenames:
-            fst = os.stat(os.path.join(dirpath, name))
+            if name.startswith("."):
+                continue
+            try:
+                fst = os.stat(os.path.join(dirpath, name))
+            except OSError:  # a dangling link or a file removed meanwhile: no data to read there either
+                continue
             files, size, newest = files + 1, size + fst.st_size, max(newest, fst.st_mtime_ns)
     return {"files": files, "size": size, "mtime_ns": newest}
 

@@ -144,6 +144,9 @@ def load_hf(model_id: str, *, max_length: int = 128, image_size: int | None = No
                 "save_pretrained (config.json plus weights), a Hugging Face id or a bundled model name",
                 why,
             ) from None
+        if isinstance(exc, ValueError):  # the files were found but are not a model this code can build
+            why = _first_line(exc)
+            raise ModelNotLoadable(f"cannot load Hugging Face model {model_id!r} from the cache ({why})", why) from None
         if _local_only():
             raise _missing(model_id, "not in the cache, and HF_HUB_OFFLINE is set") from None
     if not _hub_reachable():
