@@ -225,7 +225,8 @@ def add_arguments(
         elif origin in (list, tuple):
             inner = get_args(tp)[0] if get_args(tp) else str
             kw["action"] = "append"
-            kw["help"] = help_text + " Repeat the option for several values."
+            if "repeat" not in help_text.lower():
+                kw["help"] = help_text + " Repeat the option for several values."
             kw["type"] = inner if inner in (int, float, str) else str
             kw["metavar"] = f.name.upper().rstrip("S")
         elif tp in (int, float, str):
