@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 
 from monosemantic.errors import UserError
-from monosemantic.store import ActivationStore
+from monosemantic.store import ActivationStore, nonfinite
 
 
 @dataclass
@@ -61,13 +60,10 @@ def item_activations(
 
 def _check_finite(x: torch.Tensor, store: ActivationStore, hook: str, start: int) -> None:
     """Refuse NaN/inf rows: a NaN is never > 0, so its item would silently count as inactive."""
-    # one reduction per chunk: the sum of finite values is finite unless it overflows, and then the full check decides
-    if math.isfinite(float(x.sum(dtype=torch.float64))):
+    mask = nonfinite(x)
+    if mask is None:
         return
-    bad = ~torch.isfinite(x).all(1)
-    if not bool(bad.any()):
-        return
-    row = start + int(bad.nonzero()[0, 0])
+    row = start + int(mask.any(1).nonzero()[0, 0])
     item = int(store.item_index[row])
     raise UserError(
         f"hook {hook!r} of the store {store.root} holds NaN or inf values (first at row {row}, item {item}); "

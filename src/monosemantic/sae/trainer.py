@@ -46,6 +46,7 @@ from monosemantic.sae.recipe import (
     steps_of,
 )
 from monosemantic.sae.trainconfig import SweepPoint, TrainConfig, check_config, sae_config, sweep_points
+from monosemantic.store import nonfinite
 
 _NORM_SAMPLE_ROWS = 65_536
 
@@ -85,12 +86,8 @@ def _resolve_hook(store: Any, hook: str | None) -> str:
 
 
 def _check_finite(x: Tensor, what: str) -> None:
-    # one reduction: the sum of finite values is finite unless it overflows, and then the full check decides
-    if math.isfinite(float(x.sum(dtype=torch.float64))):
-        return
-    if not bool(torch.isfinite(x).all()):
-        bad = int((~torch.isfinite(x)).sum())
-        raise UserError(f"{what} contains {bad} NaN or inf values; re-extract the store or drop those rows")
+    if (mask := nonfinite(x)) is not None:
+        raise UserError(f"{what} contains {int(mask.sum())} NaN or inf values; re-extract the store or drop those rows")
 
 
 def _make_sae(tc: TrainConfig, p: SweepPoint, d_in: int, meta: dict[str, Any], seed: int) -> SAE:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +15,18 @@ import torch
 from monosemantic.errors import StoreError
 from monosemantic.store.manifest import ITEMS, VOCAB, Manifest
 from monosemantic.store.shards import REBUILD, RESUME, open_shard, sha256_file, to_float32
+
+
+def nonfinite(x: torch.Tensor) -> torch.Tensor | None:
+    """The mask of NaN/inf entries of a batch read from a store, or None when every entry is finite.
+
+    One float64 reduction decides the common case: the sum of finite values is finite unless it overflows, and
+    only then is the elementwise mask built.
+    """
+    if math.isfinite(float(x.sum(dtype=torch.float64))):
+        return None
+    mask = ~torch.isfinite(x)
+    return mask if bool(mask.any()) else None
 
 
 def acts_key(hook: str) -> str:
