@@ -18,10 +18,12 @@ import ast
 import dataclasses
 import inspect
 import itertools
+import math
 import textwrap
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
@@ -134,6 +136,23 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def check_values(obj: Any, name: Callable[[str], str]) -> None:
+    """Refuse NaN or infinite numbers and values outside a ``Literal``'s choices in the fields of a config
+    dataclass, naming the field as ``name(field)`` (e.g. its command-line flag)."""
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, (tp, _) = getattr(obj, f.name), _strip_optional(hints[f.name])
+        if value is None:
+            continue
+        if get_origin(tp) is Literal and value not in get_args(tp):
+            choices = ", ".join(str(a) for a in get_args(tp))
+            raise UserError(f"{name(f.name)} must be one of {choices}, got {value!r}")
+        numbers = value if isinstance(value, list | tuple) else [value]
+        for v in numbers:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UserError(f"{name(f.name)} must be a finite number, got {v}")
+
+
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     """Build ``cls`` from a mapping, naming any unknown key or wrongly typed value."""
     hints = _hints(cls)
@@ -149,7 +168,9 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     ]
     if missing:
         raise UserError(f"{where} is missing {missing[0]!r} ({type_name(hints[missing[0]])})")
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    check_values(obj, lambda name: f"{where}.{name}")
+    return obj
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -242,4 +263,6 @@ def from_namespace(cls: type[T], ns: argparse.Namespace, **overrides: Any) -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     given = {k: v for k, v in vars(ns).items() if k in names}
     given.update(overrides)
-    return cls(**given)
+    obj = cls(**given)
+    check_values(obj, _option)
+    return obj

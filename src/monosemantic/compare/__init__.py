@@ -1,1 +1,39 @@
-"""compare stage."""
+"""compare stage: pair two SAEs' features by activation correlation and measure how much their geometry agrees.
+
+Lan et al., "Sparse Autoencoders Reveal Universal Feature Spaces Across LLMs" (arXiv 2410.06981). Imports
+sources, store, sae and metrics, never report.
+"""
+
+from monosemantic.compare.concepts import CONCEPTS, load_concepts, members
+from monosemantic.compare.filters import apply_filters, junk_filter, low_corr_filter, shared_token_filter
+from monosemantic.compare.pairing import PAIRINGS, CrossMoments, Pairing, TopKActs, one_to_one, pair_features
+from monosemantic.compare.similarity import (
+    linear_cka,
+    permutation_test,
+    procrustes_residual,
+    random_subset_baseline,
+    rsa,
+    svcca,
+)
+
+__all__ = [
+    "CONCEPTS",
+    "PAIRINGS",
+    "CrossMoments",
+    "Pairing",
+    "TopKActs",
+    "apply_filters",
+    "junk_filter",
+    "linear_cka",
+    "load_concepts",
+    "low_corr_filter",
+    "members",
+    "one_to_one",
+    "pair_features",
+    "permutation_test",
+    "procrustes_residual",
+    "random_subset_baseline",
+    "rsa",
+    "shared_token_filter",
+    "svcca",
+]

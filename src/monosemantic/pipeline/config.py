@@ -8,7 +8,7 @@ from typing import Literal
 
 from monosemantic.config import from_dict, load_toml
 from monosemantic.errors import UserError
-from monosemantic.sae.trainconfig import COEF_ARCHS, K_ARCHS, TrainConfig, check_config
+from monosemantic.sae.trainconfig import TrainConfig, check_config, train_config
 
 
 @dataclass(frozen=True)
@@ -56,23 +56,33 @@ class TrackConfig:
     """How token activations become item activations for item-level scores."""
     n_cards: int = 8
     """Feature cards per SAE in the report (the highest-MS live latents), plus as many neurons."""
+    device: str = "auto"
+    """Where to extract, train and score: auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps."""
 
     def train_config(self, arch: str, seed: int, acts: Path | None = None, out: Path | None = None) -> TrainConfig:
         """The training settings of one architecture's sweep on this track."""
-        return TrainConfig(
-            acts=acts, out=out, arch=arch, width=list(self.expansions), tokens=self.train_tokens,
-            batch_size=self.batch_size, seed=seed, overwrite=True,
-            k=list(self.ks) if arch in K_ARCHS else [],
-            l1_coefficient=list(self.l1s) if arch in COEF_ARCHS else [],
-            group_fraction=list(self.group_fractions) if arch == "matryoshka" else [],
-        )
+        from monosemantic.sae.core import get_architecture
+        from monosemantic.sae.options import registered_options
+
+        cls = get_architecture(arch)
+        data: dict[str, object] = {
+            "acts": acts, "out": out, "arch": arch, "width": list(self.expansions), "tokens": self.train_tokens,
+            "batch_size": self.batch_size, "seed": seed, "overwrite": True, "device": self.device,
+            "k": list(self.ks) if cls.sparsity_param == "k" else [],
+            "l1_coefficient": list(self.l1s) if cls.sparsity_param == "coefficient" else [],
+        }
+        if "group_fraction" in registered_options()[arch].__dataclass_fields__:
+            data["group_fraction"] = list(self.group_fractions)
+        return train_config(data, where=f"track {self.name!r}")
 
     def check(self, seed: int) -> None:
         """Fail now, before hours of extraction, on settings a later stage would reject."""
         where = f"track {self.name!r}"
         if not self.archs or not self.expansions:
             raise UserError(f"{where}: archs and expansions must each list at least one value")
-        if any(a in K_ARCHS for a in self.archs) and not self.ks:
+        from monosemantic.sae.core import get_architecture
+
+        if any(get_architecture(a).sparsity_param == "k" for a in self.archs) and not self.ks:
             raise UserError(f"{where}: ks must list at least one k for the TopK-family archs")
         if self.n_cards < 0:
             raise UserError(f"{where}: n_cards must be at least 0, got {self.n_cards}")

@@ -16,7 +16,6 @@ from monosemantic.metrics.scoring import default_encoder
 from monosemantic.outputs import make_readable
 from monosemantic.pipeline.config import RunConfig, TrackConfig
 from monosemantic.pipeline.stages import RunState, Stage
-from monosemantic.sae.trainconfig import COEF_ARCHS
 
 
 def _say(track: str, stage: str, message: str) -> None:
@@ -124,11 +123,14 @@ def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[S
 
 def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str, seed: int) -> Stage:
     from monosemantic.sae import train
+    from monosemantic.sae.core import get_architecture
+    from monosemantic.sae.options import registered_options
 
+    grouped = "group_fraction" in registered_options()[arch].__dataclass_fields__
     inputs = {"extract": extract_stage.hash, "arch": arch, "expansions": track.expansions, "ks": track.ks,
               "tokens": track.train_tokens, "batch_size": track.batch_size, "seed": seed,
-              "groups": track.group_fractions if arch == "matryoshka" else None}
-    if track.l1s and arch in COEF_ARCHS:
+              "groups": track.group_fractions if grouped else None}
+    if track.l1s and get_architecture(arch).sparsity_param == "coefficient":
         inputs["l1s"] = track.l1s
     stage = state.stage(f"{track.name}/train-{arch}", "saes", inputs)
     if stage.done:

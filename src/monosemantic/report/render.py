@@ -9,6 +9,7 @@ from typing import Any
 
 from monosemantic.errors import UserError
 from monosemantic.report.cards import ImageClasses, cards_block
+from monosemantic.report.compare_section import compare_section, find_compare
 from monosemantic.report.data import DATA_NAME, FORMAT_VERSION, load_report_data
 from monosemantic.report.figures import draw, figure_specs, to_png_data_uri
 from monosemantic.report.files import write_atomic
@@ -44,6 +45,8 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
     """
     run_dir = Path(run_dir)
     data = load_report_data(run_dir)
+    if (compared := find_compare(run_dir)) is not None:
+        data = {**data, "compare": compared}
     html_path = run_dir / REPORT_NAME if out is None else Path(out)
     if html_path.is_dir():
         html_path = html_path / REPORT_NAME
@@ -109,6 +112,9 @@ def build_html(data: dict[str, Any], pngs: Pngs, specs: list[Any], figures_name:
         " best single unit for a labelled concept (@1 and @5: after removing the 1 or 5 best units).</p></section>"
     )
     body = "".join(_track(tr, t, pngs, specs, images) for t, tr in enumerate(tracks))
+    if data.get("compare"):  # a `monosemantic compare` result saved in the run folder
+        body += compare_section(data["compare"])
+        toc += "<li><a href='#compare'>Comparing feature spaces</a></li>"
     meta = " · ".join(
         esc(x) for x in (
             data.get("created"),

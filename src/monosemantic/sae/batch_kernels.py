@@ -2,11 +2,12 @@
 
 BatchTopK keeps the ``int(k·B)`` largest entries of the whole [B, F] batch, so rows hold a variable number of
 latents. The kept entries travel as triplets (any count per row, zero rows included); every backward product is a
-gather or a scatter over them (``native.tri_*``), so no dense [B, F] gradient is ever formed (ecosystem.md §5).
+gather or a scatter over them (``ops.tri_*``), so no dense [B, F] gradient is ever formed (ecosystem.md §5).
 The dense encoder matmul stays, in bfloat16 when asked, with the kept values recomputed exactly in float32.
 
-Selection does not sort the B·F matrix: each row's top ``cap`` candidates (``native.topk_rows``) hold every entry of
-the batch top-n unless some row has all its candidates selected; such rows then compete with all their entries.
+On the CPU, selection does not sort the B·F matrix: each row's top ``cap`` candidates (``ops.topk_rows``) hold
+every entry of the batch top-n unless some row has all its candidates selected; such rows then compete with all
+their entries. On other devices one ``topk`` over the flattened batch selects the n entries with no host sync.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from monosemantic.sae import native
+from monosemantic.sae import ops
 from monosemantic.sae.kernels import _rows, aux_topk
 
 
@@ -26,11 +27,15 @@ def batch_topk_select(pre: Tensor, bias: Tensor, n: int, cap: int) -> tuple[Tens
     Entries come out in row order. Ties at the cut are broken by ``torch.topk`` among the candidates.
     """
     B, F = pre.shape
+    if pre.device.type != "cpu":
+        vals, flat_idx = (pre.to(bias.dtype) + bias).reshape(-1).topk(n, sorted=False)
+        rows = torch.div(flat_idx, F, rounding_mode="floor")
+        return rows, flat_idx - rows * F, vals
     cap = max(1, min(cap, F))
-    cv, ci = native.topk_rows(pre, cap, bias.contiguous())
+    cv, ci = ops.topk_rows(pre, cap, bias.contiguous())
     flat = cv.reshape(-1)
     sel = flat.topk(min(n, flat.numel()), sorted=False).indices
-    keep = torch.zeros(flat.numel(), dtype=torch.bool)
+    keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
     keep[sel] = True
     sat = keep.view(B, cap).all(1)
     if cap == F or not bool(sat.any()):
@@ -40,7 +45,7 @@ def batch_topk_select(pre: Tensor, bias: Tensor, n: int, cap: int) -> tuple[Tens
     # raises the cut, so the other rows' non-candidates (below one of their unkept candidates) stay out.
     full, part = sat.nonzero().squeeze(1), (~sat).nonzero().squeeze(1)
     vals = torch.cat([cv[part].reshape(-1), (pre[full].to(cv.dtype) + bias.to(cv.dtype)).reshape(-1)])
-    cols = torch.cat([ci[part].reshape(-1), torch.arange(F).repeat(full.numel())])
+    cols = torch.cat([ci[part].reshape(-1), torch.arange(F, device=pre.device).repeat(full.numel())])
     rows = torch.cat([part.repeat_interleave(cap), full.repeat_interleave(F)])
     sel = vals.topk(n, sorted=False).indices
     sel = sel[torch.sort(rows[sel], stable=True).indices]
@@ -67,7 +72,7 @@ class BatchTopKEncode(torch.autograd.Function):
         wr = None
         if low:  # exact float32 values of the selected latents
             wr = _rows(W_enc)
-            vals = native.tri_gather_dot(rows, cols, wr, xc) + b_enc[cols]
+            vals = ops.tri_gather_dot(rows, cols, wr, xc) + b_enc[cols]
         vals = vals.to(xc.dtype).clamp_min_(0)
         aux_vals, aux_idx = aux_topk(pre, xc, W_enc, b_enc, dead_mask, k_aux, low)
         ctx.save_for_backward(xc, W_enc, rows, cols, vals, aux_idx, aux_vals)
@@ -83,16 +88,16 @@ class BatchTopKEncode(torch.autograd.Function):
         g = g_vals * (vals > 0) if g_vals is not None else torch.zeros_like(vals)
         ka = aux_idx.shape[1]
         if ka and g_aux is not None:
-            rows = torch.cat([rows, torch.arange(B).repeat_interleave(ka)])
+            rows = torch.cat([rows, torch.arange(B, device=rows.device).repeat_interleave(ka)])
             cols = torch.cat([cols, aux_idx.reshape(-1)])
             g = torch.cat([g, (g_aux * (aux_vals > 0)).reshape(-1)])
         g = g.contiguous()
-        g_b_enc = torch.zeros(F, dtype=g.dtype).index_add_(0, cols, g)
-        g_W_enc = native.tri_scatter_rows(rows, cols, g, xc, F).t()
+        g_b_enc = torch.zeros(F, dtype=g.dtype, device=g.device).index_add_(0, cols, g)
+        g_W_enc = ops.tri_scatter_rows(rows, cols, g, xc, F).t()
         if W_enc.stride() != g_W_enc.stride():
             g_W_enc = g_W_enc.contiguous()
         g_b_dec = -(W_enc @ g_b_enc) if ctx.apply_b_dec and ctx.needs_input_grad[1] else None
-        g_x = native.tri_gather_sum(rows, cols, g, _rows(W_enc), B) if ctx.needs_input_grad[0] else None
+        g_x = ops.tri_gather_sum(rows, cols, g, _rows(W_enc), B) if ctx.needs_input_grad[0] else None
         return g_x, g_b_dec, g_W_enc, g_b_enc, None, None, None, None, None
 
 
@@ -103,14 +108,14 @@ class TripletDecode(torch.autograd.Function):
     def forward(ctx: Any, orow: Tensor, col: Tensor, val: Tensor, W: Tensor, n_out: int) -> Tensor:  # type: ignore[override]
         val = val.contiguous()
         ctx.save_for_backward(orow, col, val, W)
-        return native.tri_gather_sum(orow, col, val, W, n_out)
+        return ops.tri_gather_sum(orow, col, val, W, n_out)
 
     @staticmethod
     def backward(ctx: Any, g_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         orow, col, val, W = ctx.saved_tensors
         g_out = g_out.contiguous()
-        g_val = native.tri_gather_dot(orow, col, W, g_out) if ctx.needs_input_grad[2] else None
-        g_W = native.tri_scatter_rows(orow, col, val, g_out, W.shape[0]) if ctx.needs_input_grad[3] else None
+        g_val = ops.tri_gather_dot(orow, col, W, g_out) if ctx.needs_input_grad[2] else None
+        g_W = ops.tri_scatter_rows(orow, col, val, g_out, W.shape[0]) if ctx.needs_input_grad[3] else None
         return None, None, g_val, g_W, None
 
 
@@ -136,6 +141,6 @@ def prefix_decode(rows: Tensor, cols: Tensor, vals: Tensor, W_dec: Tensor, b_dec
     groups turns them into the nested prefixes.
     """
     G = len(ends)
-    grp = torch.bucketize(cols, torch.tensor(ends, dtype=cols.dtype), right=True)
+    grp = torch.bucketize(cols, torch.tensor(ends, dtype=cols.dtype, device=cols.device), right=True)
     partial = triplet_decode(grp * n_rows + rows, cols, vals, W_dec, G * n_rows).view(G, n_rows, -1)
     return partial.cumsum(0) + b_dec

@@ -3,8 +3,11 @@
 Parameters use the SAELens names and shapes (``W_enc [d_in, d_sae]``, ``b_enc [d_sae]``, ``W_dec [d_sae, d_in]``,
 ``b_dec [d_in]``, ``threshold [d_sae]`` where it applies) so a saved folder loads in SAELens unchanged.
 
-A new architecture is a new module in ``monosemantic.sae.architectures`` that subclasses :class:`SAE` and decorates
-it with :func:`register`; the package imports every module there, so nothing else needs editing.
+A new architecture is a new module in ``monosemantic.sae.architectures`` that subclasses :class:`SAE`, declares its
+training options as a frozen dataclass (``Options``, choices as ``Literal``) and decorates the class with
+:func:`register`; the package imports every module there, so nothing else needs editing. The trainer knows no
+architecture by name: it asks the class for its config (``build_config``), initialisation, loss terms, decoder
+constraint, input-scale folding and final touches through the hooks below.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from monosemantic.errors import UserError, unknown_choice
+from monosemantic.sae.options import ArchOptions, registered_options
 
 _REGISTRY: dict[str, type[SAE]] = {}
 
@@ -56,9 +60,15 @@ class SAEConfig:
 
 
 def register(name: str):  # type: ignore[no-untyped-def]
-    """Class decorator adding an architecture to the registry under ``name``."""
+    """Class decorator adding an architecture (and with it its ``Options``) to the registry under ``name``."""
 
     def deco(cls: type[SAE]) -> type[SAE]:
+        if name in _REGISTRY:
+            raise ValueError(f"SAE architecture {name!r} is registered twice ({_REGISTRY[name].__qualname__} and "
+                             f"{cls.__qualname__}); give the new one another name")
+        if registered_options().get(name, ArchOptions) is not cls.Options:
+            raise TypeError(f"{cls.__qualname__}.Options must be the options registered for {name!r} in "
+                            "monosemantic.sae.options")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -95,6 +105,14 @@ class SAE(nn.Module):
     name: ClassVar[str] = "base"
     saelens_architecture: ClassVar[str] = "standard"
     has_threshold: ClassVar[bool] = False
+    Options: ClassVar[type[ArchOptions]] = ArchOptions
+    """The architecture's training options (flags of ``monosemantic train``, keys of its TOML)."""
+    sparsity_param: ClassVar[Literal["k", "coefficient"]] = "k"
+    """What sets sparsity, and what a sweep varies: k (--k) or a coefficient (--l1)."""
+    default_coefficient: ClassVar[float | None] = None
+    """The coefficient trained with when --l1 is not given (coefficient architectures)."""
+    lr_constant: ClassVar[float] = 2e-4
+    """c of the default learning rate c / sqrt(d_sae / 2^14)."""
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__()
@@ -113,12 +131,22 @@ class SAE(nn.Module):
 
     @staticmethod
     def create(cfg: SAEConfig) -> SAE:
-        """Instantiate the registered class for ``cfg.architecture`` (weights uninitialised)."""
-        return get_architecture(cfg.architecture)(cfg)
+        """Instantiate the registered class for ``cfg.architecture`` after validating ``cfg`` (weights unset)."""
+        cls = get_architecture(cfg.architecture)
+        cls.validate(cfg)
+        return cls(cfg)
 
     @classmethod
     def validate(cls, cfg: SAEConfig) -> None:
         """Raise a UserError when the config cannot describe this architecture."""
+
+    @classmethod
+    def build_config(cls, d_in: int, d_sae: int, k: float | None, options: ArchOptions,
+                     metadata: dict[str, Any] | None = None) -> SAEConfig:
+        """The checked inference config of one SAE to train (``k`` as the sweep gives it, or None)."""
+        cfg = SAEConfig(d_in=d_in, d_sae=d_sae, architecture=cls.name, k=k, metadata=metadata or {})
+        cls.validate(cfg)
+        return cfg
 
     @torch.no_grad()
     def init_weights(self, generator: torch.Generator | None = None) -> None:
@@ -157,21 +185,55 @@ class SAE(nn.Module):
 
     # ------------------------------------------------------------------ training hooks
 
+    def init_for_training(self, options: ArchOptions, generator: torch.Generator | None = None) -> None:
+        """Initial weights before the first step (``init_weights`` plus architecture-specific state)."""
+        self.init_weights(generator)
+
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
         """Training forward on already-scaled inputs; returns everything the loss terms may need."""
         pre = self.pre_acts(x)
         f = self.activation(pre)
         return StepOutput(x=x, x_hat=self.decode(f), acts=f, pre=pre)
 
-    def default_losses(self, tc: Any) -> list[Any]:
-        """The loss terms this architecture trains with by default (see ``losses.py``)."""
-        from monosemantic.sae.losses import AuxK, Reconstruction
+    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None) -> list[Any]:
+        """The loss terms this architecture trains with (see ``losses.py``); ``coefficient`` is the sweep's."""
+        from monosemantic.sae.losses import Reconstruction
 
-        return [Reconstruction(), AuxK(tc.auxk_alpha, tc.k_aux)]
+        return [Reconstruction(rec_loss)]
+
+    def unit_norm_decoder(self, options: ArchOptions) -> bool:
+        """Whether training keeps the decoder rows at unit norm (gradient projection and renormalisation)."""
+        return True
 
     @torch.no_grad()
     def after_step(self, out: StepOutput, ctx: StepContext) -> None:
         """Per-step state updates that are not gradient steps (threshold EMA and the like)."""
+
+    @torch.no_grad()
+    def fold_input_scale(self, scale: float, how: Literal["weights", "biases"]) -> None:
+        """Make the SAE trained on ``scale · x`` read raw ``x`` (§A.10 of the recipe; exact for every architecture).
+
+        ``weights`` (SAELens): ``W_enc · s``, ``W_dec / s``, ``b_dec / s``. ``biases`` (dictionary_learning):
+        ``b_enc``, ``b_dec`` and any threshold divided by ``s``; the latents then come out divided by ``s``.
+        """
+        if scale == 1.0:
+            return
+        if how == "weights":
+            self.W_enc.mul_(scale)
+            self.W_dec.div_(scale)
+            self.b_dec.div_(scale)
+            return
+        nf = 1.0 / scale
+        self.b_enc.mul_(nf)
+        self.b_dec.mul_(nf)
+        self.scale_threshold(nf)
+
+    def scale_threshold(self, factor: float) -> None:
+        """Multiply the activation threshold, where the architecture has one, by ``factor``."""
+
+    @torch.no_grad()
+    def finish_training(self, options: ArchOptions) -> None:
+        """Last touches before saving (after the input scale is folded in)."""
 
     def extra_state_for_save(self) -> dict[str, Any]:
         """Architecture-specific fields for ``metadata.monosemantic``."""
@@ -206,10 +268,11 @@ class StepContext:
     step: int
     total_steps: int
     dead_mask: Tensor | None = None
-    k_aux: int = 0
+    """Bool [d_sae]: latents that have not fired for ``dead_tokens`` rows."""
     bf16: bool = False
     distributed: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    options: ArchOptions = field(default_factory=ArchOptions)
+    """The architecture's training options (an instance of its ``Options``)."""
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""torchrun / DDP helpers (ecosystem.md §6): gloo on CPU, NCCL on GPU; everything is a no-op in one process."""
+"""torchrun / DDP helpers: the backend follows the training device (NCCL for CUDA, gloo otherwise), one GPU per
+rank (``LOCAL_RANK``); everything is a no-op in one process."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from torch import Tensor, nn
 _OWNED = False
 
 
-def setup() -> tuple[int, int]:
-    """(rank, world size); initialises the process group from torchrun's environment when needed."""
+def setup(device: torch.device | None = None) -> tuple[int, int]:
+    """(rank, world size); initialises the process group from torchrun's environment when needed, with the
+    backend of the device the tensors live on."""
     global _OWNED
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
+        cuda = device is not None and device.type == "cuda"
+        if cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
         _OWNED = True
     if dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -64,11 +68,12 @@ def any_reduce(mask: Tensor) -> Tensor:
     return m.bool()
 
 
-def wrap(module: nn.Module) -> nn.Module:
+def wrap(module: nn.Module, device: torch.device | None = None) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     # buffers (BatchTopK θ) are updated from all-reduced statistics, identically on every rank, so they need no
     # sync in forward; newer torch renamed the switch and warns on the old name
     params = inspect.signature(DistributedDataParallel.__init__).parameters
     flag = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
-    return DistributedDataParallel(module, **{flag: False})
+    ids = [device] if device is not None and device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=ids, **{flag: False})

@@ -1,4 +1,9 @@
-"""Held-out evaluation of an SAE on raw activations: pure functions on tensors plus one streaming loop."""
+"""Held-out evaluation of an SAE on raw activations: pure functions on tensors plus one streaming loop.
+
+:func:`fvu_from_sums` is the project's one definition of the fraction of variance unexplained: the training log
+(:func:`batch_fvu`), ``eval.json`` (:class:`ReconStats`) and ``monosemantic.metrics.fvu`` all compute it, so the
+numbers mean the same everywhere.
+"""
 
 from __future__ import annotations
 
@@ -26,31 +31,30 @@ class ReconStats:
     fired: Tensor = field(default_factory=lambda: torch.zeros(0))
 
     def add(self, x: Tensor, x_hat: Tensor, f: Tensor | None) -> None:
-        x, x_hat = x.double(), x_hat.double()
+        # sums stay on the host in float64 (MPS has no float64); only [d]- and [d_sae]-sized results travel
+        x, x_hat = x.double() if x.device.type != "mps" else x.cpu().double(), x_hat.to(x.device).double()
         e = x - x_hat
         if self.sum_x is None:
             z = torch.zeros(x.shape[1], dtype=torch.float64)
             self.sum_x, self.sum_x2, self.sum_e, self.sum_e2 = z.clone(), z.clone(), z.clone(), z.clone()
             self.fired = torch.zeros(self.d_sae, dtype=torch.float64)
-        self.sum_x += x.sum(0)
-        self.sum_x2 += x.pow(2).sum(0)
-        self.sum_e += e.sum(0)
-        self.sum_e2 += e.pow(2).sum(0)
+        self.sum_x += x.sum(0).cpu()
+        self.sum_x2 += x.pow(2).sum(0).cpu()
+        self.sum_e += e.sum(0).cpu()
+        self.sum_e2 += e.pow(2).sum(0).cpu()
         self.cos += float(torch.nn.functional.cosine_similarity(x, x_hat, dim=1).sum())
         if f is not None:
             active = f > 0
             self.l0 += float(active.sum())
-            self.fired += active.sum(0).double()
+            self.fired += active.sum(0).double().cpu()
         self.n += x.shape[0]
 
     def result(self) -> dict[str, float]:
         assert self.sum_x is not None and self.sum_x2 is not None and self.sum_e is not None
         assert self.sum_e2 is not None
         n = self.n
-        var_x = (self.sum_x2 - self.sum_x.pow(2) / n).sum()
-        var_e = (self.sum_e2 - self.sum_e.pow(2) / n).sum()
         return {
-            "fvu": float(var_e / var_x),
+            "fvu": float(fvu_from_sums(n, self.sum_x, self.sum_x2, self.sum_e, self.sum_e2)),
             "mse": float(self.sum_e2.sum() / (n * self.sum_x.numel())),
             "l0": self.l0 / n,
             "dead_fraction": float((self.fired == 0).double().mean()),
@@ -63,18 +67,33 @@ class ReconStats:
         return torch.log10(self.fired / max(self.n, 1) + 1e-10).float()
 
 
-def fvu(x: Tensor, x_hat: Tensor) -> float:
-    """Fraction of variance unexplained, ``Σ_d Var(x − x̂) / Σ_d Var(x)`` (methods.md §0.2), in float64."""
-    x, x_hat = x.double(), x_hat.double()
+def fvu_from_sums(n: int, sum_x: Tensor, sum_x2: Tensor, sum_e: Tensor, sum_e2: Tensor) -> Tensor:
+    """Fraction of variance unexplained ``Σ_d Var_n(x − x̂) / Σ_d Var_n(x)`` from per-dimension sums over n rows of
+    x, x², e = x − x̂ and e² (float64 [d] each); the variances are over the rows, so a constant offset of the
+    reconstruction is not counted as error. A 0-dim tensor (no host sync)."""
+    var_x = (sum_x2 - sum_x.pow(2) / n).sum()
+    var_e = (sum_e2 - sum_e.pow(2) / n).sum()
+    return var_e / var_x
+
+
+def batch_fvu(x: Tensor, x_hat: Tensor) -> Tensor:
+    """FVU of one batch [B, d] as a 0-dim float64 tensor on the batch's device."""
+    x, x_hat = x.detach().double(), x_hat.detach().double()
     e = x - x_hat
-    return float((e - e.mean(0)).pow(2).sum() / (x - x.mean(0)).pow(2).sum())
+    return fvu_from_sums(x.shape[0], x.sum(0), x.pow(2).sum(0), e.sum(0), e.pow(2).sum(0))
+
+
+def fvu(x: Tensor, x_hat: Tensor) -> float:
+    """FVU of paired rows [N, d] as a float (see :func:`fvu_from_sums`)."""
+    return float(batch_fvu(x, x_hat))
 
 
 @torch.no_grad()
 def evaluate(sae: SAE, batches: Iterable[Tensor]) -> ReconStats:
-    """Inference-mode encode/decode of every batch (raw activations, the SAE as saved)."""
+    """Inference-mode encode/decode of every batch (raw activations, the SAE as saved), on the SAE's device."""
     stats = ReconStats(sae.cfg.d_sae)
+    device = sae.W_dec.device
     for x in batches:
-        f = sae.encode(x)
-        stats.add(x, sae.decode(f), f)
+        f = sae.encode(x.to(device))
+        stats.add(x.to(device), sae.decode(f), f)
     return stats

@@ -1,6 +1,6 @@
 """Loss terms. Each is a small callable ``(sae, out, ctx) -> scalar``; the trainer sums a list of them.
 
-Architectures propose their default list (``SAE.default_losses``); callers can append terms (per-dimension
+Architectures propose their list (``SAE.losses``); callers can append terms (per-dimension
 reconstruction weights, supervised terms on chosen latents, ...) through ``train(..., extra_losses=[...])``
 without touching an architecture.
 """
@@ -77,10 +77,12 @@ class MatryoshkaReconstruction:
 
 @dataclass
 class AuxK:
-    """Dead-latent revival (§A.7): the top k_aux dead latents reconstruct the detached residual."""
+    """Dead-latent revival (Gao et al. 2024, arXiv 2406.04093 §A.2): the top k_aux dead latents reconstruct the
+    detached residual. Zero when no latent is dead (kept as a tensor factor, so the device is never waited for)."""
 
     alpha: float = 1 / 32
     norm: str = "residual_variance"
+    k_aux: int = 1
     name: str = "auxk"
 
     def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
@@ -89,11 +91,14 @@ class AuxK:
         e = (out.x - out.x_hat).detach()
         e_hat = sparse_decode(out.aux_idx, out.aux_vals, sae.W_dec)
         raw = (e - e_hat).pow(2).sum(-1).mean()
+        dead = ctx.dead_mask
         if self.norm == "scaled_count":
-            n_dead = int(ctx.dead_mask.sum()) if ctx.dead_mask is not None else 0
-            loss = raw * min(n_dead / max(ctx.k_aux, 1), 1.0)
+            n_dead = dead.sum().double() if dead is not None else raw.new_zeros((), dtype=torch.float64)
+            loss = raw * (n_dead / max(self.k_aux, 1)).clamp_max(1.0).to(raw.dtype)
         else:
             loss = (raw / (e - e.mean(0)).pow(2).sum(-1).mean()).nan_to_num(0.0)
+            if dead is not None:
+                loss = loss * dead.any()
         return self.alpha * loss
 
 
@@ -130,21 +135,3 @@ class JumpReLUSparsity:
         if self.kind == "target_l0":
             return self.coefficient * s * (l0 / self.target_l0 - 1).pow(2)
         return self.coefficient * s * l0
-
-
-@dataclass
-class SupervisedLatents:
-    """Example of an extra term: push chosen latents towards target activations (e.g. concept labels).
-
-    ``targets`` maps a latent index to a function of the batch returning its wanted activation [B].
-    """
-
-    latents: list[int]
-    target_fn: object
-    coefficient: float = 1.0
-    name: str = "supervised"
-
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
-        pre = sae.pre_acts(out.x)[:, self.latents]
-        want = self.target_fn(out.x)  # type: ignore[operator]
-        return self.coefficient * (pre - want).pow(2).mean()

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from monosemantic.sae import native
+from monosemantic.sae import ops
 
 
 def geometric_median(X: Tensor, max_iter: int = 100, tol: float = 1e-5) -> Tensor:
@@ -24,16 +24,16 @@ def geometric_median(X: Tensor, max_iter: int = 100, tol: float = 1e-5) -> Tenso
     return g.float()
 
 
-def default_lr(d_sae: int, arch: str = "topk") -> float:
+def default_lr(d_sae: int, c: float = 2.5e-3) -> float:
     """``c / sqrt(F / 2^14)`` (the width scaling of §A.11).
 
     The reference constant is c = 2e-4 (tuned for runs of billions of tokens). For the TopK family we use
     c = 2.5e-3: with inputs at unit mean squared norm, gradient clipping and the final decay it gave the best
     held-out FVU for runs of about a million tokens (MiniLM layer 3, F = 6144, 1M tokens: FVU 0.184 with
     c = 6e-4, 0.138 with c = 2e-3, 0.132 with c = 3e-3 but a fifth of the latents dead; c = 2e-4 reached only
-    0.207 after 2M tokens). Long runs may prefer a smaller --lr.
+    0.207 after 2M tokens). Long runs may prefer a smaller --lr. Each architecture states its c
+    (``SAE.lr_constant``).
     """
-    c = 2.5e-3 if arch in ("topk", "batchtopk", "matryoshka") else 2e-4
     return c / math.sqrt(d_sae / 2**14)
 
 
@@ -55,23 +55,26 @@ def lr_factor(step: int, total: int, warmup: int, decay: int) -> float:
 def remove_parallel_grad(W_dec: nn.Parameter) -> None:
     """Project out the component of each decoder-row gradient along its row (§A.8)."""
     if W_dec.grad is not None:
-        native.project_rows_(W_dec.detach(), W_dec.grad)
+        ops.project_rows_(W_dec.detach(), W_dec.grad)
 
 
 @torch.no_grad()
 def renormalise_rows(W_dec: nn.Parameter) -> None:
-    native.renorm_rows_(W_dec.detach())
+    ops.renorm_rows_(W_dec.detach())
 
 
 @torch.no_grad()
-def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> float:
-    """Clip the global gradient norm; foreach kernels (the generic utility is slower on CPU)."""
+def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> Tensor | None:
+    """Clip the global gradient norm with foreach kernels (the generic utility is slower on CPU); returns the norm.
+
+    The scale ``min(1, max_norm / (norm + 1e-6))`` stays a tensor, so the device is never waited for; it is formed in
+    float64 and rounded once, as a Python float would be.
+    """
     grads = [p.grad for p in params if p.grad is not None]
     if not grads or max_norm <= 0:
-        return 0.0
+        return None
     norms = torch._foreach_norm(grads, 2.0)
     total = torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
-    coef = max_norm / (float(total) + 1e-6)
-    if coef < 1:
-        torch._foreach_mul_(grads, coef)
-    return float(total)
+    coef = (max_norm / (total.double() + 1e-6)).clamp_max(1.0).to(grads[0].dtype)
+    torch._foreach_mul_(grads, coef)
+    return total

@@ -6,18 +6,13 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from monosemantic.errors import UserError
+from monosemantic.sae.options import ArchOptions, option_owners, registered_options
 
 if TYPE_CHECKING:
-    from monosemantic.sae.core import SAEConfig
-
-K_ARCHS = ("topk", "batchtopk", "matryoshka")
-"""Architectures whose sparsity is set by k."""
-COEF_ARCHS = ("relu", "jumprelu")
-"""Architectures whose sparsity is set by a coefficient (--l1)."""
-
+    from monosemantic.sae.core import SAE, SAEConfig
 
 @dataclass
 class TrainConfig:
@@ -31,6 +26,11 @@ class TrainConfig:
     """Hook of the store to train on (default: the store's only hook)."""
     arch: str = "topk"
     """Architecture: topk, batchtopk, matryoshka, jumprelu or relu."""
+    options: ArchOptions | None = None
+    """The architecture's own options (an instance of its ``Options``; default: that class's defaults). On the
+    command line and in TOML they are flat keys, e.g. --group-fraction for matryoshka."""
+    device: str = "auto"
+    """Where to train: auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps."""
     width: list[float] = field(default_factory=list)
     """Expansion factor d_sae / d_in; repeat for a sweep (default 16 unless --d-sae is given)."""
     d_sae: list[int] = field(default_factory=list)
@@ -39,8 +39,6 @@ class TrainConfig:
     """TopK / BatchTopK / Matryoshka active latents per row; repeat for a sweep (default 32)."""
     l1_coefficient: list[float] = field(default_factory=list)
     """ReLU: L1 coefficient λ; JumpReLU: sparsity coefficient; repeat for a sweep (defaults 0.05 and 1.0)."""
-    group_fraction: list[float] = field(default_factory=list)
-    """Matryoshka: fraction of the latents in each nested group, in order; they must sum to 1."""
     tokens: str = "2M"
     """Training rows (tokens) to read, with K/M/G suffixes (2M = 2,000,000); several epochs if needed."""
     batch_size: int = 4096
@@ -61,42 +59,18 @@ class TrainConfig:
     """Seed for initialisation, data order and the held-out split."""
     bf16: bool = True
     """Run the dense encoder matmul in bfloat16 (TopK values are recomputed in float32)."""
-    batch_sparse: str = "auto"
-    """BatchTopK/Matryoshka training: sparse kernels, dense autograd, or auto (sparse when k/d_sae <= 0.05)."""
-    rec_loss: str = "sum_mse"
+    triton: bool = True
+    """CUDA: decode with the Triton kernel when triton is installed (else torch's embedding_bag)."""
+    rec_loss: Literal["sum_mse", "normalized_mse"] = "sum_mse"
     """Reconstruction loss: sum_mse (mean over rows of the squared error summed over dims) or normalized_mse."""
-    auxk_alpha: float = 1 / 32
-    """AuxK coefficient for dead latents (TopK family); 0 = off."""
-    auxk_norm: str = "residual_variance"
-    """AuxK normalisation: residual_variance (dictionary_learning) or scaled_count (SAELens)."""
-    k_aux: int | None = None
-    """Dead latents used by AuxK per row (default d_in // 2)."""
     dead_tokens: int = 10_000_000
     """A latent is dead after this many training rows without firing."""
-    init_b_dec: str = "geometric_median"
+    init_b_dec: Literal["geometric_median", "mean", "zeros"] = "geometric_median"
     """Decoder bias init from the first batch: geometric_median, mean or zeros."""
-    input_scaling: str = "unit_mean_sq"
+    input_scaling: Literal["unit_mean_sq", "sqrt_d", "none"] = "unit_mean_sq"
     """Scale inputs by one scalar: unit_mean_sq (E||x||² = 1), sqrt_d (E||x||² = d) or none."""
-    fold: str = "weights"
+    fold: Literal["weights", "biases"] = "weights"
     """Fold the input scale into the saved SAE: weights (SAELens convention) or biases (dictionary_learning)."""
-    l1_variant: str = "unit_norm"
-    """ReLU: unit_norm (unit decoder rows, plain L1) or decoder_norm (L1 weighted by decoder norms)."""
-    sparsity_warmup: float = 0.05
-    """Warm-up of the L1 / L0 coefficient: a fraction of the steps when below 1, else steps."""
-    jumprelu_sparsity: str = "l0"
-    """JumpReLU sparsity term: l0 (paper) or target_l0 (dictionary_learning)."""
-    target_l0: float = 20.0
-    """JumpReLU target_l0: wanted L0."""
-    bandwidth: float = 1e-3
-    """JumpReLU: bandwidth ε of the pseudo-derivative."""
-    threshold_init: float = 1e-3
-    """JumpReLU: initial threshold θ."""
-    threshold_update: str = "ema_dl"
-    """BatchTopK θ rule: ema_dl, ema_saelens or mean."""
-    threshold_start_step: int = 1000
-    """BatchTopK ema_dl: first step of the θ EMA (at most a quarter of the run)."""
-    matryoshka_loss: str = "sum"
-    """Matryoshka reconstruction: sum (paper, SAELens) or dl_weighted_mean (dictionary_learning)."""
     holdout: float = 0.05
     """Fraction of the store's items held out for the final evaluation."""
     eval_rows: int = 50_000
@@ -116,6 +90,15 @@ class TrainConfig:
 
     def total_tokens(self) -> int:
         return parse_count(self.tokens)
+
+    def arch_class(self) -> type[SAE]:
+        from monosemantic.sae.core import get_architecture
+
+        return get_architecture(self.arch)
+
+    def arch_options(self) -> ArchOptions:
+        """The options the architecture trains with: the given ones, or its defaults."""
+        return self.options if self.options is not None else self.arch_class().Options()
 
 
 def parse_count(text: str | int) -> int:
@@ -143,17 +126,17 @@ class SweepPoint:
 
 
 def sweep_points(tc: TrainConfig, d_in: int) -> list[SweepPoint]:
-    """The SAEs to train: the product of the widths, ks and coefficients that apply to the architecture."""
+    """The SAEs to train: the product of the widths and of the ks or coefficients the architecture takes."""
     if tc.width and tc.d_sae:
         raise UserError("give either --width (expansion factor) or --d-sae (absolute), not both")
     sizes = [int(s) for s in tc.d_sae] or [round(w * d_in) for w in (tc.width or [16.0])]
     for s in sizes:
         if s < 1:
             raise UserError(f"d_sae must be at least 1, got {s} (width × d_in={d_in})")
-    uses_k, uses_coef = tc.arch in K_ARCHS, tc.arch in COEF_ARCHS
-    ks: list[float | None] = list(tc.k or [32.0]) if uses_k else [None]
+    cls = tc.arch_class()
+    ks: list[float | None] = list(tc.k or [32.0]) if cls.sparsity_param == "k" else [None]
     coefs: list[float | None] = (
-        list(tc.l1_coefficient or [0.05 if tc.arch == "relu" else 1.0]) if uses_coef else [None]
+        list(tc.l1_coefficient or [cls.default_coefficient]) if cls.sparsity_param == "coefficient" else [None]
     )
     points = []
     for s, k, c in itertools.product(sizes, ks, coefs):
@@ -168,40 +151,43 @@ def sweep_points(tc: TrainConfig, d_in: int) -> list[SweepPoint]:
     return points
 
 
-_CHOICES = {
-    "rec_loss": ("sum_mse", "normalized_mse"), "auxk_norm": ("residual_variance", "scaled_count"),
-    "init_b_dec": ("geometric_median", "mean", "zeros"), "input_scaling": ("unit_mean_sq", "sqrt_d", "none"),
-    "fold": ("weights", "biases"), "l1_variant": ("unit_norm", "decoder_norm"),
-    "jumprelu_sparsity": ("l0", "target_l0"), "threshold_update": ("ema_dl", "ema_saelens", "mean"),
-    "matryoshka_loss": ("sum", "dl_weighted_mean"), "batch_sparse": ("auto", "sparse", "dense"),
-}
-
 # (field, lowest allowed value, whether that value itself is allowed); None means 'default' and passes
 _BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("batch_size", 1, True), ("lr", 0, False), ("warmup", 0, True), ("decay", 0, True), ("adam_eps", 0, False),
-    ("grad_clip", 0, True), ("auxk_alpha", 0, True), ("k_aux", 1, True), ("dead_tokens", 1, True),
-    ("sparsity_warmup", 0, True), ("target_l0", 0, False), ("bandwidth", 0, False), ("threshold_init", 0, False),
-    ("threshold_start_step", 0, True), ("eval_rows", 1, True), ("checkpoint_every", 0, True),
+    ("grad_clip", 0, True), ("dead_tokens", 1, True), ("eval_rows", 1, True), ("checkpoint_every", 0, True),
     ("log_every", 1, True), ("threads", 0, True), ("seed", 0, True),
 )
+
 
 def _flag(name: str) -> str:
     return "--" + {"l1_coefficient": "l1"}.get(name, name).replace("_", "-")
 
 
+def _archs_with(param: str) -> str:
+    from monosemantic.sae.core import architectures
+
+    return ", ".join(n for n, c in architectures().items() if c.sparsity_param == param)
+
+
 def check_config(tc: TrainConfig, *, need_paths: bool = True) -> None:
-    """Every check that needs no data: paths given, names known, numbers in range, options that apply to the
-    architecture. ``need_paths=False`` checks a config whose --acts/--out are filled in later (the pipeline)."""
-    from monosemantic.sae.core import get_architecture
+    """Every check that needs no data: paths given, names known, numbers finite and in range, options that apply
+    to the architecture. ``need_paths=False`` checks a config whose --acts/--out are filled in later (the
+    pipeline)."""
+    from monosemantic.config import check_values
+    from monosemantic.devices import resolve_device
 
     if need_paths and tc.acts is None:
         raise UserError("no activation store given; pass --acts DIR (made by `monosemantic extract`)")
     if need_paths and tc.out is None:
         raise UserError("no output folder given; pass --out DIR")
-    get_architecture(tc.arch)
-    for name, valid in _CHOICES.items():
-        if getattr(tc, name) not in valid:
-            raise UserError(f"{_flag(name)} must be one of {', '.join(valid)}, got {getattr(tc, name)!r}")
+    cls = tc.arch_class()
+    if tc.options is not None and type(tc.options) is not cls.Options:
+        raise UserError(f"the options given are {type(tc.options).__name__}, but {tc.arch} takes "
+                        f"{cls.Options.__name__}")
+    check_values(tc, _flag)
+    opts = tc.arch_options()
+    check_values(opts, _flag)
+    opts.check()
     for name, low, inclusive in _BOUNDS:
         v = getattr(tc, name)
         if v is not None and (v < low or (v == low and not inclusive)):
@@ -217,32 +203,20 @@ def check_config(tc: TrainConfig, *, need_paths: bool = True) -> None:
             raise UserError(f"{_flag(name)} values must be positive, got {bad[0]:g}")
     if any(not c >= 0 for c in tc.l1_coefficient):
         raise UserError(f"--l1 values must be at least 0, got {tc.l1_coefficient}")
-    if tc.k and tc.arch not in K_ARCHS:
-        raise UserError(f"--k does not apply to {tc.arch}; it is for {', '.join(K_ARCHS)}")
-    if tc.l1_coefficient and tc.arch not in COEF_ARCHS:
-        raise UserError(f"--l1 does not apply to {tc.arch}; it is for {', '.join(COEF_ARCHS)} (TopK-family SAEs "
-                        "set sparsity with --k)")
-    if tc.group_fraction and tc.arch != "matryoshka":
-        raise UserError(f"--group-fraction applies only to matryoshka, not {tc.arch}")
+    if tc.k and cls.sparsity_param != "k":
+        raise UserError(f"--k does not apply to {tc.arch}; it is for {_archs_with('k')}")
+    if tc.l1_coefficient and cls.sparsity_param != "coefficient":
+        raise UserError(f"--l1 does not apply to {tc.arch}; it is for {_archs_with('coefficient')} (TopK-family "
+                        "SAEs set sparsity with --k)")
     tc.total_tokens()
+    resolve_device(tc.device)
 
 
 def sae_config(tc: TrainConfig, p: SweepPoint, d_in: int, meta: dict[str, Any] | None = None) -> SAEConfig:
     """The checked architecture config of one sweep point (k an integer where needed, k <= d_sae, groups)."""
-    from monosemantic.sae.architectures.matryoshka import group_sizes_from_fractions
-    from monosemantic.sae.core import SAEConfig, get_architecture
-
-    k = p.k
-    if tc.arch == "topk" and k is not None:
-        if int(k) != k:
-            raise UserError(f"TopK needs an integer k, got {k:g}")
-        k = int(k)
-    groups = group_sizes_from_fractions(tc.group_fraction, p.d_sae) if tc.arch == "matryoshka" else None
-    if k is not None and not 0 < k <= p.d_sae:
-        raise UserError(f"k={k:g} is impossible for d_sae={p.d_sae}: it must be between 1 and d_sae")
-    cfg = SAEConfig(d_in=d_in, d_sae=p.d_sae, architecture=tc.arch, k=k, group_sizes=groups, metadata=meta or {})
-    get_architecture(tc.arch).validate(cfg)
-    return cfg
+    if p.k is not None and not 0 < p.k <= p.d_sae:
+        raise UserError(f"k={p.k:g} is impossible for d_sae={p.d_sae}: it must be between 1 and d_sae")
+    return tc.arch_class().build_config(d_in, p.d_sae, p.k, tc.arch_options(), meta)
 
 
 def check_sweep(tc: TrainConfig, d_in: int) -> None:
@@ -250,3 +224,24 @@ def check_sweep(tc: TrainConfig, d_in: int) -> None:
     check_config(tc, need_paths=False)
     for p in sweep_points(tc, d_in):
         sae_config(tc, p, d_in)
+
+
+def train_config(data: dict[str, Any], where: str = "options") -> TrainConfig:
+    """A TrainConfig from flat keys (command-line options, a TOML table): the architecture's own options are
+    split off into its ``Options``; an option of another architecture is refused, naming the ones it is for."""
+    from monosemantic.config import from_dict
+
+    data = dict(data)
+    arch = data.get("arch", "topk")
+    known = registered_options()
+    common = {f for f in TrainConfig.__dataclass_fields__ if f != "options"}
+    owners = option_owners()
+    mine = {k: data.pop(k) for k in list(data) if k not in common and k in owners}
+    if arch in known:
+        for key in mine:
+            if arch not in owners[key]:
+                raise UserError(f"{_flag(key)} does not apply to {arch}; it is for {', '.join(owners[key])}")
+    base = from_dict(TrainConfig, data, where=where)
+    if arch in known:
+        base.options = from_dict(known[arch], mine, where=where)
+    return base

@@ -1,22 +1,28 @@
-"""BatchTopK (Bussmann et al. 2024; methods.md §A.3): keep the k·B largest activations of the whole batch.
+"""BatchTopK (Bussmann et al. 2024, arXiv 2412.06410): keep the k·B largest activations of the whole batch.
 
 Inference uses one learned threshold θ (``f = ReLU(pre)·1[pre > θ]``), so the SAE saves as SAELens ``jumprelu``.
-Training runs on the sparse triplet kernels (``batch_kernels.py``) unless ``ctx.options["batch_sparse"]`` says
-``dense``, or says ``auto`` (the default) and the kept density k / d_sae is above 5%, the native kernels are missing
-or the batch is not on the CPU: there dense autograd is as fast or faster.
+Training runs on the sparse triplet kernels (``batch_kernels.py``) unless ``batch_sparse`` says ``dense``, or says
+``auto`` (the default) and the kept density k / d_sae is above 5%, or the batch is on the CPU and the native
+kernels are missing: there dense autograd is as fast or faster.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from monosemantic.errors import UserError
 from monosemantic.sae import native
+from monosemantic.sae.architectures.topk import TopKFamily
 from monosemantic.sae.batch_kernels import batch_topk_encode, triplet_decode
 from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
+from monosemantic.sae.kernels import dead_topk
+from monosemantic.sae.options import BatchTopKOptions
+
+THRESHOLD_BETA = 0.999
+"""ema_dl: θ ← β·θ + (1 − β)·min kept activation (dictionary_learning)."""
+THRESHOLD_LR = 0.01
+"""ema_saelens: θ ← (1 − lr)·θ + lr·min kept activation (SAELens)."""
 
 
 def batch_topk(acts: Tensor, k: float) -> Tensor:
@@ -34,17 +40,18 @@ SPARSE_MAX_DENSITY = 0.05
 
 def use_sparse(sae: SAE, x: Tensor, ctx: StepContext) -> bool:
     """Whether this training step runs on the triplet kernels (see the module docstring)."""
-    mode = ctx.options.get("batch_sparse", "auto")
+    mode = getattr(ctx.options, "batch_sparse", "auto")
     if mode in ("sparse", "dense"):
         return bool(mode == "sparse")
     density = float(sae.cfg.k) / sae.cfg.d_sae  # type: ignore[arg-type]
-    return density <= SPARSE_MAX_DENSITY and x.device.type == "cpu" and native.available()
+    return density <= SPARSE_MAX_DENSITY and (x.device.type != "cpu" or native.available())
 
 
 @register("batchtopk")
-class BatchTopKSAE(SAE):
+class BatchTopKSAE(TopKFamily):
     saelens_architecture = "jumprelu"
     has_threshold = True
+    Options = BatchTopKOptions
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
@@ -60,11 +67,15 @@ class BatchTopKSAE(SAE):
     def activation(self, pre: Tensor) -> Tensor:
         return torch.relu(pre) * (pre > self.threshold)
 
+    def scale_threshold(self, factor: float) -> None:
+        self.threshold.mul_(factor)
+
     def sparse_encode(self, x: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Kept entries as (vals, rows, cols) triplets plus the AuxK outputs, without a dense gradient."""
+        dead, k_aux = self.aux_inputs(ctx)
         return batch_topk_encode(
             x, self.b_dec, self.W_enc, self.b_enc, float(self.cfg.k),  # type: ignore[arg-type]
-            dead_mask=ctx.dead_mask, k_aux=ctx.k_aux, bf16=ctx.bf16, apply_b_dec=self.cfg.apply_b_dec_to_input,
+            dead_mask=dead, k_aux=k_aux, bf16=ctx.bf16, apply_b_dec=self.cfg.apply_b_dec_to_input,
         )
 
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
@@ -80,41 +91,43 @@ class BatchTopKSAE(SAE):
         return out
 
     def _add_aux(self, out: StepOutput, acts: Tensor, ctx: StepContext) -> None:
-        if ctx.dead_mask is None or ctx.k_aux <= 0 or not bool(ctx.dead_mask.any()):
+        dead, k_aux = self.aux_inputs(ctx)
+        if dead is None or k_aux <= 0:
             return
-        ka = min(ctx.k_aux, int(ctx.dead_mask.sum()))
-        z = torch.where(ctx.dead_mask[None], acts, torch.full_like(acts, -torch.inf))
+        if acts.device.type != "cpu":  # no data-dependent shapes off the CPU
+            out.aux_vals, out.aux_idx = dead_topk(acts, dead, k_aux)
+            return
+        if not bool(dead.any()):
+            return
+        ka = min(k_aux, int(dead.sum()))
+        z = torch.where(dead[None], acts, torch.full_like(acts, -torch.inf))
         out.aux_vals, out.aux_idx = z.topk(ka, dim=1, sorted=False)
 
     @torch.no_grad()
     def after_step(self, out: StepOutput, ctx: StepContext) -> None:
-        """θ EMA from the smallest kept activation (variants in methods.md §A.3)."""
+        """θ update from the smallest kept activation of the batch (one of three published rules).
+
+        Tensor ops only: the new θ is computed where the batch lives and never read back to the host.
+        """
+        opts: BatchTopKOptions = ctx.options  # type: ignore[assignment]
+        if opts.threshold_update == "ema_dl" and ctx.step < min(opts.threshold_start_step, ctx.total_steps // 4):
+            return
         f = out.acts if out.acts is not None else out.vals
         assert f is not None
-        pos = f[f > 0]
-        m = pos.min().double() if pos.numel() else torch.zeros((), dtype=torch.float64)
+        smallest = torch.where(f > 0, f, torch.full_like(f, torch.inf)).amin().double()
+        m = torch.where(torch.isinf(smallest), torch.zeros_like(smallest), smallest)
         if ctx.distributed:
             import torch.distributed as dist
 
             dist.all_reduce(m)
             m /= dist.get_world_size()
-        rule = ctx.options.get("threshold_update", "ema_dl")
         theta = self.threshold[0].double()
-        if rule == "ema_dl":
-            if ctx.step < ctx.options.get("threshold_start_step", 1000):
-                return
-            beta = ctx.options.get("threshold_beta", 0.999)
-            new = m if not bool(self.theta_initialised) else beta * theta + (1 - beta) * m
-        elif rule == "ema_saelens":
-            lr = ctx.options.get("threshold_lr", 0.01)
-            new = (1 - lr) * theta + lr * m
+        if opts.threshold_update == "ema_dl":
+            new = torch.where(self.theta_initialised, THRESHOLD_BETA * theta + (1 - THRESHOLD_BETA) * m, m)
+        elif opts.threshold_update == "ema_saelens":
+            new = (1 - THRESHOLD_LR) * theta + THRESHOLD_LR * m
         else:  # "mean": running average over all steps
-            n = ctx.step + 1
-            new = theta + (m - theta) / n
-        self.threshold.fill_(float(new))
+            new = theta + (m - theta) / (ctx.step + 1)
+        self.threshold.copy_(new.to(self.threshold.dtype).expand_as(self.threshold))
         self.theta_initialised.fill_(True)
 
-    def default_losses(self, tc: Any) -> list[Any]:
-        from monosemantic.sae.losses import AuxK, Reconstruction
-
-        return [Reconstruction(tc.rec_loss), AuxK(tc.auxk_alpha, tc.auxk_norm)]

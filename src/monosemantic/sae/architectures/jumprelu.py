@@ -1,4 +1,4 @@
-"""JumpReLU / threshold-activated SAE (Rajamanoharan et al. 2024; methods.md §A.5).
+"""JumpReLU / threshold-activated SAE (Rajamanoharan et al. 2024, arXiv 2407.14435).
 
 ``f_j = pre_j · H(pre_j − θ_j)`` with θ = exp(log_threshold) > 0, trained through rectangle-kernel
 pseudo-derivatives of bandwidth ε.
@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
+from monosemantic.sae.options import ArchOptions, JumpReLUOptions
 
 
 def _rect(u: Tensor) -> Tensor:
@@ -54,6 +55,9 @@ class _Step(torch.autograd.Function):
 class JumpReLUSAE(SAE):
     saelens_architecture = "jumprelu"
     has_threshold = True
+    Options = JumpReLUOptions
+    sparsity_param = "coefficient"
+    default_coefficient = 1.0
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
@@ -64,21 +68,31 @@ class JumpReLUSAE(SAE):
     def threshold(self) -> Tensor:
         return self.log_threshold.exp()
 
+    def init_for_training(self, options: ArchOptions, generator: torch.Generator | None = None) -> None:
+        super().init_for_training(options, generator)
+        with torch.no_grad():
+            self.log_threshold.fill_(math.log(options.threshold_init))  # type: ignore[attr-defined]
+
+    def scale_threshold(self, factor: float) -> None:
+        self.log_threshold.add_(math.log(factor))
+
     def activation(self, pre: Tensor) -> Tensor:
         return torch.relu(pre) * (pre > self.threshold)
 
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
         pre = self.pre_acts(x)
         theta = self.threshold
-        eps = ctx.options.get("bandwidth", self.bandwidth)
+        eps = getattr(ctx.options, "bandwidth", self.bandwidth)
         f = _JumpReLU.apply(torch.relu(pre), theta, eps)
         l0 = _Step.apply(pre, theta, eps).sum(1).mean()
         return StepOutput(x=x, x_hat=self.decode(f), acts=f, pre=pre, extras={"l0_ste": l0})
 
-    def default_losses(self, tc: Any) -> list[Any]:
+    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None) -> list[Any]:
         from monosemantic.sae.losses import JumpReLUSparsity, Reconstruction
 
+        opts: JumpReLUOptions = options  # type: ignore[assignment]
+        lam = self.default_coefficient if coefficient is None else coefficient
         return [
-            Reconstruction(tc.rec_loss),
-            JumpReLUSparsity(tc.jumprelu_sparsity, 1.0, tc.target_l0, tc.sparsity_warmup),
+            Reconstruction(rec_loss),
+            JumpReLUSparsity(opts.jumprelu_sparsity, lam, opts.target_l0, opts.sparsity_warmup),  # type: ignore[arg-type]
         ]

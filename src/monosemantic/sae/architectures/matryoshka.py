@@ -1,4 +1,4 @@
-"""Matryoshka BatchTopK (Bussmann et al. 2025; methods.md §A.4): every prefix of the dictionary reconstructs x.
+"""Matryoshka BatchTopK (Bussmann et al. 2025, arXiv 2503.17547): every prefix of the dictionary reconstructs x.
 
 Group sizes come from fractions; the last group takes the remainder. The prefix reconstructions go to
 ``StepOutput.extras["prefix_recons"]`` for the ``MatryoshkaReconstruction`` loss term. The sparse path (as for
@@ -16,6 +16,7 @@ from monosemantic.errors import UserError
 from monosemantic.sae.architectures.batchtopk import BatchTopKSAE, batch_topk, use_sparse
 from monosemantic.sae.batch_kernels import prefix_decode
 from monosemantic.sae.core import SAEConfig, StepContext, StepOutput, register
+from monosemantic.sae.options import ArchOptions, MatryoshkaOptions
 
 
 def group_sizes_from_fractions(fractions: Sequence[float], d_sae: int) -> list[int]:
@@ -37,6 +38,16 @@ def group_sizes_from_fractions(fractions: Sequence[float], d_sae: int) -> list[i
 @register("matryoshka")
 class MatryoshkaSAE(BatchTopKSAE):
     saelens_architecture = "jumprelu"
+    Options = MatryoshkaOptions
+
+    @classmethod
+    def build_config(cls, d_in: int, d_sae: int, k: float | None, options: ArchOptions,
+                     metadata: dict[str, Any] | None = None) -> SAEConfig:
+        groups = group_sizes_from_fractions(options.group_fraction, d_sae)  # type: ignore[attr-defined]
+        cfg = SAEConfig(d_in=d_in, d_sae=d_sae, architecture=cls.name, k=k, group_sizes=groups,
+                        metadata=metadata or {})
+        cls.validate(cfg)
+        return cfg
 
     @classmethod
     def validate(cls, cfg: SAEConfig) -> None:
@@ -68,10 +79,11 @@ class MatryoshkaSAE(BatchTopKSAE):
     def activation_train(self, x: Tensor) -> Tensor:
         return self.pre_acts(x).relu()
 
-    def default_losses(self, tc: Any) -> list[Any]:
-        from monosemantic.sae.losses import AuxK, MatryoshkaReconstruction
+    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None) -> list[Any]:
+        from monosemantic.sae.losses import MatryoshkaReconstruction
 
-        return [MatryoshkaReconstruction(tc.matryoshka_loss), AuxK(tc.auxk_alpha, tc.auxk_norm)]
+        opts: MatryoshkaOptions = options  # type: ignore[assignment]
+        return [MatryoshkaReconstruction(opts.matryoshka_loss), self.aux_loss(opts)]
 
     def extra_state_for_save(self) -> dict[str, Any]:
         return {"group_sizes": list(self.cfg.group_sizes or [])}

@@ -1,10 +1,9 @@
-"""C source of the CPU sparse kernels (compiled on first use by ``native.py``).
+/* CPU sparse kernels of monosemantic's SAE training (compiled on first use by monosemantic/sae/native.py and
+   registered as torch operators by monosemantic/sae/ops.py).
 
-Kept as a string so it ships inside the package whatever the install method. Every kernel is deterministic
-(fixed loop order, each output written by one thread), which exact resume relies on.
-"""
+   Every kernel is deterministic (fixed loop order, each output written by one thread), which exact resume relies
+   on. Index arguments are int64 and are bound-checked by the Python side before any kernel runs. */
 
-SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 #include <omp.h>
@@ -284,4 +283,3 @@ void tri_scatter_rows(const int64_t *orow, const int64_t *col, const float *w, i
         }
     }
 }
-"""

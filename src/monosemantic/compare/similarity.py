@@ -1,0 +1,234 @@
+"""Representational similarity of paired rows ``X [n, d_A]`` and ``Y [n, d_B]`` (paired decoder vectors), with nulls.
+
+SVCCA and RSA as used by Lan et al. (arXiv 2410.06981, §3.2-3.3; SVCCA after Raghu et al., arXiv 1706.05806);
+linear CKA after Kornblith et al. (arXiv 1905.00414); orthogonal Procrustes (Schönemann 1966) as a distance.
+Row ``i`` of X and of Y are the two features of pair ``i``; ``d_A`` may differ from ``d_B``.
+
+The permutation null shuffles the rows of Y (breaking the pairing, keeping each space's geometry). Each score
+here has a ``prepare`` step that does the permutation-invariant work once (SVDs, whitening, similarity ranks), so
+a thousand shuffles cost a thousand cheap products, not a thousand full scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+import torch
+
+from monosemantic.errors import UserError, unknown_choice
+
+SVCCA_MODES = ("variance_99", "reference_k1")
+CCA_EPS = 1e-10
+
+Score = Callable[[np.ndarray, np.ndarray], float]
+
+
+def _check(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, need: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+    y = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2:
+        raise UserError(f"paired rows must be 2-D [n, d] arrays; got shapes {list(x.shape)} and {list(y.shape)}")
+    if len(x) != len(y):
+        raise UserError(f"X has {len(x)} rows and Y {len(y)}; row i of each must be the two features of pair i")
+    if len(x) < need:
+        raise UserError(f"only {len(x)} pairs; similarity scores need at least {need} (no score is given for fewer)")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise UserError("the paired rows hold NaN or infinite values")
+    return x, y
+
+
+# --------------------------------------------------------------------------------------------- SVCCA
+
+
+def _svd_reduce(x: np.ndarray, mode: str) -> np.ndarray:
+    """Centre each dimension over the paired features, keep the top-k principal directions: ``[n, k]`` scores."""
+    xc = x - x.mean(0)
+    u, s, _ = np.linalg.svd(xc, full_matrices=False)
+    if mode == "reference_k1":
+        # the reference code compares a normalised cumulative variance with 0.99 × the unnormalised total, which
+        # never holds for n >= 2 unit-norm rows, so it keeps one component
+        k = 1
+    else:
+        var = s * s
+        total = var.sum()
+        k = 1 if total <= 0 else int(np.searchsorted(np.cumsum(var) / total, 0.99 - 1e-12) + 1)
+    return u[:, :k] * s[:k]
+
+
+def _whiten(r: np.ndarray) -> np.ndarray:
+    """Columns of ``r [n, k]`` turned into an orthonormal basis of its span, by the inverse square root of the
+    covariance (ε = 1e-10 on the diagonal, as in the SVCCA reference)."""
+    r = r - r.mean(0)
+    cov = r.T @ r + CCA_EPS * np.eye(r.shape[1])
+    w, v = np.linalg.eigh(cov)
+    inv_sqrt = (v / np.sqrt(np.clip(w, CCA_EPS, None))) @ v.T
+    return r @ inv_sqrt
+
+
+def svcca_prepare(x: np.ndarray, mode: str) -> np.ndarray:
+    if mode not in SVCCA_MODES:
+        raise unknown_choice("SVCCA mode", mode, SVCCA_MODES)
+    return _whiten(_svd_reduce(x, mode))
+
+
+def _mean_canonical(qx: np.ndarray, qy: np.ndarray) -> float:
+    sv = np.linalg.svd(qx.T @ qy, compute_uv=False)
+    return float(np.clip(sv, 0.0, 1.0).mean())
+
+
+def svcca(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, mode: str = "variance_99") -> float:
+    """SVCCA: mean canonical correlation between the top principal directions of X and of Y, treating the n pairs
+    as data points. ``variance_99`` keeps the fewest components explaining 99% of each side's variance;
+    ``reference_k1`` keeps one (what the reference code does), which makes the score the |Pearson correlation|
+    of the two first principal-component projections."""
+    x, y = _check(x, y)
+    return _mean_canonical(svcca_prepare(x, mode), svcca_prepare(y, mode))
+
+
+# --------------------------------------------------------------------------------------------- RSA
+
+
+def _upper_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks (ties averaged) of the upper triangle of the row-wise Pearson similarity matrix, as an [n, n] matrix
+    (zero on and below the diagonal) so that a shuffle of the rows is a gather."""
+    from scipy.stats import rankdata
+
+    xc = x - x.mean(1, keepdims=True)
+    norms = np.linalg.norm(xc, axis=1, keepdims=True)
+    xn = xc / np.where(norms > 0, norms, 1.0)
+    sim = xn @ xn.T
+    iu = np.triu_indices(len(x), 1)
+    ranks = rankdata(sim[iu])
+    out = np.zeros_like(sim)
+    out[iu] = ranks - ranks.mean()
+    return out + out.T  # symmetric, so a shuffled matrix read above its diagonal is still the right entry
+
+
+def _rsa_from_ranks(rx: np.ndarray, ry: np.ndarray) -> float:
+    iu = np.triu_indices(len(rx), 1)
+    a, b = rx[iu], ry[iu]
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def rsa(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
+    """RSA: Spearman correlation between the upper triangles of the two n×n similarity matrices, each the Pearson
+    correlation between rows (rows mean-centred, then cosine). Works across different d_A and d_B."""
+    x, y = _check(x, y)
+    return _rsa_from_ranks(_upper_ranks(x), _upper_ranks(y))
+
+
+# --------------------------------------------------------------------------------------------- CKA, Procrustes
+
+
+def linear_cka(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
+    """Linear CKA of the column-centred X and Y: ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F)."""
+    x, y = _check(x, y)
+    x, y = x - x.mean(0), y - y.mean(0)
+    den = np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)
+    return float(np.linalg.norm(y.T @ x) ** 2 / den) if den > 0 else 0.0
+
+
+def procrustes_residual(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
+    """Orthogonal Procrustes residual ``min_R ‖X̂ − ŶR‖²_F`` for column-centred X̂, Ŷ scaled to unit Frobenius norm
+    and zero-padded to a common width; 0 when one is a rotation of the other, at most 2."""
+    x, y = _check(x, y)
+    x, y = x - x.mean(0), y - y.mean(0)
+    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+    if nx == 0 or ny == 0:
+        return 2.0
+    nuclear = np.linalg.svd((y / ny).T @ (x / nx), compute_uv=False).sum()
+    return float(max(0.0, 2.0 - 2.0 * nuclear))
+
+
+# --------------------------------------------------------------------------------------------- nulls
+
+
+def _fast_score(name: str, x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray | None], float]:
+    """A function of a row permutation of Y (None: the identity) computing the named score."""
+    if name.startswith("svcca"):
+        mode = name.partition(":")[2] or "variance_99"
+        qx, qy = svcca_prepare(x, mode), svcca_prepare(y, mode)
+        return lambda p: _mean_canonical(qx, qy if p is None else qy[p])
+    if name == "rsa":
+        rx, ry = _upper_ranks(x), _upper_ranks(y)
+        return lambda p: _rsa_from_ranks(rx, ry if p is None else ry[np.ix_(p, p)])
+    fn = SCORES[name]
+    return lambda p: fn(x, y if p is None else y[p])
+
+
+SCORES: dict[str, Score] = {
+    "svcca": svcca,
+    "svcca:variance_99": lambda x, y: svcca(x, y, "variance_99"),
+    "svcca:reference_k1": lambda x, y: svcca(x, y, "reference_k1"),
+    "rsa": rsa,
+    "cka": linear_cka,
+    "procrustes": procrustes_residual,
+}
+
+
+def permutation_test(
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    score: str | Score = "svcca",
+    n_perm: int = 1000,
+    seed: int = 0,
+    *,
+    higher_is_more_similar: bool = True,
+) -> tuple[float, float, float]:
+    """(observed, null mean, p): the score of the true pairing against ``n_perm`` shuffles of Y's rows;
+    ``p = (#{null ≥ observed} + 1) / (n_perm + 1)`` (``≤`` for a distance, with ``higher_is_more_similar=False``).
+    ``score`` is a function ``(X, Y) -> float`` or one of: svcca, svcca:variance_99, svcca:reference_k1, rsa, cka,
+    procrustes (the named ones reuse their permutation-invariant work across shuffles)."""
+    x, y = _check(x, y)
+    if isinstance(n_perm, bool) or not isinstance(n_perm, int) or n_perm < 1:
+        raise UserError(f"n_perm must be a positive number of shuffles; got {n_perm!r}")
+    if isinstance(score, str):
+        if score not in SCORES:
+            raise unknown_choice("score", score, SCORES)
+        if score == "procrustes":
+            higher_is_more_similar = False
+        fn = _fast_score(score, x, y)
+    else:
+        func = score
+        fn = lambda p: func(x, y if p is None else y[p])  # noqa: E731
+    observed = fn(None)
+    rng = np.random.default_rng(seed)
+    null = np.array([fn(rng.permutation(len(y))) for _ in range(n_perm)])
+    hits = (null >= observed) if higher_is_more_similar else (null <= observed)
+    return float(observed), float(null.mean()), float((hits.sum() + 1) / (n_perm + 1))
+
+
+def random_subset_baseline(
+    x_all: np.ndarray | torch.Tensor,
+    y_all: np.ndarray | torch.Tensor,
+    n: int,
+    score: str | Score = "svcca",
+    *,
+    n_draws: int = 100,
+    seed: int = 0,
+    partners: np.ndarray | None = None,
+    kind: Literal["uniform", "max_corr"] = "uniform",
+) -> tuple[float, float]:
+    """(mean, std) of the score of ``n`` randomly drawn features, ``n_draws`` times: whether subspace size alone
+    explains a similarity. ``uniform`` draws n rows of each space independently; ``max_corr`` draws n B features
+    with their max-correlation A partners (``partners[j]`` is B feature j's A feature)."""
+    x_all, y_all = (np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
+                    for v in (x_all, y_all))
+    if n < 3 or n > min(len(x_all), len(y_all)):
+        raise UserError(f"a random subset needs 3 to {min(len(x_all), len(y_all))} features; got {n}")
+    fn = SCORES[score] if isinstance(score, str) else score
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_draws):
+        if kind == "max_corr":
+            if partners is None:
+                raise UserError("the max_corr random subset needs each B feature's A partner")
+            b = rng.choice(len(y_all), n, replace=False)
+            values.append(fn(x_all[partners[b]], y_all[b]))
+        else:
+            values.append(fn(x_all[rng.choice(len(x_all), n, replace=False)],
+                             y_all[rng.choice(len(y_all), n, replace=False)]))
+    return float(np.mean(values)), float(np.std(values))
