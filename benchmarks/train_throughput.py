@@ -34,6 +34,7 @@ from torch import Tensor
 from monosemantic.sae import SAE, TrainConfig, parse_count, train
 from monosemantic.sae.data import Batches
 from monosemantic.sae.evaluate import fvu
+from monosemantic.sae.trainconfig import train_config
 from monosemantic.sae.trainer import _norm_scale
 from monosemantic.store import ActivationStore
 
@@ -165,10 +166,11 @@ def run_batch_family(args: argparse.Namespace, hook: str, F: int, k: int, bs: in
     for name, arch, mode in ((f"{args.arch} dense", args.arch, "dense"), (f"{args.arch} sparse", args.arch, "sparse"),
                              ("topk (reference)", "topk", "auto")):
         with tempfile.TemporaryDirectory() as tmp:
-            tc = TrainConfig(acts=Path(args.store), hook=hook, out=Path(tmp) / "ours", arch=arch, d_sae=[F],
+            tc = train_config(dict(acts=Path(args.store), hook=hook, out=Path(tmp) / "ours", arch=arch, d_sae=[F],
                              k=[float(k)], tokens=str(steps * bs), batch_size=bs, progress=False, checkpoint_every=0,
-                             log_every=1, threads=args.threads, batch_sparse=mode,
-                             group_fraction=[0.0625, 0.125, 0.25, 0.5625] if arch == "matryoshka" else [])
+                             log_every=1, threads=args.threads,
+                             **({"batch_sparse": mode} if arch != "topk" else {}),
+                             **({"group_fraction": [0.0625, 0.125, 0.25, 0.5625]} if arch == "matryoshka" else {})))
             tps, f, _ = train_ours(tc, x_eval)
         rows.append((name, tps, f))
         print(f"{name}: {tps:,.0f} tokens/s, held-out FVU {f:.4f}", flush=True)

@@ -12,7 +12,6 @@ from monosemantic.errors import UserError
 from monosemantic.sae import SAE, SAEConfig, architectures
 from monosemantic.sae.architectures.batchtopk import batch_topk
 from monosemantic.sae.architectures.matryoshka import group_sizes_from_fractions
-from monosemantic.sae.trainer import _fold
 
 D, F = 8, 24
 
@@ -93,7 +92,7 @@ def test_fold_input_scale_is_exact(arch, how):
     s = 0.37
     x = torch.randn(20, D, dtype=torch.float64) * 3
     f_train, xh_train = sae.encode(x * s), sae(x * s)
-    _fold(sae, s, how)
+    sae.fold_input_scale(s, how)
     f_raw = sae.encode(x)
     torch.testing.assert_close(f_raw, f_train if how == "weights" else f_train / s)
     torch.testing.assert_close(sae(x), xh_train / s)

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from monosemantic.sae import SAE, SAEConfig, TrainConfig, native, train
+from monosemantic.sae import SAE, SAEConfig, native, ops, train
 from monosemantic.sae.batch_kernels import batch_topk_select
 from monosemantic.sae.core import StepContext
 from monosemantic.sae.losses import AuxK, MatryoshkaReconstruction, Reconstruction
+from monosemantic.sae.options import BatchTopKOptions
+from monosemantic.sae.trainconfig import train_config
 from monosemantic.store import write_store
 
 D, F, B = 10, 40, 24
@@ -72,7 +74,8 @@ def _brute_force(sae: SAE, x: torch.Tensor, k: float, dead: torch.Tensor | None,
 
 
 def _ours(sae: SAE, x: torch.Tensor, mode: str, dead: torch.Tensor | None, k_aux: int, kind: str | None):
-    ctx = StepContext(step=0, total_steps=1, dead_mask=dead, k_aux=k_aux, options={"batch_sparse": mode})
+    opts = BatchTopKOptions(batch_sparse=mode, k_aux=max(k_aux, 1))
+    ctx = StepContext(step=0, total_steps=1, dead_mask=dead if k_aux else None, options=opts)
     out = sae.train_forward(x, ctx)
     terms = [Reconstruction() if kind is None else MatryoshkaReconstruction(kind), AuxK(0.25)]
     return sum(t(sae, out, ctx) for t in terms), out
@@ -117,7 +120,7 @@ def test_threshold_update_is_the_same_from_triplets():
     x = _inputs(sae_d)
     opts = {"threshold_update": "ema_saelens"}
     for sae, mode in ((sae_d, "dense"), (sae_s, "sparse")):
-        ctx = StepContext(step=5, total_steps=10, options={**opts, "batch_sparse": mode})
+        ctx = StepContext(step=5, total_steps=10, options=BatchTopKOptions(**opts, batch_sparse=mode))
         with torch.no_grad():
             sae.after_step(sae.train_forward(x, ctx), ctx)
     assert float(sae_s.threshold[0]) > 0
@@ -132,7 +135,8 @@ def test_native_float32_and_bf16_match_float64_reference():
     g64 = torch.autograd.grad(_brute_force(sae64, x64, 3.0, dead, 5, "sum")[0], params64)
     for bf16 in (False, True):
         sae32 = copy.deepcopy(sae64).float()
-        ctx = StepContext(step=0, total_steps=1, dead_mask=dead, k_aux=5, bf16=bf16, options={"batch_sparse": "sparse"})
+        ctx = StepContext(step=0, total_steps=1, dead_mask=dead, bf16=bf16,
+                          options=BatchTopKOptions(batch_sparse="sparse", k_aux=5))
         out = sae32.train_forward(x64.float(), ctx)
         loss = MatryoshkaReconstruction("sum")(sae32, out, ctx) + AuxK(0.25)(sae32, out, ctx)
         g32 = torch.autograd.grad(loss, [sae32.W_enc, sae32.b_enc, sae32.W_dec, sae32.b_dec])
@@ -164,9 +168,9 @@ def test_triplet_primitives_match_brute_force():
     for s in range(n):
         gs[orow[s]] += w[s] * W[col[s]]
         gsc[col[s]] += w[s] * X[orow[s]]
-    torch.testing.assert_close(native.tri_gather_sum(orow, col, w, W, R), gs)
-    torch.testing.assert_close(native.tri_scatter_rows(orow, col, w, X, Fn), gsc)
-    torch.testing.assert_close(native.tri_gather_dot(orow, col, W, X), (X[orow] * W[col]).sum(1))
+    torch.testing.assert_close(ops.tri_gather_sum(orow, col, w, W, R), gs)
+    torch.testing.assert_close(ops.tri_scatter_rows(orow, col, w, X, Fn), gsc)
+    torch.testing.assert_close(ops.tri_gather_dot(orow, col, W, X), (X[orow] * W[col]).sum(1))
 
 
 @pytest.mark.parametrize("arch", ["batchtopk", "matryoshka"])
@@ -181,12 +185,12 @@ def test_sparse_training_runs_resumes_exactly_and_tracks_dense(tmp_path, arch):
               threads=1, checkpoint_every=4, log_every=5, threshold_update="ema_saelens", dead_tokens=1000)
     if arch == "matryoshka":
         kw["group_fraction"] = [0.25, 0.75]
-    full = train(TrainConfig(out=tmp_path / "full", batch_sparse="sparse", **kw))[0]
-    cut = TrainConfig(out=tmp_path / "cut", batch_sparse="sparse", **kw)
+    full = train(train_config(dict(out=tmp_path / "full", batch_sparse="sparse", **kw)))[0]
+    cut = train_config(dict(out=tmp_path / "cut", batch_sparse="sparse", **kw))
     train(cut, stop_after=10)
     cut.resume = True
     resumed = train(cut)[0]
-    dense = train(TrainConfig(out=tmp_path / "dense", batch_sparse="dense", **kw))[0]
+    dense = train(train_config(dict(out=tmp_path / "dense", batch_sparse="dense", **kw)))[0]
     a, b = SAE.load(full), SAE.load(resumed)
     for name in ("W_enc", "W_dec", "b_enc", "b_dec", "threshold"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name

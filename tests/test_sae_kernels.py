@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from monosemantic.sae import native
 from monosemantic.sae.kernels import sparse_decode, topk_encode
 
 
@@ -90,38 +89,3 @@ def test_bf16_selection_keeps_exact_float32_values():
     v, i, _, _ = topk_encode(x, b_dec, W_enc, b_enc, k, bf16=True)
     exact = ((x - b_dec) @ W_enc + b_enc).gather(1, i).clamp_min(0)
     torch.testing.assert_close(v, exact, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.skipif(not native.available(), reason="no C compiler: the torch fallback is what runs")
-class TestNativePrimitives:
-    def test_topk_rows_matches_torch_including_ties_and_bf16(self):
-        g = torch.Generator().manual_seed(0)
-        for B, F, k in [(17, 200, 5), (9, 31, 7), (5, 16, 16), (40, 1000, 64), (8, 100, 1)]:
-            pre = torch.randn(B, F, generator=g)
-            bias = torch.randn(F, generator=g)
-            v, i = native.topk_rows(pre, k, bias)
-            ref = (pre + bias).topk(k, dim=1).values
-            torch.testing.assert_close(v.sort(1).values, ref.sort(1).values, rtol=0, atol=0)
-            assert torch.equal((pre + bias).gather(1, i), v)
-            assert bool((i.sort(1).values.diff(dim=1) > 0).all()), "indices must be distinct"
-        ties = torch.randint(0, 3, (30, 90), generator=g).float()
-        v, i = native.topk_rows(ties, 10)
-        assert torch.equal(v.sort(1).values, ties.topk(10, dim=1).values.sort(1).values)
-        assert torch.equal(ties.gather(1, i), v)
-        pre = torch.randn(12, 300, generator=g).bfloat16()
-        v, _ = native.topk_rows(pre, 9)
-        assert torch.equal(v.sort(1).values, pre.float().topk(9, dim=1).values.sort(1).values)
-
-    def test_gather_and_scatter_match_brute_force(self):
-        B, k, F, d = 33, 6, 50, 19
-        idx = torch.randint(0, F, (B, k))
-        w = torch.randn(B, k)
-        W = torch.randn(F, d)
-        X = torch.randn(B, d)
-        torch.testing.assert_close(native.gather_dot(idx, W, X), torch.einsum("bkd,bd->bk", W[idx], X))
-        torch.testing.assert_close(native.gather_sum(idx, w, W), (w[..., None] * W[idx]).sum(1))
-        ref = torch.zeros(F, d)
-        for b in range(B):
-            for s in range(k):
-                ref[idx[b, s]] += w[b, s] * X[b]
-        torch.testing.assert_close(native.scatter_rows(idx, w, X, F), ref)

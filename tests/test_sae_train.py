@@ -13,6 +13,7 @@ import torch
 
 from monosemantic.errors import UserError
 from monosemantic.sae import SAE, TrainConfig, train
+from monosemantic.sae.trainconfig import train_config
 from monosemantic.store import write_store
 
 D = 16
@@ -40,7 +41,7 @@ def cfg(store: Path, out: Path, **kw) -> TrainConfig:
     base = dict(acts=store, out=out, arch="topk", d_sae=[64], k=[4], tokens="60K", batch_size=512, lr=4e-3,
                 progress=False, threads=1, checkpoint_every=0, log_every=5)
     base.update(kw)
-    return TrainConfig(**base)
+    return train_config(base)
 
 
 def test_topk_learns_planted_dictionary_and_writes_a_full_folder(store_dir, tmp_path):

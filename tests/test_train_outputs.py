@@ -14,6 +14,7 @@ import pytest
 
 from monosemantic.errors import UserError
 from monosemantic.sae import SAE, TrainConfig, train
+from monosemantic.sae.trainconfig import train_config
 from monosemantic.store import write_store
 
 
@@ -29,7 +30,7 @@ def cfg(store: Path, out: Path, **kw) -> TrainConfig:
     base = dict(acts=store, out=out, arch="topk", d_sae=[24], k=[3], tokens="3K", batch_size=256,
                 progress=False, threads=1, checkpoint_every=0)
     base.update(kw)
-    return TrainConfig(**base)
+    return train_config(base)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -76,7 +77,13 @@ def test_out_that_is_a_file_is_refused(store, tmp_path):
         ({"holdout": 1.5}, "--holdout"),
         ({"k": [0]}, "--k values must be positive"),
         ({"l1_coefficient": [0.1]}, "--l1 does not apply to topk"),
-        ({"group_fraction": [0.5, 0.5]}, "--group-fraction applies only to matryoshka"),
+        ({"group_fraction": [0.5, 0.5]}, "--group-fraction does not apply to topk; it is for matryoshka"),
+        ({"lr": float("nan")}, "--lr must be a finite number, got nan"),
+        ({"grad_clip": float("inf")}, "--grad-clip must be a finite number, got inf"),
+        ({"width": [4.0, float("nan")]}, "--width must be a finite number"),
+        ({"auxk_alpha": float("nan")}, "--auxk-alpha must be a finite number"),
+        ({"arch": "jumprelu", "bandwidth": float("inf")}, "--bandwidth must be a finite number"),
+        ({"device": "tpu"}, "unknown device 'tpu'"),
     ],
 )
 def test_numbers_and_options_are_checked_before_any_work(store, tmp_path, change, needle):
@@ -91,6 +98,16 @@ def test_cli_bad_number_is_one_line(store, tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert lines == ["monosemantic train: error: --log-every must be at least 1, got 0"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_cli_non_finite_learning_rate_is_one_line(store, tmp_path, value):
+    r = subprocess.run([sys.executable, "-m", "monosemantic", "train", "--acts", str(store), "--out",
+                        str(tmp_path / "o"), f"--lr={value}", "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--lr must be a finite number" in lines[0], lines
+    assert not (tmp_path / "o").exists()
 
 
 def test_finished_sae_is_readable_by_group_and_others(store, tmp_path):

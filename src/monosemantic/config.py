@@ -153,8 +153,10 @@ def check_values(obj: Any, name: Callable[[str], str]) -> None:
                 raise UserError(f"{name(f.name)} must be a finite number, got {v}")
 
 
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build ``cls`` from a mapping, naming any unknown key or wrongly typed value."""
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "config",
+              names: Callable[[str], str] | None = None) -> T:
+    """Build ``cls`` from a mapping, naming any unknown key or wrongly typed value; ``names`` turns a field into
+    the name a message uses for it (default ``where.field``)."""
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields))
@@ -169,7 +171,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     if missing:
         raise UserError(f"{where} is missing {missing[0]!r} ({type_name(hints[missing[0]])})")
     obj = cls(**kwargs)
-    check_values(obj, lambda name: f"{where}.{name}")
+    check_values(obj, names or (lambda name: f"{where}.{name}"))
     return obj
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from monosemantic.config import add_arguments, from_dict, from_namespace, load_toml
+from monosemantic.config import add_arguments, load_toml
+from monosemantic.sae.options import option_owners, registered_options
 from monosemantic.sae.trainconfig import TrainConfig
 
 
@@ -22,20 +23,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", type=Path, default=None,
                    help="TOML file with the same keys as these options; options given here override it")
-    add_arguments(p, TrainConfig, flags={"l1_coefficient": ("--l1",)})
+    add_arguments(p, TrainConfig, flags={"l1_coefficient": ("--l1",)}, skip=("options",))
+    # each architecture's own options, once each, under the first architecture that takes them
+    owners, seen = option_owners(), set(TrainConfig.__dataclass_fields__)
+    for cls in registered_options().values():
+        new = tuple(f for f in cls.__dataclass_fields__ if f not in seen)
+        if not new:
+            continue
+        takers = sorted({a for f in new for a in owners[f]})
+        group = p.add_argument_group(f"options of {', '.join(takers)}")
+        add_arguments(group, cls, skip=tuple(f for f in cls.__dataclass_fields__ if f not in new))  # type: ignore[arg-type]
+        seen.update(new)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from monosemantic.sae import train
+    from monosemantic.sae.trainconfig import train_config
 
     given = {k: v for k, v in vars(args).items() if k not in ("config", "func", "command")}
     if args.config is not None:
-        base = from_dict(TrainConfig, load_toml(args.config), where=str(args.config))
-        names = {f for f in TrainConfig.__dataclass_fields__}
-        config = from_dict(TrainConfig, {**{k: getattr(base, k) for k in names}, **given}, where="options")
+        config = train_config({**load_toml(args.config), **given}, where=str(args.config))
     else:
-        config = from_namespace(TrainConfig, args)
+        config = train_config(given)
     from monosemantic.sae import distributed
 
     try:

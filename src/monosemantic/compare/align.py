@@ -56,7 +56,7 @@ def surfaces(vocab: list[str]) -> list[str]:
         out = []
         for t in vocab:
             if all(ch in dec for ch in t):
-                out.append(bytes(dec[ch] for ch in t).decode("utf-8", errors="ignore"))
+                out.append(bytes(dec[ch] for ch in t).decode("utf-8", errors="replace"))
             else:
                 out.append(t)  # a special token written as itself
         return out
@@ -65,7 +65,11 @@ def surfaces(vocab: list[str]) -> list[str]:
         out = []
         for t in vocab:
             m = byte.fullmatch(t)
-            out.append((chr(int(m.group(1), 16)) if int(m.group(1), 16) < 128 else "") if m else t.replace("▁", " "))
+            if m:  # a byte-fallback token: ASCII stands for itself, a piece of a longer character is a placeholder
+                code = int(m.group(1), 16)
+                out.append(chr(code) if code < 128 else "\ufffd")
+            else:
+                out.append(t.replace("▁", " "))
         return out
     if scheme == "wordpiece":
         return [t[2:] if t.startswith("##") else " " + t for t in vocab]
@@ -86,17 +90,23 @@ def _normalise(text: str) -> tuple[str, np.ndarray]:
 
 
 def token_offsets(text: str, token_texts: list[str]) -> np.ndarray:
-    """``[n, 2]`` character spans ``[start, end)`` of each token in ``text``; ``-1`` for tokens not placed."""
+    """``[n, 2]`` character spans ``[start, end)`` of each token in ``text``; ``-1`` for tokens not placed.
+
+    Tokens that cannot be placed on their own (the byte pieces of one multi-byte character) but sit between two
+    placed tokens take the characters skipped between those."""
     norm, where = _normalise(text)
     out = np.full((len(token_texts), 2), -1, dtype=np.int64)
-    cursor = 0
+    cursor, pending = 0, []
     for i, tok in enumerate(token_texts):
         s, _ = _normalise(tok)
-        if not s:
-            continue
-        at = norm.find(s, cursor, cursor + RESYNC + len(s))
+        at = norm.find(s, cursor, cursor + RESYNC + len(s)) if s else -1
         if at < 0:
+            if tok:
+                pending.append(i)
             continue
+        if pending and at > cursor:
+            out[pending] = where[cursor], where[at - 1] + 1
+        pending = []
         out[i] = where[at], where[at + len(s) - 1] + 1
         cursor = at + len(s)
     return out

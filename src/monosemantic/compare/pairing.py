@@ -12,7 +12,9 @@ never formed; C itself is produced in row blocks when pairs are chosen.
 
 from __future__ import annotations
 
+import itertools
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,6 +30,7 @@ EPS = 1e-8
 SPARSE_DENSITY = 0.05
 # the dense Hungarian matching is used up to this many correlation entries, a sparse candidate graph above it
 DENSE_HUNGARIAN_MAX = 1 << 24
+FLOAT64_MAX_ENTRIES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -89,13 +92,17 @@ class Pairing:
 class CrossMoments:
     """Streamed moments of two activation sets on the same tokens; ``add`` chunks, then ``correlation``."""
 
-    def __init__(self, width_a: int, width_b: int, *, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(self, width_a: int, width_b: int, *, dtype: torch.dtype | None = None) -> None:
         self.fa, self.fb = int(width_a), int(width_b)
         self.n = 0
         self.sum_a = torch.zeros(self.fa, dtype=torch.float64)
         self.sum_b = torch.zeros(self.fb, dtype=torch.float64)
         self.sq_a = torch.zeros(self.fa, dtype=torch.float64)
         self.sq_b = torch.zeros(self.fb, dtype=torch.float64)
+        if dtype is None:
+            # float64 while small; wide SAEs accumulate in float32, which halves the memory and the scatter time
+            # (each entry sums at most a few thousand co-activations, far from float32's precision limit)
+            dtype = torch.float64 if self.fa * self.fb <= FLOAT64_MAX_ENTRIES else torch.float32
         self.cross = torch.zeros(self.fa, self.fb, dtype=dtype)
         # dense inputs are shifted by their first chunk's mean, which keeps the raw-moment formula precise for
         # neurons with large means; sparse inputs keep a zero shift so that zeros stay zeros
@@ -145,12 +152,25 @@ class CrossMoments:
         val = a.values.reshape(-1)
         nz = val != 0
         fa, tok, val = fa[nz], tok[nz], val[nz]
-        # sorted by A feature, the scatter below writes one row of the cross moment at a time (cache-friendly)
+        # sorted by A feature, the scatter writes one row of the cross moment at a time (cache-friendly), and
+        # threads given disjoint row ranges never write the same entry
         order = torch.argsort(fa)
         fa, tok, val = fa[order], tok[order], val[order]
-        flat = (fa[:, None] * self.fb + b.indices[tok]).reshape(-1)
-        prod = (val[:, None].to(self.cross.dtype) * b.values[tok].to(self.cross.dtype)).reshape(-1)
-        self.cross.view(-1).index_add_(0, flat, prod)
+        n_threads = max(1, min(torch.get_num_threads(), 8, len(fa) // 65536))
+        cuts = [0, *(int(torch.searchsorted(fa, self.fa * q // n_threads)) for q in range(1, n_threads)), len(fa)]
+        flat_cross = self.cross.view(-1)
+
+        def scatter(lo: int, hi: int) -> None:
+            t = tok[lo:hi]
+            flat = (fa[lo:hi, None] * self.fb + b.indices[t]).reshape(-1)
+            prod = (val[lo:hi, None].to(self.cross.dtype) * b.values[t].to(self.cross.dtype)).reshape(-1)
+            flat_cross.scatter_add_(0, flat, prod)
+
+        if n_threads == 1:
+            scatter(0, len(fa))
+            return
+        with ThreadPoolExecutor(n_threads) as pool:  # torch releases the GIL inside each scatter
+            list(pool.map(lambda r: scatter(*r), itertools.pairwise(cuts)))
 
     # ------------------------------------------------------------------ results
     def stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

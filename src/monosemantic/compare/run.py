@@ -219,6 +219,9 @@ def _cell(cfg: CompareConfig, sa: UnitSet, sb: UnitSet, mom: CrossMoments, wa: d
         base_mean, base_std = random_subset_baseline(xa, yb, len(a_idx), name, n_draws=cfg.baseline_draws, seed=seed)
         scores[name] = {"score": obs, "null_mean": null, "p": p, "n_perm": cfg.n_perm,
                         "random_subset_mean": base_mean, "random_subset_std": base_std}
+    if len(a_idx) <= max(x.shape[1], y.shape[1]):
+        cell["warning"] = (f"{len(a_idx)} pairs in {x.shape[1]} and {y.shape[1]} dimensions: with no more pairs than "
+                           "dimensions, variance_99 SVCCA is near 1 for any pairing; read it against its null")
     scores["cka"] = {"score": linear_cka(x, y)}
     scores["procrustes"] = {"score": procrustes_residual(x, y)}
     cell["scores"] = scores

@@ -5,6 +5,9 @@
 - MedSAE label metrics (spec D.2-D.5): `label_correlation`, `correlation_entropy`, `best_unit_per_class`,
   `precision_recall_f1`
 - Top-activating items and Jaccard uniqueness (spec B.7): `top_activating`, `jaccard_uniqueness`
+- Atoms (arXiv 2509.20784): `aip_metric`, `whiten`, `aip`, `coherence`, `sample_coherence`, `unique_fraction`,
+  `q_star`, `r2`, `pairwise_angles`, `angle_histograms`, `SingularMomentWarning`
+- Recovery of synthetic ground truth (arXiv 2506.15963): `recovery`, `decoder_recovery`, `gt_per_latent`, `l_gt`
 - Reconstruction (spec §0.2): `mse`, `fvu`, `explained_variance`, `cosine_similarity`, `l0`, `dead_fraction`,
   `dense_fraction`, `firing_frequency`, `ce_recovered`
 
@@ -12,6 +15,19 @@ Item-level pooling of token rows is `monosemantic.store.pool_by_item`; these fun
 """
 
 from monosemantic.metrics._common import summarize
+from monosemantic.metrics.atoms import (
+    SingularMomentWarning,
+    aip,
+    aip_metric,
+    angle_histograms,
+    coherence,
+    pairwise_angles,
+    q_star,
+    r2,
+    sample_coherence,
+    unique_fraction,
+    whiten,
+)
 from monosemantic.metrics.fms import FMSResult, fms, fms_split
 from monosemantic.metrics.labels import (
     best_unit_per_class,
@@ -32,30 +48,46 @@ from monosemantic.metrics.reconstruction import (
     l0,
     mse,
 )
+from monosemantic.metrics.recovery import decoder_recovery, gt_per_latent, l_gt, recovery
 from monosemantic.metrics.uniqueness import JaccardResult, jaccard_uniqueness, top_activating
 
 __all__ = [
     "DENSE_THRESHOLD",
     "FMSResult",
     "JaccardResult",
+    "SingularMomentWarning",
+    "aip",
+    "aip_metric",
+    "angle_histograms",
     "best_unit_per_class",
     "ce_recovered",
+    "coherence",
     "correlation_entropy",
     "cosine_similarity",
     "dead_fraction",
+    "decoder_recovery",
     "dense_fraction",
     "explained_variance",
     "firing_frequency",
     "fms",
     "fms_split",
     "fvu",
+    "gt_per_latent",
     "jaccard_uniqueness",
     "l0",
+    "l_gt",
     "label_correlation",
     "monosemanticity_score",
     "monosemanticity_score_chunks",
     "mse",
+    "pairwise_angles",
     "precision_recall_f1",
+    "q_star",
+    "r2",
+    "recovery",
+    "sample_coherence",
     "summarize",
     "top_activating",
+    "unique_fraction",
+    "whiten",
 ]

@@ -101,7 +101,6 @@ def coactive_max(
             atom_sorted = flat[order]
             bounds = np.searchsorted(atom_sorted, np.arange(0, n + block, block))
             groups.append((torch.from_numpy(rows), idx, torch.from_numpy((order // width).astype(np.int32)),
-                           torch.from_numpy((order % width).astype(np.int32)),
                            torch.from_numpy(atom_sorted.astype(np.int32)), bounds, width))
         width *= 2
     if not groups:
@@ -111,17 +110,13 @@ def coactive_max(
         nb = slab.shape[0]
         slab[torch.arange(nb), torch.arange(s, s + nb)] = 0.0  # an atom's product with itself is not a pair
         flat_slab = slab.reshape(-1)
-        for rows, idx, entry_row, entry_pos, atom_sorted, bounds, width in groups:
+        for rows, idx, entry_row, atom_sorted, bounds, width in groups:
             lo, hi = int(bounds[b]), int(bounds[b + 1])
-            step = max(1, chunk // width * 8)
-            cols = torch.arange(width, dtype=torch.int32)
+            step = max(1, chunk // width)
             for c in range(lo, hi, step):
                 er = entry_row[c : min(hi, c + step)]
                 offset = ((atom_sorted[c : min(hi, c + step)] - s) * (n + 1)).to(idx.dtype)
                 lin = idx.index_select(0, er).add_(offset[:, None])
-                # rows are sorted, so each pair is met once from its smaller atom; the rest read slab[0, n] = 0,
-                # one cached address instead of a second random read
-                lin.masked_fill_(cols <= entry_pos[c : min(hi, c + step), None], n)
                 best = flat_slab.index_select(0, lin.reshape(-1)).reshape(len(er), width).amax(1)
                 mu.scatter_reduce_(0, rows.index_select(0, er), best, "amax")
     return mu

@@ -185,6 +185,10 @@ class SAE(nn.Module):
 
     # ------------------------------------------------------------------ training hooks
 
+    def step_options(self, ctx: StepContext) -> Any:
+        """The options of a training step: the context's, or this architecture's defaults."""
+        return ctx.options if ctx.options is not None else type(self).Options()
+
     def init_for_training(self, options: ArchOptions, generator: torch.Generator | None = None) -> None:
         """Initial weights before the first step (``init_weights`` plus architecture-specific state)."""
         self.init_weights(generator)
@@ -271,8 +275,8 @@ class StepContext:
     """Bool [d_sae]: latents that have not fired for ``dead_tokens`` rows."""
     bf16: bool = False
     distributed: bool = False
-    options: ArchOptions = field(default_factory=ArchOptions)
-    """The architecture's training options (an instance of its ``Options``)."""
+    options: ArchOptions | None = None
+    """The architecture's training options (an instance of its ``Options``; None: its defaults)."""
 
 
 @dataclass

@@ -241,7 +241,7 @@ def train_config(data: dict[str, Any], where: str = "options") -> TrainConfig:
         for key in mine:
             if arch not in owners[key]:
                 raise UserError(f"{_flag(key)} does not apply to {arch}; it is for {', '.join(owners[key])}")
-    base = from_dict(TrainConfig, data, where=where)
+    base = from_dict(TrainConfig, data, where=where, names=_flag)
     if arch in known:
-        base.options = from_dict(known[arch], mine, where=where)
+        base.options = from_dict(known[arch], mine, where=where, names=_flag)
     return base

@@ -40,7 +40,7 @@ SPARSE_MAX_DENSITY = 0.05
 
 def use_sparse(sae: SAE, x: Tensor, ctx: StepContext) -> bool:
     """Whether this training step runs on the triplet kernels (see the module docstring)."""
-    mode = getattr(ctx.options, "batch_sparse", "auto")
+    mode = sae.step_options(ctx).batch_sparse
     if mode in ("sparse", "dense"):
         return bool(mode == "sparse")
     density = float(sae.cfg.k) / sae.cfg.d_sae  # type: ignore[arg-type]
@@ -109,7 +109,7 @@ class BatchTopKSAE(TopKFamily):
 
         Tensor ops only: the new θ is computed where the batch lives and never read back to the host.
         """
-        opts: BatchTopKOptions = ctx.options  # type: ignore[assignment]
+        opts: BatchTopKOptions = self.step_options(ctx)
         if opts.threshold_update == "ema_dl" and ctx.step < min(opts.threshold_start_step, ctx.total_steps // 4):
             return
         f = out.acts if out.acts is not None else out.vals

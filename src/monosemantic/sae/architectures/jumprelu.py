@@ -62,7 +62,6 @@ class JumpReLUSAE(SAE):
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
         self.log_threshold = nn.Parameter(torch.full((cfg.d_sae,), math.log(1e-3)))
-        self.bandwidth = 1e-3
 
     @property
     def threshold(self) -> Tensor:
@@ -82,7 +81,7 @@ class JumpReLUSAE(SAE):
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
         pre = self.pre_acts(x)
         theta = self.threshold
-        eps = getattr(ctx.options, "bandwidth", self.bandwidth)
+        eps = self.step_options(ctx).bandwidth
         f = _JumpReLU.apply(torch.relu(pre), theta, eps)
         l0 = _Step.apply(pre, theta, eps).sum(1).mean()
         return StepOutput(x=x, x_hat=self.decode(f), acts=f, pre=pre, extras={"l0_ste": l0})

@@ -26,7 +26,7 @@ class TopKFamily(SAE):
 
     def aux_inputs(self, ctx: StepContext) -> tuple[Tensor | None, int]:
         """The dead mask and k_aux the encoder should use for AuxK (none when AuxK is off)."""
-        opts: TopKOptions = ctx.options  # type: ignore[assignment]
+        opts: TopKOptions = self.step_options(ctx)
         if not opts.auxk_alpha:
             return None, 0
         return ctx.dead_mask, opts.aux_count(self.cfg.d_in)
