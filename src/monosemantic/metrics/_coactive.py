@@ -26,17 +26,8 @@ def support_csr(codes: Any, n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     an unused slot.
     """
     if isinstance(codes, tuple | list) and len(codes) == 2:
-        idx = torch.as_tensor(codes[0])
-        val = torch.as_tensor(codes[1])
-        if idx.ndim != 2 or idx.shape != val.shape or idx.dtype.is_floating_point:
-            raise UserError("codes as (indices, values) must be two [Ns, K] arrays, the indices integer")
-        keep = (val != 0) & (idx >= 0)
-        rows = torch.nonzero(keep)[:, 0].numpy()
-        cols = idx[keep].to(torch.int64).numpy()
-        if len(cols) and cols.max() >= n_atoms:
-            raise UserError(f"codes index atom {int(cols.max())} but the dictionary has {n_atoms} atoms")
-        mat = sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(idx.shape[0], n_atoms))
-    elif sp.issparse(codes):
+        return _topk_csr(codes[0], codes[1], n_atoms)
+    if sp.issparse(codes):
         mat = sp.csr_matrix(codes)
     elif isinstance(codes, torch.Tensor) and codes.layout != torch.strided:
         coo = codes.to_sparse_coo().coalesce()
@@ -59,6 +50,28 @@ def support_csr(codes: Any, n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     mat.eliminate_zeros()
     mat.sort_indices()
     return mat.indptr.astype(np.int64), mat.indices.astype(np.int64)
+
+
+def _topk_csr(indices: Any, values: Any, n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR support of TopK-style (indices [Ns, K], values [Ns, K]) by sorting each row, without a COO detour: an
+    atom listed twice in a row is active once."""
+    idx = torch.as_tensor(indices)
+    val = torch.as_tensor(values)
+    if idx.ndim != 2 or idx.shape != val.shape or idx.dtype.is_floating_point:
+        raise UserError("codes as (indices, values) must be two [Ns, K] arrays, the indices integer")
+    if idx.shape[0] == 0:
+        raise UserError("codes hold no sample; give at least one")
+    if idx.numel() and int(idx.max()) >= n_atoms:
+        raise UserError(f"codes index atom {int(idx.max())} but the dictionary has {n_atoms} atoms")
+    # unused slots sort to the end of their row as the sentinel n_atoms
+    srt = torch.where((val != 0) & (idx >= 0), idx.to(torch.int64), n_atoms).sort(dim=1).values
+    if srt.shape[1] > 1:
+        srt[:, 1:][srt[:, 1:] == srt[:, :-1]] = n_atoms
+        srt = srt.sort(dim=1).values
+    valid = srt < n_atoms
+    indptr = np.zeros(idx.shape[0] + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(valid.sum(1).numpy())
+    return indptr, srt[valid].numpy()
 
 
 def _padded(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, width: int, pad: int) -> torch.Tensor:

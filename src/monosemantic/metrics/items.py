@@ -27,35 +27,43 @@ class ItemActivations:
 @torch.inference_mode()
 def item_activations(
     store: ActivationStore, hook: str | None, encode: Callable[[torch.Tensor], torch.Tensor], width: int,
-    pool: Literal["max", "mean"] = "max", chunk_rows: int = 16384,
+    pool: Literal["max", "mean"] = "max", chunk_rows: int = 16384, device: torch.device | None = None,
 ) -> ItemActivations:
-    """Encode every row (in chunks) and pool per item, never holding the [n_rows, K] matrix."""
+    """Encode every row (in chunks) and pool per item, never holding the [n_rows, K] matrix.
+
+    With ``device`` the rows are encoded and pooled there (``encode`` must accept tensors on it); only the pooled
+    [n_items, K] result comes back to the host.
+    """
+    from monosemantic.devices import to_device
+
+    device = device or torch.device("cpu")
     hook = store._hook(hook)
     n_items = store.n_items
+    # float64 sums for mean pooling; MPS has no float64
+    sum_dtype = torch.float32 if device.type == "mps" else torch.float64
     if pool == "max":
-        out = torch.full((n_items, width), float("-inf"))
+        out = torch.full((n_items, width), float("-inf"), device=device)
     else:
-        out = torch.zeros(n_items, width, dtype=torch.float64)
-    fired = torch.zeros(width, dtype=torch.int64)
-    items = torch.from_numpy(store.item_index)
-    active_sum = 0
+        out = torch.zeros(n_items, width, dtype=sum_dtype, device=device)
+    fired = torch.zeros(width, dtype=torch.int64, device=device)
+    items = torch.from_numpy(store.item_index).to(device)
     for start in range(0, store.n_rows, chunk_rows):
         stop = min(start + chunk_rows, store.n_rows)
         x = store.rows(hook, start, stop)
         _check_finite(x, store, hook, start)
-        z = encode(x).float()
-        counts = (z > 0).sum(0, dtype=torch.int32)  # int32 sums of bools run about twice as fast as int64
-        fired += counts
-        active_sum += int(counts.sum())
+        z = encode(to_device(x, device)).float()
+        fired += (z > 0).sum(0, dtype=torch.int32)  # int32 sums of bools run about twice as fast as int64
         idx = items[start:stop]
         if pool == "max":
             out.scatter_reduce_(0, idx[:, None].expand_as(z), z, reduce="amax", include_self=True)
         else:
-            out.index_add_(0, idx, z.double())
+            out.index_add_(0, idx, z.to(sum_dtype))
     if pool == "mean":
-        counts = torch.bincount(items, minlength=n_items).clamp_min(1).double()
+        counts = torch.bincount(items, minlength=n_items).clamp_min(1).to(sum_dtype)
         out = (out / counts[:, None]).float()
-    return ItemActivations(out.nan_to_num(neginf=0.0), fired, store.n_rows, active_sum / max(store.n_rows, 1))
+    fired = fired.cpu()
+    active = int(fired.sum())  # every row's positive count, summed over latents
+    return ItemActivations(out.nan_to_num(neginf=0.0).cpu(), fired, store.n_rows, active / max(store.n_rows, 1))
 
 
 def _check_finite(x: torch.Tensor, store: ActivationStore, hook: str, start: int) -> None:

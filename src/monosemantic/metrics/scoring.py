@@ -20,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from monosemantic.devices import resolve_device
 from monosemantic.errors import UserError
 from monosemantic.metrics.items import ItemActivations, item_activations, weakest_firing
 from monosemantic.outputs import check_out, staged
@@ -54,6 +55,8 @@ class ScoreConfig:
     """FMS@p: how many top latents are removed for local disentanglement."""
     chunk_rows: int = 16384
     """Rows encoded at a time."""
+    device: str = "auto"
+    """Where to encode rows and embed items: auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps."""
     overwrite: bool = False
     """Replace an existing --out folder."""
 
@@ -109,7 +112,7 @@ def _labels(cfg: ScoreConfig, store: ActivationStore) -> tuple[np.ndarray | None
     return np.array([lookup[v] for v in values]), names
 
 
-def _embeddings(cfg: ScoreConfig, store: ActivationStore) -> tuple[torch.Tensor, str]:
+def _embeddings(cfg: ScoreConfig, store: ActivationStore, device: torch.device) -> tuple[torch.Tensor, str]:
     if cfg.embeddings is not None:
         path = Path(cfg.embeddings)
         emb = _read_embeddings(path)
@@ -138,7 +141,7 @@ def _embeddings(cfg: ScoreConfig, store: ActivationStore) -> tuple[torch.Tensor,
                 f"encoder {name!r} reads {model.modality} but the store holds {modality} items; pass a {modality} "
                 f"encoder (e.g. --encoder {default_encoder(modality)}) or --embeddings FILE"
             )
-        emb = model.embed_items(dataset.load(0, store.n_items))
+        emb = model.to_device(device).embed_items(dataset.load(0, store.n_items))
         source = f"encoder {name!r}"
     if emb.shape[0] != store.n_items:
         raise UserError(f"{source} has {emb.shape[0]} rows but the store has {store.n_items} items; give one per item")
@@ -205,6 +208,7 @@ def _validate(cfg: ScoreConfig) -> None:
         )
     if cfg.pool not in ("max", "mean"):
         raise UserError(f"--pool must be 'max' or 'mean'; got {cfg.pool!r}")
+    resolve_device(cfg.device)
 
 
 def score(cfg: ScoreConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -223,19 +227,21 @@ def score(cfg: ScoreConfig, *, progress: bool = True) -> dict[str, Any]:
     labels, label_names = _labels(cfg, store)
     if labels is not None and len(np.unique(labels)) < 2:
         raise UserError("the labels hold a single class; FMS and label correlation need at least two")
-    saes = [(p, SAE.load(p)) for p in sae_paths]
+    device = resolve_device(cfg.device)
+    saes = [(p, SAE.load(p, device=device)) for p in sae_paths]
     for p, sae in saes:
         if sae.cfg.d_in != d_in:
             raise UserError(f"SAE {p} reads width {sae.cfg.d_in} but the store's hook {hook!r} has width {d_in}")
-    emb, encoder = _embeddings(cfg, store)
+    emb, encoder = _embeddings(cfg, store, device)
 
     summaries, rows, tops = [], [], {}
     todo: list[tuple[str, tuple[Path, Any] | None]] = [("neurons", None), *((p.name, (p, sae)) for p, sae in saes)]
     for set_id, sae_info in tqdm(todo, desc="score", unit="unit set", disable=not progress, dynamic_ncols=True):
         if sae_info is None:
-            acts = item_activations(store, hook, lambda x: x, d_in, cfg.pool, cfg.chunk_rows)
+            acts = item_activations(store, hook, lambda x: x, d_in, cfg.pool, cfg.chunk_rows, device)
         else:
-            acts = item_activations(store, hook, sae_info[1].encode, sae_info[1].cfg.d_sae, cfg.pool, cfg.chunk_rows)
+            acts = item_activations(store, hook, sae_info[1].encode, sae_info[1].cfg.d_sae, cfg.pool, cfg.chunk_rows,
+                                    device)
         summary, per_unit = _score_set(set_id, sae_info, acts, emb, labels, label_names, cfg.fms_p)
         summaries.append(summary)
         rows.extend(per_unit)

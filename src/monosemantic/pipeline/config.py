@@ -86,6 +86,12 @@ class TrackConfig:
             raise UserError(f"{where}: ks must list at least one k for the TopK-family archs")
         if self.n_cards < 0:
             raise UserError(f"{where}: n_cards must be at least 0, got {self.n_cards}")
+        from monosemantic.devices import resolve_device
+
+        try:
+            resolve_device(self.device)
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
         if self.encoder_max_length < 1 or self.max_length < 1:
             raise UserError(f"{where}: max_length and encoder_max_length must be at least 1")
         if len(set(self.archs)) != len(self.archs):

@@ -67,7 +67,8 @@ def _extract(state: RunState, track: TrackConfig) -> Stage:
     started = stage.start()
     store = extract(ExtractConfig(model=track.model, layers=[track.layer], data=track.data, out=stage.path,
                                   tokens=track.tokens, max_items=track.max_items, max_length=track.max_length,
-                                  image_size=track.image_size, label_columns=list(track.label_columns)))
+                                  image_size=track.image_size, label_columns=list(track.label_columns),
+                                  device=track.device))
     stage.finish(started)
     _say(track.name, "extract", f"{store.n_items:,} items, {store.n_rows:,} rows of width {store.width(None)}")
     return stage
@@ -89,6 +90,7 @@ def _check_sweeps(track: TrackConfig, extract_stage: Stage, seed: int) -> None:
 
 def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[Stage, str]:
     """External-encoder embeddings, one per item, for the MonoSemanticity score."""
+    from monosemantic.devices import resolve_device
     from monosemantic.sources import load_dataset, load_model
     from monosemantic.store import ActivationStore
 
@@ -103,6 +105,7 @@ def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[S
     dataset = load_dataset(track.data, "text", tuple(track.label_columns))
     small = dataset.native_size is not None and dataset.native_size <= 64
     model = load_model(encoder, max_length=track.encoder_max_length, image_size=96 if small else None)
+    model = model.to_device(resolve_device(track.device))
     if model.modality != dataset.modality:
         from monosemantic.errors import UserError
 
@@ -164,7 +167,7 @@ def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stag
         _say(track.name, "score", "MS, FMS, label correlation and entropy; neurons vs every SAE")
         started = stage.start()
         score(ScoreConfig(acts=extract_stage.path, sae=[s.path for s in sae_stages], embeddings=embed_stage.path,
-                          encoder=encoder, pool=track.pool, out=stage.path))
+                          encoder=encoder, pool=track.pool, out=stage.path, device=track.device))
         stage.finish(started)
     else:
         _say(track.name, "score", "cached")

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from monosemantic.sae import ops
-from monosemantic.sae.kernels import _rows, aux_topk
+from monosemantic.sae.kernels import _rows, aux_topk, sync_free
 
 
 def batch_topk_select(pre: Tensor, bias: Tensor, n: int, cap: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -27,7 +27,7 @@ def batch_topk_select(pre: Tensor, bias: Tensor, n: int, cap: int) -> tuple[Tens
     Entries come out in row order. Ties at the cut are broken by ``torch.topk`` among the candidates.
     """
     B, F = pre.shape
-    if pre.device.type != "cpu":
+    if sync_free(pre):
         vals, flat_idx = (pre.to(bias.dtype) + bias).reshape(-1).topk(n, sorted=False)
         rows = torch.div(flat_idx, F, rounding_mode="floor")
         return rows, flat_idx - rows * F, vals

@@ -12,12 +12,33 @@ dependent ``nonzero`` so that a training step never waits for the device.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from monosemantic.sae import ops
+
+_STATE = threading.local()
+
+
+def sync_free(t: Tensor) -> bool:
+    """Whether selections on ``t`` must avoid data-dependent shapes: off the CPU (or when tests force it)."""
+    return t.device.type != "cpu" or getattr(_STATE, "force", False)
+
+
+@contextmanager
+def sync_free_paths() -> Iterator[None]:
+    """Take the paths written for accelerators on the CPU too (tests compare them with the CPU paths)."""
+    old = getattr(_STATE, "force", False)
+    _STATE.force = True
+    try:
+        yield
+    finally:
+        _STATE.force = old
 
 
 def _rows(W_enc: Tensor) -> Tensor:
@@ -37,7 +58,7 @@ def aux_topk(
     empty = (xc.new_zeros(B, 0), torch.zeros(B, 0, dtype=torch.int64, device=xc.device))
     if dead_mask is None or k_aux <= 0:
         return empty
-    if xc.device.type != "cpu":
+    if sync_free(xc):
         return dead_topk(pre.to(xc.dtype) + b_enc, dead_mask, k_aux, W_enc, b_enc, xc if low else None)
     dead = dead_mask.nonzero().flatten()
     ka = min(k_aux, dead.numel())

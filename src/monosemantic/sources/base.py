@@ -50,6 +50,21 @@ class Model:
     image_size: int | None = None
     source: str = ""
 
+    def to_device(self, device: torch.device) -> Model:
+        """Move the module to ``device``; ``forward`` and ``embed`` then move each batch's inputs there too."""
+        if device.type == "cpu" and all(p.device.type == "cpu" for p in self.module.parameters()):
+            return self
+        self.module.to(device)
+        forward, embed = self.forward, self.embed
+
+        def moved(batch: Batch) -> Batch:
+            inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.inputs.items()}
+            return Batch(inputs, batch.mask, batch.token_ids)
+
+        self.forward = lambda batch: forward(moved(batch))
+        self.embed = lambda batch: embed(moved(batch))
+        return self
+
     @property
     def vocab(self) -> list[str] | None:
         if self.tokenizer is None:
@@ -60,7 +75,8 @@ class Model:
     @torch.inference_mode()
     def embed_items(self, items: Sequence[Any], batch_size: int = 64) -> torch.Tensor:
         """Embeddings [N, e] of items, batched."""
-        out = [self.embed(self.prepare(items[i : i + batch_size])).float() for i in range(0, len(items), batch_size)]
+        out = [self.embed(self.prepare(items[i : i + batch_size])).float().cpu()
+               for i in range(0, len(items), batch_size)]
         return torch.cat(out) if out else torch.empty(0)
 
 

@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 import monosemantic
+from monosemantic.devices import resolve_device
 from monosemantic.errors import UserError
 from monosemantic.sources import load_dataset, load_model, resolve_hook, run_captured
 from monosemantic.sources.datasets import data_ref, fingerprint
@@ -56,6 +57,8 @@ class ExtractConfig:
     """Seed for random-K token selection."""
     shard_rows: int = 65536
     """Rows per shard file."""
+    device: str = "auto"
+    """Where to run the model: auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps."""
     overwrite: bool = False
     """Replace an existing store at --out (the new one is built beside it and swapped in when complete)."""
 
@@ -63,6 +66,7 @@ class ExtractConfig:
 def check_config(cfg: ExtractConfig) -> None:
     """Refuse impossible settings before any model or data is loaded, naming the option and what it accepts."""
     parse_tokens(cfg.tokens)
+    resolve_device(cfg.device)
     if not cfg.layers:
         raise UserError("give at least one --layer (`monosemantic hooks MODEL` lists them)")
     positive = {
@@ -93,7 +97,8 @@ def extract(cfg: ExtractConfig, *, progress: bool = True) -> ActivationStore:
     image_size = cfg.image_size
     if image_size is None and dataset.native_size is not None and dataset.native_size <= 64:
         image_size = 96
-    model = load_model(cfg.model, max_length=cfg.max_length, image_size=image_size)
+    device = resolve_device(cfg.device)
+    model = load_model(cfg.model, max_length=cfg.max_length, image_size=image_size).to_device(device)
     if model.modality != dataset.modality:
         raise UserError(
             f"model {cfg.model!r} reads {model.modality} but dataset {cfg.data!r} holds {dataset.modality}; "
@@ -171,7 +176,7 @@ def extract(cfg: ExtractConfig, *, progress: bool = True) -> ActivationStore:
             b = min(a + cfg.batch_size, n)
             batch = model.prepare(dataset.load(a, b))
             with torch.inference_mode():
-                hidden = run_captured(model.forward, batch, model.module, hooks)
+                hidden = {h: t.cpu() for h, t in run_captured(model.forward, batch, model.module, hooks).items()}
                 rows = select_rows(
                     hidden,
                     batch.mask,

@@ -16,7 +16,7 @@ from monosemantic.sae import native
 from monosemantic.sae.architectures.topk import TopKFamily
 from monosemantic.sae.batch_kernels import batch_topk_encode, triplet_decode
 from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
-from monosemantic.sae.kernels import dead_topk
+from monosemantic.sae.kernels import dead_topk, sync_free
 from monosemantic.sae.options import BatchTopKOptions
 
 THRESHOLD_BETA = 0.999
@@ -94,7 +94,7 @@ class BatchTopKSAE(TopKFamily):
         dead, k_aux = self.aux_inputs(ctx)
         if dead is None or k_aux <= 0:
             return
-        if acts.device.type != "cpu":  # no data-dependent shapes off the CPU
+        if sync_free(acts):  # no data-dependent shapes off the CPU
             out.aux_vals, out.aux_idx = dead_topk(acts, dead, k_aux)
             return
         if not bool(dead.any()):
