@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -270,3 +272,36 @@ def test_filters_in_order() -> None:
     assert counts == {"paired": 4, "after_junk": 3, "after_shared_tokens": 3, "after_one_to_one": 3, "kept": 2}
     top_b[0] = ["cow"]
     assert not shared_token_filter(p, top_a, top_b).kept[0]
+
+
+# --------------------------------------------------------------------------------------------- concepts
+
+
+def test_concept_membership_needs_keyword_token_and_whole_word_context() -> None:
+    from monosemantic.compare import CONCEPTS, members
+
+    tops = [[" day", "x"], ["Days"], [" King"], ["moon"]]
+    ctxs = [["the day was", "x"], ["three Days later"], ["the King, said"], ["honeymoon trip"]]
+    assert members(tops, ctxs, CONCEPTS["Time"]).tolist() == [0]  # "Days" is no keyword
+    assert members(tops, ctxs, CONCEPTS["People/Roles"]).tolist() == [2]  # case-insensitive, "," stripped
+    assert members(tops, ctxs, CONCEPTS["Nature"]).tolist() == []  # "moon" only inside "honeymoon"
+    assert len(CONCEPTS) == 8 and len(CONCEPTS["MonthNames"]) == 12
+
+
+def test_concept_files(tmp_path: Path) -> None:
+    from monosemantic.compare import load_concepts
+
+    root = tmp_path
+    (root / "c.json").write_text('{"Colours": ["red", "blue", "red"]}')
+    assert load_concepts(root / "c.json") == {"Colours": ("red", "blue")}
+    (root / "c.toml").write_text("Colours = [\n")
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_concepts(root / "c.toml")
+    (root / "e.toml").write_text("Colours = []")
+    with pytest.raises(UserError, match="'Colours' is empty"):
+        load_concepts(root / "e.toml")
+    (root / "n.toml").write_text("")
+    with pytest.raises(UserError, match="no concept sets"):
+        load_concepts(root / "n.toml")
+    with pytest.raises(UserError, match="does not exist"):
+        load_concepts(root / "missing.toml")

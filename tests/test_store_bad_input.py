@@ -300,3 +300,28 @@ def test_hub_models_load_from_the_cache_before_the_network(monkeypatch: pytest.M
     assert load_model("gpt2") == "model gpt2" and calls == [True]
     calls.clear()
     assert load_model("org/new") == "model org/new" and calls == [True, False]
+
+
+def test_an_unreadable_image_in_a_folder_is_named_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "imgs" / "cats"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.full((32, 32, 3), 120, dtype=np.uint8)).save(folder / "a.png")
+    (folder / "b.png").write_text("this is not a picture")
+    args = ["extract", "--model", "mobilenet_v2", "--layer", "features.2", "--data", str(tmp_path / "imgs"),
+            "--tokens", "mean", "--batch-size", "1", "--out", str(tmp_path / "store")]
+    assert main(args) == 2
+    _one_line(capsys, "cannot read image", str((folder / "b.png").resolve()), "remove or replace")
+
+
+def test_extract_on_a_device_this_machine_lacks_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main([*EXTRACT, "--out", str(tmp_path / "s"), "--device", "cuda"]) == 2
+    _one_line(capsys, "--device cuda: CUDA is not available here", "--device cpu")
+    assert not (tmp_path / "s").exists()

@@ -7,6 +7,7 @@ different texts (or a different number of items), SAEs of a hook the store does 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,12 +51,18 @@ def expand_saes(paths: list[Path], side: str) -> list[Path]:
     for p in map(Path, paths):
         if (p / "cfg.json").is_file():
             out.append(p)
-        elif p.is_dir() and (subs := sorted(q for q in p.iterdir()
-                                            if (q / "cfg.json").is_file() and not q.name.startswith("."))):
+        elif p.is_dir() and (subs := sorted((q for q in p.iterdir()
+                                             if (q / "cfg.json").is_file() and not q.name.startswith(".")),
+                                            key=_natural)):
             out.extend(subs)
         else:
             raise UserError(f"--{side} {p} is not an SAE folder (no cfg.json) nor a folder of SAE folders")
     return out
+
+
+def _natural(p: Path) -> list[Any]:
+    """Sort key putting L3 before L15 (layer folders read in layer order in the grid)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
 
 
 def sae_hook(path: Path) -> str | None:

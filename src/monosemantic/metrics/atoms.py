@@ -162,12 +162,12 @@ def sample_coherence(
     if refine_near is None:
         ks = torch.unique(k[k >= 1]).to(torch.float64)
         refine_near = 1.0 / (2 * ks - 1)
-    near = torch.as_tensor(refine_near, dtype=torch.float64).reshape(-1)
-    if near.numel():
-        close = ((mu[:, None] - near[None, :]).abs() <= REFINE_MARGIN).any(1) & (k >= 2)
-        rows = torch.nonzero(close).reshape(-1).numpy()
-        if len(rows):
-            mu[torch.from_numpy(rows)] = exact_max(u, indptr, indices, rows)
+    close = torch.zeros(len(mu), dtype=torch.bool)
+    for t in torch.as_tensor(refine_near, dtype=torch.float64).reshape(-1).tolist():
+        close |= (mu - t).abs() <= REFINE_MARGIN
+    rows = torch.nonzero(close & (k >= 2)).reshape(-1).numpy()
+    if len(rows):
+        mu[torch.from_numpy(rows)] = exact_max(u, indptr, indices, rows)
     return mu, k
 
 

@@ -94,7 +94,7 @@ def _counts_table(cells: list[dict[str, Any]]) -> str:
                  f"<td>{k['paired']:,}</td><td>{k.get('after_junk', '–')}</td>"
                  f"<td>{k.get('after_shared_tokens', '–')}</td><td>{k['kept']:,}</td>"
                  f"<td>{_num(c['mean_corr_before'])}</td><td>{_num(c['mean_corr_after'])}</td>"
-                 f"<td>{_histogram(c)}</td><td>{esc(c.get('note', ''))}</td></tr>")
+                 f"<td>{_histogram(c)}</td><td>{esc(c.get('note') or c.get('warning', ''))}</td></tr>")
     return ("<table class=summary><tr><th>A</th><th>B</th><th>units</th><th>paired</th><th>no junk</th>"
             "<th>shared top token</th><th>kept</th><th>mean corr (all)</th><th>mean corr (kept)</th>"
             f"<th>correlations (light: all, dark: kept)</th><th>note</th></tr>{rows}</table>")

@@ -355,10 +355,15 @@ def _hf_disk(path: Path, text_field: str, label_columns: Sequence[str]) -> Datas
 
 
 def read_image(path: str) -> np.ndarray:
-    from PIL import Image
+    """RGB pixels of an image file; a file PIL cannot decode is a one-line error naming it."""
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        why = str(exc).split(":")[0] if isinstance(exc, UnidentifiedImageError) else str(exc) or type(exc).__name__
+        raise UserError(f"cannot read image {path} ({why}); remove or replace that file and run again") from None
 
 
 def load_image(ref: dict[str, Any]) -> np.ndarray:

@@ -192,6 +192,7 @@ def extract(cfg: ExtractConfig, *, progress: bool = True) -> ActivationStore:
             bar.set_postfix_str(f"{rows_done / (time.perf_counter() - t0):,.0f} tok/s", refresh=False)
     except BaseException:
         writer.abort()
+        bar.leave = False  # clear the bar, so an error message stands alone on its line
         bar.close()
         raise
     bar.close()
