@@ -50,3 +50,14 @@ def _seed() -> None:
     import torch
 
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: kernel results do not depend on how work is split between threads."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

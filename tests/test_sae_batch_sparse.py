@@ -20,12 +20,7 @@ from monosemantic.store import write_store
 D, F, B = 10, 40, 24
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _sae(arch: str, dtype: torch.dtype, k: float, bias_shift: float, seed: int = 0) -> SAE:

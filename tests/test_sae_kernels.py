@@ -7,13 +7,7 @@ import torch
 
 from monosemantic.sae.kernels import sparse_decode, topk_encode
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _dense_loss(x, b_dec, W_enc, b_enc, W_dec, k, dead, k_aux, alpha):

@@ -3,7 +3,11 @@ argument checks, shape-only (meta) execution, and a warning-free build of the C 
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,12 +17,7 @@ from monosemantic.sae import native, ops
 needs_native = pytest.mark.skipif(not native.available(), reason="no C compiler: only the torch versions exist")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _both(fn, *args):
@@ -146,3 +145,21 @@ def test_the_c_source_builds_without_a_warning(tmp_path):
     warnings = native.compile_library(native.source(), out, native.compiler())  # type: ignore[arg-type]
     assert out.exists() and warnings == "", warnings
     assert shutil.which("gcc") is None or "-Wextra" in native._FLAGS
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed (GPU machines have it)")
+def test_triton_decode_equals_embedding_bag_in_the_interpreter():
+    # TRITON_INTERPRET runs the kernel on the CPU with numpy: the logic is checked without a GPU
+    code = (
+        "import torch; from monosemantic.sae import triton_decode as t\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "for B, k, F, d in [(7, 5, 40, 19), (3, 1, 8, 300), (16, 32, 512, 384)]:\n"
+        "    i = torch.randint(0, F, (B, k), generator=g); v = torch.randn(B, k, generator=g)\n"
+        "    W = torch.randn(F, d, generator=g)\n"
+        "    ref = torch.nn.functional.embedding_bag(i, W, per_sample_weights=v, mode='sum')\n"
+        "    assert torch.allclose(t.gather_sum(i, v, W), ref, atol=1e-5), (B, k, F, d)\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

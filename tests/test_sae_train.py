@@ -39,7 +39,7 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def cfg(store: Path, out: Path, **kw) -> TrainConfig:
     base = dict(acts=store, out=out, arch="topk", d_sae=[64], k=[4], tokens="60K", batch_size=512, lr=4e-3,
-                progress=False, threads=1, checkpoint_every=0, log_every=5)
+                progress=False, threads=1, checkpoint_every=0, log_every=5, device="cpu")
     base.update(kw)
     return train_config(base)
 

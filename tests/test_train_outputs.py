@@ -28,7 +28,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def cfg(store: Path, out: Path, **kw) -> TrainConfig:
     base = dict(acts=store, out=out, arch="topk", d_sae=[24], k=[3], tokens="3K", batch_size=256,
-                progress=False, threads=1, checkpoint_every=0)
+                progress=False, threads=1, checkpoint_every=0, device="cpu")
     base.update(kw)
     return train_config(base)
 

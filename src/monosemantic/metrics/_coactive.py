@@ -63,14 +63,18 @@ def _topk_csr(indices: Any, values: Any, n_atoms: int) -> tuple[np.ndarray, np.n
     if idx.numel() and int(idx.max()) >= n_atoms:
         raise UserError(f"codes index atom {int(idx.max())} but the dictionary has {n_atoms} atoms")
     # unused slots sort to the end of their row as the sentinel n_atoms
-    srt = torch.where((val != 0) & (idx >= 0), idx.to(torch.int64), n_atoms).sort(dim=1).values
+    kind = torch.int32 if n_atoms < (1 << 31) - 1 else torch.int64
+    srt = torch.where((val != 0) & (idx >= 0), idx.to(kind), n_atoms).sort(dim=1).values
     if srt.shape[1] > 1:
-        srt[:, 1:][srt[:, 1:] == srt[:, :-1]] = n_atoms
-        srt = srt.sort(dim=1).values
+        dup = srt[:, 1:] == srt[:, :-1]
+        if bool(dup.any()):
+            srt[:, 1:][dup] = n_atoms
+            srt = srt.sort(dim=1).values
     valid = srt < n_atoms
     indptr = np.zeros(idx.shape[0] + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(valid.sum(1).numpy())
-    return indptr, srt[valid].numpy()
+    flat = srt.reshape(-1) if bool(valid.all()) else srt[valid]
+    return indptr, flat.numpy().astype(np.int64)
 
 
 def _padded(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, width: int, pad: int) -> torch.Tensor:

@@ -9,11 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, architectures, register
-from monosemantic.sae.trainconfig import TrainConfig, parse_count
+from monosemantic.sae.options import (
+    ArchOptions,
+    BatchTopKOptions,
+    JumpReLUOptions,
+    MatryoshkaOptions,
+    ReLUOptions,
+    TopKOptions,
+)
+from monosemantic.sae.trainconfig import TrainConfig, parse_count, train_config
 
 __all__ = [
-    "SAE", "SAEConfig", "StepContext", "StepOutput", "TrainConfig", "architectures", "parse_count", "register",
-    "train",
+    "SAE", "ArchOptions", "BatchTopKOptions", "JumpReLUOptions", "MatryoshkaOptions", "ReLUOptions", "SAEConfig",
+    "StepContext", "StepOutput", "TopKOptions", "TrainConfig", "architectures", "parse_count", "register", "train",
+    "train_config",
 ]
 
 

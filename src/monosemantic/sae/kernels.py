@@ -12,9 +12,6 @@ dependent ``nonzero`` so that a training step never waits for the device.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -22,23 +19,14 @@ from torch import Tensor
 
 from monosemantic.sae import ops
 
-_STATE = threading.local()
+SYNC_FREE = ops.ThreadFlag()
+sync_free_paths = SYNC_FREE.on
+"""Take the paths written for accelerators on the CPU too (tests compare them with the CPU paths)."""
 
 
 def sync_free(t: Tensor) -> bool:
     """Whether selections on ``t`` must avoid data-dependent shapes: off the CPU (or when tests force it)."""
-    return t.device.type != "cpu" or getattr(_STATE, "force", False)
-
-
-@contextmanager
-def sync_free_paths() -> Iterator[None]:
-    """Take the paths written for accelerators on the CPU too (tests compare them with the CPU paths)."""
-    old = getattr(_STATE, "force", False)
-    _STATE.force = True
-    try:
-        yield
-    finally:
-        _STATE.force = old
+    return t.device.type != "cpu" or bool(SYNC_FREE)
 
 
 def _rows(W_enc: Tensor) -> Tensor:

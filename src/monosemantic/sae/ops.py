@@ -21,23 +21,35 @@ from torch import Tensor
 
 from monosemantic.sae import native
 
-_STATE = threading.local()
 _CHUNK_ELEMS = 1 << 24  # torch versions: elements per [chunk, k, d] temporary
 
 
-@contextmanager
-def torch_fallback() -> Iterator[None]:
-    """Run the torch versions of every primitive inside the block, whatever the device."""
-    old = getattr(_STATE, "force", False)
-    _STATE.force = True
-    try:
-        yield
-    finally:
-        _STATE.force = old
+class ThreadFlag:
+    """A per-thread switch, off by default; ``with flag.on():`` turns it on inside a block."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __bool__(self) -> bool:
+        return bool(getattr(self._local, "value", False))
+
+    @contextmanager
+    def on(self) -> Iterator[None]:
+        old = bool(self)
+        self._local.value = True
+        try:
+            yield
+        finally:
+            self._local.value = old
+
+
+FORCE_TORCH = ThreadFlag()
+torch_fallback = FORCE_TORCH.on
+"""Run the torch versions of every primitive inside the block, whatever the device."""
 
 
 def _native(*ts: Tensor) -> bool:
-    if getattr(_STATE, "force", False) or not native.available():
+    if FORCE_TORCH or not native.available():
         return False
     return all(t.is_contiguous() for t in ts)
 
@@ -162,7 +174,7 @@ def _(idx: Tensor, W: Tensor, G: Tensor) -> Tensor:
 @torch.library.custom_op("monosemantic::gather_sum", mutates_args=())
 def gather_sum(idx: Tensor, vals: Tensor, W: Tensor) -> Tensor:
     """``out[b] = Σ_s vals[b, s] · W[idx[b, s]]``: [B, d] (an embedding bag; the sparse decode)."""
-    if W.device.type == "cuda" and not getattr(_STATE, "force", False):
+    if W.device.type == "cuda" and not FORCE_TORCH:
         from monosemantic.sae import triton_decode
 
         if triton_decode.enabled():
