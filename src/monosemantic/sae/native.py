@@ -47,8 +47,9 @@ _SIGS = {
     "tri_gather_sum": [_P, _P, _P, _I64, _P, _I64, _I64, _P, _I],
     "tri_gather_dot": [_P, _P, _I64, _P, _P, _I64, _P, _I],
     "tri_scatter_rows": [_P, _P, _P, _I64, _P, _I64, _I64, _P, _I],
+    "count_out_of_range": [_P, _I64, _I64],
 }
-_RESTYPES = {"project_rows": ctypes.c_double}
+_RESTYPES = {"project_rows": ctypes.c_double, "count_out_of_range": ctypes.c_int64}
 
 
 def source() -> str:
@@ -145,6 +146,11 @@ def _call(name: str, *args: object) -> object:
 
 
 # Each function below assumes checked arguments: CPU, contiguous, float32 (bf16 where said), int64 indices in range.
+
+
+def count_out_of_range(idx: Tensor, bound: int) -> int:
+    """How many int64 entries of ``idx`` lie outside [0, bound)."""
+    return int(lib().count_out_of_range(idx.data_ptr(), idx.numel(), bound))  # type: ignore[union-attr]
 
 
 def topk_rows(pre: Tensor, k: int, bias: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -67,14 +67,19 @@ def renormalise_rows(W_dec: nn.Parameter) -> None:
 def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> Tensor | None:
     """Clip the global gradient norm with foreach kernels (the generic utility is slower on CPU); returns the norm.
 
-    The scale ``min(1, max_norm / (norm + 1e-6))`` stays a tensor, so the device is never waited for; it is formed in
-    float64 and rounded once, as a Python float would be.
+    The scale is ``min(1, max_norm / (norm + 1e-6))``, formed in float64. Off the CPU it stays a tensor and every
+    gradient is multiplied by it, so the device is never waited for; on the CPU, where reading it costs nothing, the
+    multiplication is skipped when nothing is clipped.
     """
     grads = [p.grad for p in params if p.grad is not None]
     if not grads or max_norm <= 0:
         return None
     norms = torch._foreach_norm(grads, 2.0)
     total = torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
-    coef = (max_norm / (total.double() + 1e-6)).clamp_max(1.0).to(grads[0].dtype)
-    torch._foreach_mul_(grads, coef)
+    coef = (max_norm / (total.double() + 1e-6)).clamp_max(1.0)
+    if total.device.type == "cpu":
+        if float(coef) < 1:
+            torch._foreach_mul_(grads, float(coef))
+    else:
+        torch._foreach_mul_(grads, coef.to(grads[0].dtype))
     return total

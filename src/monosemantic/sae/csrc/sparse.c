@@ -283,3 +283,12 @@ void tri_scatter_rows(const int64_t *orow, const int64_t *col, const float *w, i
         }
     }
 }
+
+/* Number of entries of idx[0..n) outside [0, bound): one branch-free pass (negative values wrap to huge unsigned
+   ones), so every index can be checked before a kernel trusts it. */
+int64_t count_out_of_range(const int64_t *idx, int64_t n, int64_t bound) {
+    int64_t bad = 0;
+    #pragma omp simd reduction(+:bad)
+    for (int64_t i = 0; i < n; i++) bad += (uint64_t)idx[i] >= (uint64_t)bound;
+    return bad;
+}
