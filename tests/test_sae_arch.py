@@ -205,3 +205,25 @@ def test_package_root_exposes_sae_lazily():
     import monosemantic
 
     assert monosemantic.SAE is SAE
+
+
+def test_registering_a_name_twice_is_an_error_and_create_validates():
+    from monosemantic.sae import register
+    from monosemantic.sae.architectures.topk import TopKSAE
+
+    with pytest.raises(ValueError, match="'topk' is registered twice"):
+        register("topk")(type("AnotherTopK", (TopKSAE,), {}))
+    assert architectures()["topk"] is TopKSAE
+    with pytest.raises(UserError, match="group sizes"):
+        SAE.create(SAEConfig(d_in=D, d_sae=F, architecture="matryoshka", k=4, group_sizes=[6, 6]))
+
+
+def test_the_trainer_knows_no_architecture_by_name():
+    import inspect
+
+    from monosemantic.sae import trainer
+
+    source = inspect.getsource(trainer)
+    assert "hasattr(" not in source
+    for name in ARCHS:
+        assert f'"{name}"' not in source, name

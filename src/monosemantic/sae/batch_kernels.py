@@ -134,13 +134,13 @@ def triplet_decode(rows: Tensor, cols: Tensor, vals: Tensor, W_dec: Tensor, n_ro
 
 
 def prefix_decode(rows: Tensor, cols: Tensor, vals: Tensor, W_dec: Tensor, b_dec: Tensor, n_rows: int,
-                  ends: list[int]) -> Tensor:
+                  ends: Tensor) -> Tensor:
     """Matryoshka prefix reconstructions [G, B, d]: ``b_dec + Σ`` over kept entries with col < ends[i].
 
     One decode writes each entry into the slot of its group (per-group partial sums); a cumulative sum over the
     groups turns them into the nested prefixes.
     """
-    G = len(ends)
-    grp = torch.bucketize(cols, torch.tensor(ends, dtype=cols.dtype, device=cols.device), right=True)
+    G = ends.numel()
+    grp = torch.bucketize(cols, ends.to(cols.dtype), right=True)
     partial = triplet_decode(grp * n_rows + rows, cols, vals, W_dec, G * n_rows).view(G, n_rows, -1)
     return partial.cumsum(0) + b_dec

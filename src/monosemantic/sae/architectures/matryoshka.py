@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from monosemantic.errors import UserError
@@ -40,6 +41,11 @@ class MatryoshkaSAE(BatchTopKSAE):
     saelens_architecture = "jumprelu"
     Options = MatryoshkaOptions
 
+    def __init__(self, cfg: SAEConfig) -> None:
+        super().__init__(cfg)
+        # the group ends as a tensor that follows the module to its device (not saved: cfg holds the sizes)
+        self.register_buffer("ends", torch.tensor(cfg.group_ends, dtype=torch.int64), persistent=False)
+
     @classmethod
     def build_config(cls, d_in: int, d_sae: int, k: float | None, options: ArchOptions,
                      metadata: dict[str, Any] | None = None) -> SAEConfig:
@@ -59,7 +65,7 @@ class MatryoshkaSAE(BatchTopKSAE):
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
         if use_sparse(self, x, ctx):
             vals, rows, cols, avals, aidx = self.sparse_encode(x, ctx)
-            stack = prefix_decode(rows, cols, vals, self.W_dec, self.b_dec, x.shape[0], self.cfg.group_ends)
+            stack = prefix_decode(rows, cols, vals, self.W_dec, self.b_dec, x.shape[0], self.ends)
             prefix = list(stack.unbind(0))
             return StepOutput(x=x, x_hat=prefix[-1], vals=vals, idx=cols, aux_vals=avals, aux_idx=aidx,
                               extras={"prefix_recons": prefix, "prefix_stack": stack})  # type: ignore[dict-item]
