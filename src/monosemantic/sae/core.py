@@ -37,7 +37,7 @@ class SAEConfig:
     d_sae: int
     """Number of latents (dictionary size)."""
     architecture: str = "topk"
-    """Registered architecture name: relu, topk, batchtopk, matryoshka, jumprelu."""
+    """Registered architecture name: relu, topk, batchtopk, matryoshka, jumprelu, tied."""
     k: int | None = None
     """TopK: latents kept per row. BatchTopK/Matryoshka: average latents kept per row in training."""
     group_sizes: list[int] | None = None
@@ -107,8 +107,8 @@ class SAE(nn.Module):
     has_threshold: ClassVar[bool] = False
     Options: ClassVar[type[ArchOptions]] = ArchOptions
     """The architecture's training options (flags of ``monosemantic train``, keys of its TOML)."""
-    sparsity_param: ClassVar[Literal["k", "coefficient"]] = "k"
-    """What sets sparsity, and what a sweep varies: k (--k) or a coefficient (--l1)."""
+    sparsity_param: ClassVar[Literal["k", "coefficient", "none"]] = "k"
+    """What sets sparsity, and what a sweep varies: k (--k), a coefficient (--l1), or nothing (the ReLU alone)."""
     default_coefficient: ClassVar[float | None] = None
     """The coefficient trained with when --l1 is not given (coefficient architectures)."""
     lr_constant: ClassVar[float] = 2e-4
@@ -185,6 +185,11 @@ class SAE(nn.Module):
 
     # ------------------------------------------------------------------ training hooks
 
+    @torch.no_grad()
+    def set_initial_bias(self, b_dec: Tensor) -> None:
+        """The recipe's decoder-bias initialisation (geometric median or mean of the first batch)."""
+        self.b_dec.copy_(b_dec)
+
     def step_options(self, ctx: StepContext) -> Any:
         """The options of a training step: the context's, or this architecture's defaults."""
         return ctx.options if ctx.options is not None else type(self).Options()
@@ -199,11 +204,13 @@ class SAE(nn.Module):
         f = self.activation(pre)
         return StepOutput(x=x, x_hat=self.decode(f), acts=f, pre=pre)
 
-    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None) -> list[Any]:
-        """The loss terms this architecture trains with (see ``losses.py``); ``coefficient`` is the sweep's."""
+    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None,
+               rec_weight: Tensor | None = None) -> list[Any]:
+        """The loss terms this architecture trains with (see ``losses.py``): ``coefficient`` is the sweep's,
+        ``rec_weight`` [d_in] weights each dimension's reconstruction error (None: unweighted)."""
         from monosemantic.sae.losses import Reconstruction
 
-        return [Reconstruction(rec_loss)]
+        return [Reconstruction(rec_loss, rec_weight)]
 
     def unit_norm_decoder(self, options: ArchOptions) -> bool:
         """Whether training keeps the decoder rows at unit norm (gradient projection and renormalisation)."""

@@ -40,7 +40,8 @@ def _sq_err(x: Tensor, x_hat: Tensor, weight: Tensor | None) -> Tensor:
 class Reconstruction:
     """``mean_b ||x − x̂||²`` (``sum_mse``) or that divided by the batch variance (``normalized_mse``).
 
-    ``weight`` (shape [d_in]) weights each input dimension, e.g. for weighted SAEs.
+    ``weight`` (shape [d_in]) multiplies each input dimension's squared error: γ² of the weighted SAE (WSAE, Cui
+    et al., arXiv 2506.15963), see :func:`monosemantic.sae.recipe.dimension_weights`.
     """
 
     kind: str = "sum_mse"
@@ -56,19 +57,22 @@ class Reconstruction:
 
 @dataclass
 class MatryoshkaReconstruction:
-    """Σ_i (``sum``) or mean_i/G (``dl_weighted_mean``) of the prefix reconstruction errors (§A.4)."""
+    """Σ_i (``sum``) or mean_i/G (``dl_weighted_mean``) of the prefix reconstruction errors (Bussmann et al. 2025,
+    arXiv 2503.17547); ``weight`` [d_in] weights each input dimension as in :class:`Reconstruction`."""
 
     kind: str = "sum"
+    weight: Tensor | None = None
     name: str = "mse"
 
     def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
         stack = out.extras.get("prefix_stack")
         if stack is not None:  # [G, B, d] from the sparse path: one fused pass instead of G
-            total = (out.x - stack).pow(2).sum(-1).mean(-1).sum()
+            err = (out.x - stack).pow(2)
+            total = (err if self.weight is None else err * self.weight).sum(-1).mean(-1).sum()
             n = stack.shape[0]
         else:
             prefix = out.extras["prefix_recons"]
-            total = torch.stack([_sq_err(out.x, r, None) for r in prefix]).sum()  # type: ignore[union-attr]
+            total = torch.stack([_sq_err(out.x, r, self.weight) for r in prefix]).sum()  # type: ignore[union-attr]
             n = len(prefix)  # type: ignore[arg-type]
         if self.kind == "dl_weighted_mean":
             total = total / n**2

@@ -143,3 +143,9 @@ class JumpReLUOptions(WarmupOptions):
         for name in ("target_l0", "bandwidth", "threshold_init"):
             if not getattr(self, name) > 0:
                 raise UserError(f"--{name.replace('_', '-')} must be greater than 0, got {getattr(self, name):g}")
+
+
+@options_for("tied")
+@dataclass(frozen=True)
+class TiedOptions(ArchOptions):
+    """The theory SAE (tied weights, no biases, ReLU) has no options of its own."""

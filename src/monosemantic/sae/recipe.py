@@ -37,6 +37,19 @@ def default_lr(d_sae: int, c: float = 2.5e-3) -> float:
     return c / math.sqrt(d_sae / 2**14)
 
 
+def dimension_weights(x: Tensor, alpha: float, norm: str = "max") -> Tensor:
+    """WSAE weights ``γ = s^α`` per input dimension (Cui et al., arXiv 2506.15963, the reweighted loss): ``s`` is
+    each dimension's variance over the rows ``x`` [N, d] (already input-scaled), divided by its max or mean
+    (``norm``; the paper leaves the normalisation open). The loss multiplies squared errors by ``γ²``; α = 0 gives
+    the plain SAE. Float32 [d]."""
+    s = x.double().var(0, unbiased=False)
+    if norm == "max":
+        s = s / s.max().clamp_min(1e-30)
+    elif norm == "mean":
+        s = s / s.mean().clamp_min(1e-30)
+    return s.clamp_min(0).pow(alpha).float()
+
+
 def steps_of(value: float, total: int) -> int:
     """A fraction of the run when below 1, else a step count."""
     return round(value * total) if 0 < value < 1 else int(value)

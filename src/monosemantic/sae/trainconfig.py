@@ -25,7 +25,7 @@ class TrainConfig:
     hook: str | None = None
     """Hook of the store to train on (default: the store's only hook)."""
     arch: str = "topk"
-    """Architecture: topk, batchtopk, matryoshka, jumprelu or relu."""
+    """Architecture: topk, batchtopk, matryoshka, jumprelu, relu or tied (the theory SAE: tied weights, no biases)."""
     options: ArchOptions | None = None
     """The architecture's own options (an instance of its ``Options``; default: that class's defaults). On the
     command line and in TOML they are flat keys, e.g. --group-fraction for matryoshka."""
@@ -63,6 +63,13 @@ class TrainConfig:
     """CUDA: decode with the Triton kernel when triton is installed (else torch's embedding_bag)."""
     rec_loss: Literal["sum_mse", "normalized_mse"] = "sum_mse"
     """Reconstruction loss: sum_mse (mean over rows of the squared error summed over dims) or normalized_mse."""
+    rec_weights: Literal["none", "variance"] = "none"
+    """Weighted SAE (WSAE, arXiv 2506.15963): weight each input dimension's squared error by γ² with γ = s^α, s the
+    dimension's variance over the training rows (after input scaling); none = the plain SAE. Training only."""
+    rec_alpha: float = 1.0
+    """WSAE: the exponent α of γ = s^α (0 = plain SAE; the paper uses 0.5 and 1)."""
+    rec_weights_norm: Literal["max", "mean", "none"] = "max"
+    """WSAE: divide s by its max or mean before the power (the paper leaves this open), or leave it."""
     dead_tokens: int = 10_000_000
     """A latent is dead after this many training rows without firing."""
     init_b_dec: Literal["geometric_median", "mean", "zeros"] = "geometric_median"
@@ -155,7 +162,7 @@ def sweep_points(tc: TrainConfig, d_in: int) -> list[SweepPoint]:
 _BOUNDS: tuple[tuple[str, float, bool], ...] = (
     ("batch_size", 1, True), ("lr", 0, False), ("warmup", 0, True), ("decay", 0, True), ("adam_eps", 0, False),
     ("grad_clip", 0, True), ("dead_tokens", 1, True), ("eval_rows", 1, True), ("checkpoint_every", 0, True),
-    ("log_every", 1, True), ("threads", 0, True), ("seed", 0, True),
+    ("log_every", 1, True), ("threads", 0, True), ("seed", 0, True), ("rec_alpha", 0, True),
 )
 
 

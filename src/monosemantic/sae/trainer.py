@@ -47,6 +47,7 @@ from monosemantic.sae.options import ArchOptions
 from monosemantic.sae.recipe import (
     clip_grad_norm,
     default_lr,
+    dimension_weights,
     geometric_median,
     lr_factor,
     remove_parallel_grad,
@@ -94,7 +95,6 @@ class _Run:
     total: int
     options: ArchOptions
     saes: list[SAE]
-    losses: list[list[Any]]
     lrs: list[float]
     opts: list[torch.optim.Optimizer]
     since_fired: list[Tensor]
@@ -104,6 +104,9 @@ class _Run:
     before: float = 0.0
     """Training seconds spent by earlier, interrupted attempts."""
     unit_norm: list[bool] = field(default_factory=list)
+    losses: list[list[Any]] = field(default_factory=list)
+    rec_weight: Tensor | None = None
+    """WSAE per-dimension weights γ² [d_in] (None: the plain reconstruction loss)."""
 
 
 def _resolve_hook(store: Any, hook: str | None) -> str:
@@ -125,13 +128,19 @@ def _check_finite(x: Tensor, what: str) -> None:
         raise UserError(f"{what} contains {int(mask.sum())} NaN or inf values; re-extract the store or drop those rows")
 
 
-def _norm_scale(tc: TrainConfig, store: Any, hook: str, rows: np.ndarray, d_in: int) -> float:
-    if tc.input_scaling == "none":
-        return 1.0
+def _scale_sample(tc: TrainConfig, store: Any, hook: str, rows: np.ndarray) -> Tensor:
+    """The seeded sample of training rows the input scale (and the WSAE weights) are measured on."""
     rng = np.random.default_rng([tc.seed, 7])
     sample = np.sort(rng.choice(rows, size=min(len(rows), _NORM_SAMPLE_ROWS), replace=False))
     x = store.gather(hook, sample)
     _check_finite(x, f"hook {hook!r} of the store")
+    return x  # type: ignore[no-any-return]
+
+
+def _norm_scale(tc: TrainConfig, store: Any, hook: str, rows: np.ndarray, d_in: int) -> float:
+    if tc.input_scaling == "none":
+        return 1.0
+    x = _scale_sample(tc, store, hook, rows)
     mean_sq = float(x.double().pow(2).sum(1).mean())
     if mean_sq <= 0:
         raise UserError(f"hook {hook!r} of the store is all zeros; there is nothing to train on")
@@ -147,11 +156,14 @@ def train(
     ``extra_losses`` are added to every SAE's loss; ``stop_after`` stops after that many steps of this call
     without saving (tests use it to simulate a kill between checkpoints).
     """
-    run = _set_up(config, store, extra_losses)
+    run = _set_up(config, store)
     if config.resume:
         _resume(run)
     else:
         _start(run)
+    weight = None if run.rec_weight is None else run.rec_weight.to(run.device)
+    run.losses = [[*s.losses(config.rec_loss, run.options, p.coefficient, weight), *extra_losses]
+                  for s, p in zip(run.saes, run.points, strict=True)]
     if not _loop(run, stop_after):
         return []
     return _finish(run)
@@ -160,7 +172,7 @@ def train(
 # ------------------------------------------------------------------------------------------------ set-up
 
 
-def _set_up(tc: TrainConfig, store: Any, extra_losses: Sequence[Any]) -> _Run:
+def _set_up(tc: TrainConfig, store: Any) -> _Run:
     from monosemantic.store import ActivationStore
 
     check_config(tc)
@@ -196,8 +208,6 @@ def _set_up(tc: TrainConfig, store: Any, extra_losses: Sequence[Any]) -> _Run:
         sae.init_for_training(options, torch.Generator().manual_seed(tc.seed))
         saes.append(sae.to(device))
     check_start(paths, resume=tc.resume, overwrite=tc.overwrite, acts=Path(tc.acts) if tc.acts else None)
-    losses = [[*s.losses(tc.rec_loss, options, p.coefficient), *extra_losses]
-              for s, p in zip(saes, points, strict=True)]
     lrs = [tc.lr or default_lr(p.d_sae, type(s).lr_constant) for s, p in zip(saes, points, strict=True)]
     fused = device.type in ("cpu", "cuda")
     opts: list[torch.optim.Optimizer] = [
@@ -207,7 +217,7 @@ def _set_up(tc: TrainConfig, store: Any, extra_losses: Sequence[Any]) -> _Run:
     ]
     return _Run(
         tc=tc, store=store, hook=hook, device=device, points=points, paths=paths, data=data, eval_rows=eval_rows,
-        total=max(1, math.ceil(tc.total_tokens() / tc.batch_size)), options=options, saes=saes, losses=losses,
+        total=max(1, math.ceil(tc.total_tokens() / tc.batch_size)), options=options, saes=saes,
         lrs=lrs, opts=opts, since_fired=[torch.zeros(p.d_sae, dtype=torch.int64, device=device) for p in points],
         world=world, unit_norm=[s.unit_norm_decoder(options) for s in saes],
     )
@@ -225,6 +235,7 @@ def _resume(run: _Run) -> None:
     if ck["names"] != names:
         raise UserError(f"the checkpoint trains {ck['names']}, this command asks for {names}")
     run.step, run.scale, run.before = ck["step"], ck["scale"], float(ck.get("elapsed_s", 0.0))
+    run.rec_weight = ck.get("rec_weight")
     for i, s in enumerate(run.saes):
         s.load_state_dict(ck["saes"][i])
         run.opts[i].load_state_dict(ck["opts"][i])
@@ -238,13 +249,16 @@ def _start(run: _Run) -> None:
     tc = run.tc
     train_rows = run.data.rows
     run.scale = _norm_scale(tc, run.store, run.hook, train_rows, run.store.width(run.hook))
+    if tc.rec_weights == "variance":
+        gamma = dimension_weights(_scale_sample(tc, run.store, run.hook, train_rows) * run.scale, tc.rec_alpha,
+                                  tc.rec_weights_norm)
+        run.rec_weight = gamma.pow(2)
     first = run.data.global_batch(0, 0) * run.scale
     _check_finite(first, f"hook {run.hook!r} of the store")
     if tc.init_b_dec != "zeros":
         b0 = geometric_median(first) if tc.init_b_dec == "geometric_median" else first.mean(0)
         for s in run.saes:
-            with torch.no_grad():
-                s.b_dec.copy_(b0)
+            s.set_initial_bias(b0)
     if D.is_main():
         if run.paths.partial.exists():
             shutil.rmtree(run.paths.partial)
@@ -362,7 +376,7 @@ def _checkpoint(run: _Run, elapsed: float) -> None:
             "step": run.step, "scale": run.scale, "d_in": run.store.width(run.hook), "hook": run.hook,
             "names": [p.name for p in run.points], "saes": [s.state_dict() for s in run.saes],
             "opts": [o.state_dict() for o in run.opts], "since_fired": [sf.cpu() for sf in run.since_fired],
-            "rng": rng_state(), "elapsed_s": elapsed,
+            "rng": rng_state(), "elapsed_s": elapsed, "rec_weight": run.rec_weight,
         })
     D.barrier()
 
@@ -387,6 +401,8 @@ def _finish(run: _Run) -> list[Path]:
             {"norm_factor": 1.0 / run.scale, "fold": tc.fold, "input_scaling": tc.input_scaling,
              "train": _plain(tc), "steps": run.total, "device": str(run.device)}
         )
+        if run.rec_weight is not None:  # γ, as the WSAE paper states it; the saved SAE's inference is unchanged
+            s.cfg.metadata["monosemantic"]["rec_weights"] = run.rec_weight.sqrt().tolist()
         stats: ReconStats = evaluate(s.eval(), batches)
         result = stats.result()
         result["dead_fraction_train"] = float((sf >= tc.dead_tokens).double().mean())

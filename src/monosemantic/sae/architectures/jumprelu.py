@@ -86,12 +86,13 @@ class JumpReLUSAE(SAE):
         l0 = _Step.apply(pre, theta, eps).sum(1).mean()
         return StepOutput(x=x, x_hat=self.decode(f), acts=f, pre=pre, extras={"l0_ste": l0})
 
-    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None) -> list[Any]:
+    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None,
+               rec_weight: Tensor | None = None) -> list[Any]:
         from monosemantic.sae.losses import JumpReLUSparsity, Reconstruction
 
         opts: JumpReLUOptions = options  # type: ignore[assignment]
         lam = self.default_coefficient if coefficient is None else coefficient
         return [
-            Reconstruction(rec_loss),
+            Reconstruction(rec_loss, rec_weight),
             JumpReLUSparsity(opts.jumprelu_sparsity, lam, opts.target_l0, opts.sparsity_warmup),  # type: ignore[arg-type]
         ]

@@ -85,11 +85,12 @@ class MatryoshkaSAE(BatchTopKSAE):
     def activation_train(self, x: Tensor) -> Tensor:
         return self.pre_acts(x).relu()
 
-    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None) -> list[Any]:
+    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None,
+               rec_weight: Tensor | None = None) -> list[Any]:
         from monosemantic.sae.losses import MatryoshkaReconstruction
 
         opts: MatryoshkaOptions = options  # type: ignore[assignment]
-        return [MatryoshkaReconstruction(opts.matryoshka_loss), self.aux_loss(opts)]
+        return [MatryoshkaReconstruction(opts.matryoshka_loss, rec_weight), self.aux_loss(opts)]
 
     def extra_state_for_save(self) -> dict[str, Any]:
         return {"group_sizes": list(self.cfg.group_sizes or [])}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from monosemantic.sae.core import SAE, register
 from monosemantic.sae.options import ArchOptions, ReLUOptions
@@ -18,12 +19,14 @@ class ReLUSAE(SAE):
     sparsity_param = "coefficient"
     default_coefficient = 0.05
 
-    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None) -> list[Any]:
+    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None,
+               rec_weight: Tensor | None = None) -> list[Any]:
         from monosemantic.sae.losses import L1, Reconstruction
 
         opts: ReLUOptions = options  # type: ignore[assignment]
         lam = self.default_coefficient if coefficient is None else coefficient
-        return [Reconstruction(rec_loss), L1(lam, opts.sparsity_warmup, opts.l1_variant)]  # type: ignore[arg-type]
+        l1 = L1(lam, opts.sparsity_warmup, opts.l1_variant)  # type: ignore[arg-type]
+        return [Reconstruction(rec_loss, rec_weight), l1]
 
     def unit_norm_decoder(self, options: ArchOptions) -> bool:
         return options.l1_variant == "unit_norm"  # type: ignore[attr-defined, no-any-return]

@@ -36,10 +36,11 @@ class TopKFamily(SAE):
 
         return AuxK(options.auxk_alpha, options.auxk_norm, options.aux_count(self.cfg.d_in))
 
-    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None) -> list[Any]:
+    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None,
+               rec_weight: Tensor | None = None) -> list[Any]:
         from monosemantic.sae.losses import Reconstruction
 
-        return [Reconstruction(rec_loss), self.aux_loss(options)]  # type: ignore[arg-type]
+        return [Reconstruction(rec_loss, rec_weight), self.aux_loss(options)]  # type: ignore[arg-type]
 
 
 @register("topk")
