@@ -46,28 +46,30 @@ def mse(x: Any, x_hat: Any) -> float:
 
 
 def fvu(x: Any, x_hat: Any) -> float:
-    """Fraction of variance unexplained: Σ_d Var_n(x - x̂) / Σ_d Var_n(x), variances over the samples."""
+    """Fraction of variance unexplained: Σ_d Var_n(x - x̂) / Σ_d Var_n(x), variances over the samples.
+
+    The project's one FVU (``monosemantic.sae.evaluate.fvu_from_sums``, also behind the training log and
+    ``eval.json``), here from float64 sums streamed over chunks of any size of input.
+    """
+    from monosemantic.sae.evaluate import fvu_from_sums
+
     a, b = _pair(x, x_hat)
-    n = a.shape[0]
-    step = auto_chunk(a.shape[1])
-    mean_x = torch.zeros(a.shape[1], dtype=torch.float64)
-    mean_r = torch.zeros(a.shape[1], dtype=torch.float64)
+    n, d = a.shape
+    step = auto_chunk(d)
+    sums = [torch.zeros(d, dtype=torch.float64) for _ in range(4)]
+    shift_x = shift_e = None  # the first chunk's means: variances do not move, cancellation in the sums does
     for i in range(0, n, step):
         xa = a[i : i + step].to(torch.float64).cpu()
-        mean_x += xa.sum(0)
-        mean_r += (xa - b[i : i + step].to(torch.float64).cpu()).sum(0)
-    mean_x /= n
-    mean_r /= n
-    var_x = var_r = 0.0
-    for i in range(0, n, step):
-        xa = a[i : i + step].to(torch.float64).cpu()
-        r = xa - b[i : i + step].to(torch.float64).cpu() - mean_r
-        c = xa - mean_x
-        var_x += float((c * c).sum())
-        var_r += float((r * r).sum())
-    if var_x == 0.0:
+        e = xa - b[i : i + step].to(torch.float64).cpu()
+        if shift_x is None or shift_e is None:
+            shift_x, shift_e = xa.mean(0), e.mean(0)
+        xa, e = xa - shift_x, e - shift_e
+        for acc, part in zip(sums, (xa, xa * xa, e, e * e), strict=True):
+            acc += part.sum(0)
+    var_x = float((sums[1] - sums[0].pow(2) / n).sum())
+    if var_x <= 1e-12 * float(sums[1].sum()):
         raise UserError("x has zero variance across the samples; FVU / explained variance is undefined")
-    return var_r / var_x
+    return float(fvu_from_sums(n, *sums))
 
 
 def explained_variance(x: Any, x_hat: Any) -> float:
