@@ -14,6 +14,7 @@ from monosemantic.report.data import DATA_NAME, FORMAT_VERSION, load_report_data
 from monosemantic.report.figures import draw, figure_specs, to_png_data_uri
 from monosemantic.report.files import write_atomic
 from monosemantic.report.sections import esc, facts, features_block, kpi_tiles, summary_table
+from monosemantic.report.synth_section import find_synth, synth_section
 
 Pngs = dict[str, tuple[str, int]]
 """Figure id -> (PNG data URI, width in CSS pixels)."""
@@ -47,6 +48,8 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
     data = load_report_data(run_dir)
     if (compared := find_compare(run_dir)) is not None:
         data = {**data, "compare": compared}
+    if (synth := find_synth(run_dir)) is not None:
+        data = {**data, "synth": synth}
     html_path = run_dir / REPORT_NAME if out is None else Path(out)
     if html_path.is_dir():
         html_path = html_path / REPORT_NAME
@@ -115,6 +118,9 @@ def build_html(data: dict[str, Any], pngs: Pngs, specs: list[Any], figures_name:
     if data.get("compare"):  # a `monosemantic compare` result saved in the run folder
         body += compare_section(data["compare"])
         toc += "<li><a href='#compare'>Comparing feature spaces</a></li>"
+    if data.get("synth"):  # a `monosemantic synth` sweep saved in the run folder
+        body += synth_section(data["synth"])
+        toc += "<li><a href='#synth'>Synthetic superposition</a></li>"
     meta = " · ".join(
         esc(x) for x in (
             data.get("created"),

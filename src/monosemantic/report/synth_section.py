@@ -1,0 +1,169 @@
+"""The report section of a ``monosemantic synth`` sweep (Cui et al., arXiv 2506.15963): recovery and GT features per
+latent against sparsity, L_GT of the plain SAE against WSAE, the sparsity-reconstruction Pareto front, and the
+table of every SAE.
+
+``synth_section(result)`` is HTML for the main report (shown when the run folder holds ``synth.json``);
+``write_synth_page(folder, result)`` writes the same section as ``synth.html`` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from monosemantic.report.files import write_atomic
+from monosemantic.report.sections import esc
+
+RESULT_NAME = "synth.json"
+PAGE_NAME = "synth.html"
+_COLUMNS = (("sparsity", "S", 3), ("arch", "arch", None), ("width", "width", None), ("alpha", "α", 1),
+            ("k", "k", None), ("mmcs_gt", "MMCS_gt", 3), ("mmcs_sae", "MMCS_sae", 3),
+            ("frac_recovered@0.9", "rec@0.9", 2), ("frac_recovered@0.99", "rec@0.99", 2), ("mcc", "MCC", 3),
+            ("uniqueness", "unique", 2), ("l_gt", "L_GT", 4), ("gt_per_latent", "GT/latent", 2), ("fve", "FVE", 3),
+            ("l0", "L0", 1), ("dead_fraction", "dead", 2))
+
+
+def find_synth(run_dir: Path) -> dict[str, Any] | None:
+    """A synth result inside a run folder (``synth.json`` or ``synth/synth.json``), if any."""
+    for path in (Path(run_dir) / RESULT_NAME, Path(run_dir) / "synth" / RESULT_NAME):
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                return None
+            return data if data.get("format") == "monosemantic-synth" else None
+    return None
+
+
+def _series(rows: list[dict[str, Any]], key: str, **fixed: Any) -> dict[str, tuple[list[float], list[float]]]:
+    """arch -> (sparsities, values) for the rows matching ``fixed``, in sparsity order (None values dropped)."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for r in sorted(rows, key=lambda r: r["sparsity"]):
+        if any(r.get(k) != v for k, v in fixed.items()) or r.get(key) is None:
+            continue
+        xs, ys = out.setdefault(r["arch"], ([], []))
+        xs.append(r["sparsity"])
+        ys.append(r[key])
+    return out
+
+
+def _sparsity_axis(ax: Any, values: list[float]) -> None:
+    # S piles up near 1: plot -log10(1 - S) so 0.9, 0.99 and 0.999 are evenly spaced, labelled with S itself
+    import math
+
+    ticks = sorted(set(values))
+    ax.set_xticks([-math.log10(1 - s) for s in ticks], [f"{s:g}" for s in ticks], fontsize=7)
+    ax.set_xlabel("sparsity S (feature off with probability S)")
+
+
+def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(title, caption, PNG data URI) of each plot."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from monosemantic.report.figures import to_png_data_uri
+
+    rows = result["rows"]
+    width = min(r["width"] for r in rows)
+    alphas = sorted({r["alpha"] for r in rows})
+    s_all = [r["sparsity"] for r in rows]
+    out = []
+
+    def line_plot(key: str, ylabel: str, title: str, caption: str) -> None:
+        fig = Figure(figsize=(5.2, 3.4))
+        ax = fig.add_subplot()
+        for arch, (xs, ys) in _series(rows, key, width=width, alpha=alphas[0]).items():
+            ax.plot([-math.log10(1 - s) for s in xs], ys, marker="o", label=f"{arch} (α={alphas[0]:g})")
+        if len(alphas) > 1:
+            for arch, (xs, ys) in _series(rows, key, width=width, alpha=alphas[-1]).items():
+                ax.plot([-math.log10(1 - s) for s in xs], ys, ls="--", marker="x", label=f"{arch} (α={alphas[-1]:g})")
+        _sparsity_axis(ax, s_all)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        out.append((title, caption, to_png_data_uri(fig)))
+
+    line_plot("mmcs_gt", "MMCS_gt", "Recovery against sparsity",
+              f"mean over ground-truth features of the best |cos| with a decoder row; width {width}.")
+    line_plot("gt_per_latent", "GT features per latent", "GT features per latent against sparsity",
+              "features whose lone activation drives a latent above 10% of its peak, mean over responsive latents.")
+    line_plot("l_gt", "L_GT", "L_GT: plain SAE (solid) against WSAE (dashed)",
+              "squared error between the true codes and the matched latents (Hungarian matching); lower is better.")
+    fig = Figure(figsize=(5.2, 3.4))
+    ax = fig.add_subplot()
+    pts = [(r["l0"], r["fve"], r) for r in rows if r.get("l0") is not None and r.get("fve") is not None]
+    for arch in dict.fromkeys(r["arch"] for r in rows):
+        mine = [(x, y) for x, y, r in pts if r["arch"] == arch]
+        ax.scatter([p[0] for p in mine], [p[1] for p in mine], s=12, label=arch)
+    front = pareto_front([(x, y) for x, y, _ in pts])
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="black", lw=1, label="Pareto front")
+    ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels of a short log axis overlap
+    ax.set_xlabel("L0 (active latents per sample)")
+    ax.set_ylabel("FVE of x_p")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    out.append(("Sparsity–reconstruction Pareto front", "every SAE of the sweep; the line joins those no other SAE "
+                "beats on both L0 and FVE.", to_png_data_uri(fig)))
+    return out
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The points (L0, FVE) that no other point beats with a lower-or-equal L0 and a higher FVE, by L0."""
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or y > front[-1][1]:
+            front.append((x, y))
+    return front
+
+
+def _cell(value: Any, digits: int | None) -> str:
+    if value is None:
+        return "–"
+    if digits is None or isinstance(value, str):
+        return esc(value)
+    return f"{value:.{digits}f}"
+
+
+def synth_section(result: dict[str, Any]) -> str:
+    cfg = result.get("config", {})
+    rows = result.get("rows") or []
+    figures = "".join(
+        f"<figure class=plot><figcaption><b>{esc(t)}</b> {esc(c)}</figcaption><img src='{uri}' alt='{esc(t)}'>"
+        "</figure>"
+        for t, c, uri in (_figures(result) if rows else [])
+    )
+    head = "".join(f"<th>{esc(label)}</th>" for _, label, _ in _COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td class=n>{_cell(r.get(key), d)}</td>" for key, _, d in _COLUMNS) + "</tr>"
+        for r in rows
+    )
+    return (
+        "<section id=synth><h2>Synthetic superposition</h2>"
+        f"<p>{cfg.get('n_features')} ground-truth features in {cfg.get('n_dims')} dimensions "
+        f"({esc(cfg.get('geometry'))} geometry, {esc(cfg.get('magnitude'))} magnitudes), {cfg.get('n_samples')} "
+        "samples per sparsity, "
+        f"{esc(cfg.get('train_tokens'))} training rows per SAE, {len(rows)} SAEs in {result.get('seconds')} s. "
+        "α is the WSAE exponent (0 = plain SAE); k = expected active features (TopK family). After Cui et al., "
+        "arXiv 2506.15963.</p>"
+        f"{figures}<div class=table-wrap><table class=summary><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+        "</table></div></section>"
+    )
+
+
+def write_synth_page(folder: Path | str, result: dict[str, Any]) -> Path:
+    """``FOLDER/synth.html``: the section on a page of its own (CSS inline, works offline)."""
+    css = resources.files("monosemantic.report").joinpath("report.css").read_text(encoding="utf-8")
+    page = ("<!doctype html><html lang=en><head><meta charset=utf-8><title>monosemantic synth</title>"
+            f"<style>{css}</style></head><body><main>{synth_section(result)}</main></body></html>")
+    path = Path(folder) / PAGE_NAME
+    write_atomic(path, page)
+    return path
