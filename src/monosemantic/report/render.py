@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.errors import UserError
+from monosemantic.report.atoms_section import atoms_section, find_atoms
 from monosemantic.report.cards import ImageClasses, cards_block
 from monosemantic.report.compare_section import compare_section, find_compare
 from monosemantic.report.data import DATA_NAME, FORMAT_VERSION, load_report_data
@@ -50,6 +51,8 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
         data = {**data, "compare": compared}
     if (synth := find_synth(run_dir)) is not None:
         data = {**data, "synth": synth}
+    if (atoms := find_atoms(run_dir)) is not None:
+        data = {**data, "atoms": atoms}
     html_path = run_dir / REPORT_NAME if out is None else Path(out)
     if html_path.is_dir():
         html_path = html_path / REPORT_NAME
@@ -121,6 +124,9 @@ def build_html(data: dict[str, Any], pngs: Pngs, specs: list[Any], figures_name:
     if data.get("synth"):  # a `monosemantic synth` sweep saved in the run folder
         body += synth_section(data["synth"])
         toc += "<li><a href='#synth'>Synthetic superposition</a></li>"
+    if data.get("atoms"):  # a `monosemantic atoms` result saved in the run folder
+        body += atoms_section(data["atoms"])
+        toc += "<li><a href='#atoms'>Neurons, features and atoms</a></li>"
     meta = " · ".join(
         esc(x) for x in (
             data.get("created"),

@@ -1,0 +1,126 @@
+"""The report section of a ``monosemantic atoms`` result (Hu et al., arXiv 2509.20784): R², unique fraction and q*
+of neurons, SAE features and threshold-SAE atoms side by side, the capacity sweep, and the angle histograms of the
+activations and of the atoms, Euclidean against the atomic inner product.
+
+``atoms_section(result)`` is HTML for the main report (shown when the run folder holds ``atoms.json``);
+``write_atoms_page(folder, result)`` writes it as ``atoms.html`` beside it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from monosemantic.report.files import write_atomic
+from monosemantic.report.sections import esc
+
+RESULT_NAME = "atoms.json"
+PAGE_NAME = "atoms.html"
+_COLUMNS = (("kind", "units", None), ("id", "set", None), ("n_units", "N", None), ("mean_k", "mean K", 1),
+            ("r2", "R²", 4), ("r2_whitened", "R² (AIP)", 4), ("unique_aip", "unique (AIP)", 3),
+            ("q_star_aip", "q* (AIP)", 3), ("unique_euclidean", "unique (Eucl.)", 3),
+            ("q_star_euclidean", "q* (Eucl.)", 3), ("coherence_aip", "μ (AIP)", 3),
+            ("coherence_euclidean", "μ (Eucl.)", 3))
+
+
+def find_atoms(run_dir: Path) -> dict[str, Any] | None:
+    """An atoms result inside a run folder (``atoms.json`` or ``atoms/atoms.json``), if any."""
+    for path in (Path(run_dir) / RESULT_NAME, Path(run_dir) / "atoms" / RESULT_NAME):
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                return None
+            return data if data.get("format") == "monosemantic-atoms" else None
+    return None
+
+
+def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from monosemantic.report.figures import to_png_data_uri
+
+    out = []
+    for what, hist in (result.get("angles") or {}).items():
+        if not hist:
+            continue
+        fig = Figure(figsize=(5.2, 3.0))
+        ax = fig.add_subplot()
+        edges = hist["edges"]
+        centres = [(a + b) / 2 for a, b in itertools.pairwise(edges)]
+        width = edges[1] - edges[0]
+        for key, label in (("euclidean", "Euclidean"), ("aip", "AIP")):
+            total = max(1, sum(hist[key]))
+            ax.bar(centres, [c / total for c in hist[key]], width=width, alpha=0.55,
+                   label=f"{label} (mean {hist[f'{key}_mean']:.1f}°)")
+        ax.axvline(90, color="black", lw=0.8)
+        ax.set_xlabel("pairwise angle (degrees)")
+        ax.set_ylabel("share of pairs")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out.append((f"Angles between {what}", f"{hist['n_pairs']:,} pairs; under the AIP the angles should centre at "
+                    "90° (the representation-shift check).", to_png_data_uri(fig)))
+    atoms = [u for u in result.get("units", []) if u["kind"] == "atoms"]
+    if len(atoms) > 1:
+        fig = Figure(figsize=(5.2, 3.0))
+        ax = fig.add_subplot()
+        xs = [u["n_units"] / result["width"] for u in atoms]
+        ax.plot(xs, [u["r2"] for u in atoms], marker="o", label="R²")
+        ax.plot(xs, [u["q_star_aip"] for u in atoms], marker="s", label="q* (AIP)")
+        ax.plot(xs, [u["unique_aip"] for u in atoms], marker="^", label="unique fraction (AIP)")
+        ax.set_xlabel("threshold-SAE capacity (latents / H)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out.append(("Capacity sweep", "faithfulness and stability of the threshold SAE as it widens.",
+                    to_png_data_uri(fig)))
+    return out
+
+
+def _cell(value: Any, digits: int | None) -> str:
+    if value is None:
+        return "–"
+    if digits is None or isinstance(value, str):
+        return esc(value)
+    return f"{value:.{digits}f}"
+
+
+def atoms_section(result: dict[str, Any]) -> str:
+    units = result.get("units") or []
+    figures = "".join(
+        f"<figure class=plot><figcaption><b>{esc(t)}</b> {esc(c)}</figcaption><img src='{uri}' alt='{esc(t)}'>"
+        "</figure>"
+        for t, c, uri in _figures(result)
+    )
+    head = "".join(f"<th>{esc(label)}</th>" for _, label, _ in _COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td class=n>{_cell(u.get(key), d)}</td>" for key, _, d in _COLUMNS) + "</tr>"
+        for u in units
+    )
+    singular = "".join(f"<p class=note>{esc(m)}</p>" for m in result.get("singular_moment") or [])
+    return (
+        "<section id=atoms><h2>Neurons, features and atoms</h2>"
+        f"<p>{esc(result.get('model'))} {esc(result.get('hook'))} (H = {result.get('width')}) on "
+        f"{esc(result.get('dataset'))}: the AIP metric from {result.get('metric_rows'):,} rows, every unit set scored "
+        f"on {result.get('scored_rows'):,} held-out rows. Unique: share of samples whose code is provably unique "
+        "(μ_i < 1/(2K_i − 1) over the sample's co-active units); q*: the largest share for which the quantiles "
+        "still satisfy that bound; R²: 1 − Σ‖m − m̂‖² / Σ‖m − m̄‖². After Hu et al., arXiv 2509.20784.</p>"
+        f"{singular}{figures}<div class=table-wrap><table class=summary><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table></div></section>"
+    )
+
+
+def write_atoms_page(folder: Path | str, result: dict[str, Any]) -> Path:
+    """``FOLDER/atoms.html``: the section on a page of its own (CSS inline, works offline)."""
+    css = resources.files("monosemantic.report").joinpath("report.css").read_text(encoding="utf-8")
+    page = ("<!doctype html><html lang=en><head><meta charset=utf-8><title>monosemantic atoms</title>"
+            f"<style>{css}</style></head><body><main>{atoms_section(result)}</main></body></html>")
+    path = Path(folder) / PAGE_NAME
+    write_atomic(path, page)
+    return path
