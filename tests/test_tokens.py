@@ -61,3 +61,12 @@ def test_bad_modes() -> None:
     with pytest.raises(UserError, match="no CLS token"):
         hidden, mask, ids = _hidden()
         select_rows(hidden, mask, ids, "cls", np.arange(3), has_cls=False)
+
+
+def test_skip_first_drops_position_zero_of_every_item() -> None:
+    hidden = {"h": torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)}
+    mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    rows = select_rows(hidden, mask, None, "skip-first", np.array([7, 8]), has_cls=False, seed=0)
+    assert rows.item.tolist() == [7, 7, 8, 8, 8]
+    assert rows.position.tolist() == [1, 2, 1, 2, 3]
+    assert torch.equal(rows.acts["h"][0], hidden["h"][0, 1])

@@ -25,7 +25,7 @@ class TrackConfig:
     """Dataset: a registered name or a path (see `monosemantic extract --help`); a relative path is read from
     the folder `monosemantic run` is started in."""
     tokens: str = "all"
-    """Rows per item: all, patches, cls, mean, max or random-K."""
+    """Rows per item: all, skip-first, patches, cls, mean, max or random-K."""
     max_items: int | None = None
     """Use only the first N items."""
     max_length: int = 128

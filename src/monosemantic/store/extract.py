@@ -36,8 +36,8 @@ class ExtractConfig:
     out: Path
     """Folder to write the store to."""
     tokens: str = "all"
-    """Rows kept per item: all (every real token), patches (all but the CLS token), cls, mean, max (pooled per
-    item) or random-K (K random tokens)."""
+    """Rows kept per item: all (every real token), skip-first (all but the first: a causal LM's attention sink),
+    patches (all but the CLS token), cls, mean, max (pooled per item) or random-K (K random tokens)."""
     batch_size: int = 32
     """Items per forward pass."""
     max_items: int | None = None

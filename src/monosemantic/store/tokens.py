@@ -10,12 +10,12 @@ import torch
 
 from monosemantic.errors import UserError
 
-TOKEN_MODES = "all, patches, cls, mean, max or random-K (e.g. random-2)"
+TOKEN_MODES = "all, skip-first, patches, cls, mean, max or random-K (e.g. random-2)"
 
 
 def parse_tokens(mode: str) -> tuple[str, int]:
     """'random-4' -> ('random', 4); the other modes -> (mode, 0)."""
-    if mode in ("all", "patches", "cls", "mean", "max"):
+    if mode in ("all", "skip-first", "patches", "cls", "mean", "max"):
         return mode, 0
     m = re.fullmatch(r"random-(\d+)", mode)
     if m and int(m.group(1)) > 0:
@@ -44,7 +44,7 @@ def select_rows(
     """Turn captured [B, T, d] outputs into store rows, the same rows for every hook."""
     kind, k = parse_tokens(mode)
     lengths = {h: t.shape[1] for h, t in hidden.items()}
-    if kind in ("all", "patches", "random") and len(set(lengths.values())) > 1:
+    if kind in ("all", "skip-first", "patches", "random") and len(set(lengths.values())) > 1:
         raise UserError(f"hooks give different token counts ({lengths}); with --tokens {mode} extract them separately")
     any_h = next(iter(hidden.values()))
     B, T = any_h.shape[:2]
@@ -60,7 +60,10 @@ def select_rows(
         return Rows(pooled, items, torch.full((B,), -1, dtype=torch.int32), None)
     if kind == "patches":  # every token but the CLS token (ViT patch tokens; text tokens after [CLS])
         if not has_cls:
-            raise UserError("this model has no CLS token, so --tokens patches equals --tokens all; use all")
+            raise UserError("this model has no CLS token, so --tokens patches equals --tokens all; use all (or "
+                            "skip-first to drop the first position)")
+    if kind in ("patches", "skip-first"):
+        # skip-first: a causal LM's first position is an attention sink whose norm can be 100x the others'
         valid = valid.clone()
         valid[:, 0] = False
     if kind == "random":
