@@ -58,9 +58,8 @@ def select_rows(
     if kind in ("mean", "max"):
         pooled = {h: _pool(t, valid if t.shape[1] == T else None, kind) for h, t in hidden.items()}
         return Rows(pooled, items, torch.full((B,), -1, dtype=torch.int32), None)
-    if kind == "patches":  # every token but the CLS token (ViT patch tokens; text tokens after [CLS])
-        if not has_cls:
-            raise UserError("this model has no CLS token, so --tokens patches equals --tokens all; use all (or "
+    if kind == "patches" and not has_cls:  # patches: every token but the CLS token
+        raise UserError("this model has no CLS token, so --tokens patches equals --tokens all; use all (or "
                             "skip-first to drop the first position)")
     if kind in ("patches", "skip-first"):
         # skip-first: a causal LM's first position is an attention sink whose norm can be 100x the others'
