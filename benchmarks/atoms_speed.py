@@ -1,4 +1,4 @@
-"""Speed of the per-sample uniqueness of the atoms metrics (arXiv 2509.20784, §4) against its literal definition.
+"""Speed of the per-sample uniqueness of the atoms metrics (arXiv 2509.20784) against its literal definition.
 
 `unique_fraction` (pairs="co_active", AIP geometry) over 1,000,000 TopK-style codes with K = 64 active atoms each
 (the worst case of K ≤ 64), a dictionary of N = 16,384 atoms in H = 576 dimensions and S from 20,000 activations.
@@ -7,12 +7,18 @@ the whitened active atoms per sample, is timed on a subsample, extrapolated, and
 
     python benchmarks/atoms_speed.py            # full size (target: <= 60 s on 2 cores)
     python benchmarks/atoms_speed.py --quick    # 100,000 codes, a smoke run
+    OMP_WAIT_POLICY=ACTIVE python benchmarks/atoms_speed.py   # OpenMP's own default (spinning) instead
 """
 
 from __future__ import annotations
 
-import argparse
 import os
+
+# Set before torch loads OpenMP. With other work on the 2 cores, OpenMP's default spin-waiting makes each of the
+# many small parallel ops wait for a descheduled peer thread: 10-20x slower here at load 6. Passive waiting yields.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
 import time
 
 import torch
@@ -61,6 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     n_samples = 100_000 if args.quick else args.samples
     header("atoms_speed")
+    print(f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} (this script's default unless set)")
     h, n, k = args.dim, args.atoms, args.k
     print(f"\n## unique_fraction: Ns={n_samples:,} codes, K={k} active each, N={n:,} atoms, H={h}, AIP geometry")
     g = torch.Generator().manual_seed(0)

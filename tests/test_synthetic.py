@@ -52,10 +52,13 @@ def test_sparsity_and_magnitudes(sparsity: float) -> None:
             assert abs(float(active.mean()) - 1.0) < 0.05
 
 
-def test_same_seed_same_codes_across_geometries() -> None:
+def test_same_seed_same_codes_across_geometries_and_sizes() -> None:
     a = make_superposition(8, 4, 0.7, 50, geometry="digon", seed=5)[1]
     b = make_superposition(8, 4, 0.7, 50, geometry="random", seed=5)[1]
     assert torch.equal(a, b)
+    x_big, c_big, _ = make_superposition(8, 4, 0.7, 40_000, seed=5)  # more than one generation chunk
+    x_small, c_small, _ = make_superposition(8, 4, 0.7, 50, seed=5)
+    assert torch.equal(c_big[:50], c_small) and torch.equal(x_big[:50], x_small)
 
 
 def test_digon_is_plus_minus_axes() -> None:
@@ -229,13 +232,19 @@ def test_recovery_with_latents_against_loops() -> None:
                    codes=torch.from_numpy(codes), x=torch.from_numpy(x), x_hat=torch.from_numpy(x_hat), encode=encode)
     pairs = list(zip(res["matching"]["latent"], res["matching"]["feature"], strict=True))
     assert len(pairs) == n
-    lgt = 0.0
-    for s in range(big_n):
-        pred = np.zeros(n)
-        for j, i in pairs:
-            pred[i] = latents[s, j]
-        lgt += sum((codes[s, i] - pred[i]) ** 2 for i in range(n))
-    assert res["l_gt"] == pytest.approx(lgt / big_n)
+    expect = {}
+    for scale in ("decoder_norm", "none"):
+        lgt = 0.0
+        for s in range(big_n):
+            pred = np.zeros(n)
+            for j, i in pairs:  # a latent's magnitude along its unit direction, or the raw latent
+                pred[i] = latents[s, j] * (np.linalg.norm(w_dec[j]) if scale == "decoder_norm" else 1.0)
+            lgt += sum((codes[s, i] - pred[i]) ** 2 for i in range(n))
+        expect[scale] = lgt / big_n
+        got = recovery(torch.from_numpy(w_dec), torch.from_numpy(w_p), latents=torch.from_numpy(latents),
+                       codes=torch.from_numpy(codes), l_gt_scale=scale)["l_gt"]
+        assert got == pytest.approx(expect[scale]), scale
+    assert res["l_gt"] == pytest.approx(expect["decoder_norm"]) != pytest.approx(expect["none"])
     assert res["l0"] == pytest.approx(np.mean([(latents[s] != 0).sum() for s in range(big_n)]))
     assert res["dead_fraction"] == pytest.approx(np.mean([not latents[:, j].any() for j in range(f)]))
     assert res["dead_fraction"] >= 1 / f
@@ -291,3 +300,14 @@ def test_sparse_codes_store_is_compact(tmp_path: Path) -> None:
         csr = sp.csr_matrix((z["values"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
     np.testing.assert_array_equal(csr.toarray(), codes.numpy())
     assert csr.nnz == int((codes != 0).sum()) < codes.numel() // 20
+
+
+def test_write_bad_shapes_and_toy_options(tmp_path: Path) -> None:
+    x, codes, w_p = make_superposition(6, 3, 0.5, 20)
+    with pytest.raises(UserError, match="shapes do not fit"):
+        write_superposition(tmp_path / "w", x, codes[:, :5], w_p)
+    with pytest.raises(UserError, match="toy_importance must lie in"):
+        make_superposition(6, 3, 0.5, 20, geometry="toy", toy_importance=0.0)
+    with pytest.raises(UserError, match="toy_steps must be a positive"):
+        make_superposition(6, 3, 0.5, 20, geometry="toy", toy_steps=0)
+    assert not (tmp_path / "w").exists()

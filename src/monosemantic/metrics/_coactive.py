@@ -16,6 +16,9 @@ import torch
 
 from monosemantic.errors import UserError
 
+MAX_PARTS = 4
+"""Rows of K > 8 atoms are split into up to this many position ranges, each reading only its rows' tails."""
+
 
 def support_csr(codes: Any, n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
     """(indptr [Ns + 1] int64, indices int64, sorted and unique within each row) of the non-zero entries.
@@ -113,18 +116,28 @@ def coactive_max(
             idx = _padded(indptr, indices, rows, width, n)
             if block * (n + 2) >= 1 << 31:  # slab offsets past int32
                 idx = idx.to(torch.int64)
-            flat = idx.reshape(-1).numpy().astype(np.int64)
-            real = np.flatnonzero(flat < n)
-            key = flat[real]
-            order = real[np.argsort(key.astype(np.int16) if n < (1 << 15) else key, kind="stable")]
-            atom_sorted = flat[order]
-            bounds = np.searchsorted(atom_sorted, np.arange(0, n + block, block))
-            groups.append((torch.from_numpy(rows), idx, torch.from_numpy((order // width).astype(np.int32)),
-                           torch.from_numpy(atom_sorted.astype(np.int32)), bounds, width))
+            flat = idx.reshape(-1).numpy()
+            key = flat.astype(np.int16) if n < (1 << 15) else flat  # numpy radix-sorts 16-bit keys
+            order = np.argsort(key, kind="stable")
+            del key
+            order = order[: int(k[rows].sum())]  # the pads (id n) sort last
+            # an entry's partners are the atoms after it in its (sorted) row, so an entry in the last quarter of
+            # the row reads only that quarter: ~5/8 of the full-width work, on tables of the rows' tails
+            parts = max(1, min(MAX_PARTS, width // 8))
+            pos = order % width
+            for p in range(parts):
+                start, stop = p * width // parts, (p + 1) * width // parts
+                sel = order[(pos >= start) & (pos < stop)]  # still sorted by atom
+                atom_sorted = flat[sel].astype(np.int32)
+                bounds = np.searchsorted(atom_sorted, np.arange(0, n + block, block, dtype=np.int32))
+                table = idx[:, start:].contiguous() if start else idx
+                groups.append((torch.from_numpy(rows), table, torch.from_numpy((sel // width).astype(np.int32)),
+                               torch.from_numpy(atom_sorted), bounds, width - start))
+            del order, pos
         width *= 2
     if not groups:
         return mu
-    # rows [0, atoms, 0]; for the block at s, row s - 1 is zeroed in place, so padded[s - 1:] is [0, atoms s.., 0]
+    # rows [0, atoms, 0]: for the block at s, row s (atom s - 1) is zeroed in place, so padded[s:] is [0, atoms s.., 0]
     padded = torch.cat([atoms.new_zeros(1, h), atoms, atoms.new_zeros(1, h)])
     for b, s in enumerate(range(0, n, block)):
         # each pair is read from its smaller atom, so only partners >= s are needed: slab row 0 is a zero pad

@@ -1,6 +1,6 @@
 """The atomic inner product and the atoms metrics of "Towards Atoms of Large Language Models" (Hu, Cao, Chen, Liu,
-Zhao; arXiv 2509.20784): §3 for the AIP and whitening, §4 for coherence, uniqueness (Donoho-Elad) and q*, §5 for
-R² and the representation-shift angle histograms.
+Zhao; arXiv 2509.20784): the atomic inner product and whitening, coherence, uniqueness (Donoho-Elad) and the
+stability q*, the faithfulness R², and the representation-shift angle histograms.
 
 The AIP metric is S̃ = (E[m mᵀ] + ε·tr/H·I)⁻¹, the inverse uncentred second moment of the activations with a ridge;
 AIP(u, v) = uᵀS̃v / √(uᵀS̃u · vᵀS̃v) = cos(W u, W v) with the whitening W = S̃^{1/2}. A dictionary is D [H, N]
@@ -43,7 +43,7 @@ def second_moment(acts: Any) -> torch.Tensor:
 
 
 def aip_metric(acts: Any, ridge: float = 1e-4) -> torch.Tensor:
-    """S̃ = (E[m mᵀ] + ridge · tr(E[m mᵀ])/H · I)⁻¹: float64 [H, H] (arXiv 2509.20784, §3).
+    """S̃ = (E[m mᵀ] + ridge · tr(E[m mᵀ])/H · I)⁻¹: float64 [H, H] (arXiv 2509.20784, the AIP).
 
     A singular second moment (fewer independent rows than H, or a direction the activations never take) is
     invertible only through the ridge: a SingularMomentWarning says so, and ridge=0 is then a UserError.
@@ -177,7 +177,7 @@ def _unique(mu: torch.Tensor | float, k: torch.Tensor) -> torch.Tensor:
 
 
 def unique_fraction(codes: Any, d: Any, s: Any = None, pairs: str = "co_active") -> float:
-    """Fraction of samples whose code is provably unique: μ_i < 1/(2K_i − 1) (arXiv 2509.20784, §4).
+    """Fraction of samples whose code is provably unique: μ_i < 1/(2K_i − 1) (arXiv 2509.20784, uniqueness).
 
     pairs: ``co_active`` (μ_i over the sample's own active atoms) or ``all`` (μ_i = the dictionary's coherence).
     """
@@ -204,7 +204,7 @@ def _pair_quantile(u: torch.Tensor, bins: int = 1 << 20, block: int = 1024) -> t
 
 
 def q_star(codes: Any, d: Any, s: Any = None, pairs: str = "co_active") -> float:
-    """q* = sup{q : μ_q < 1/(2K_q − 1)} with K_q the q-quantile of the K_i (arXiv 2509.20784, §4).
+    """q* = sup{q : μ_q < 1/(2K_q − 1)} with K_q the q-quantile of the K_i (arXiv 2509.20784, stability q*).
 
     pairs ``co_active``: μ_q is the q-quantile of the per-sample μ_i; ``all``: of the |AIP| of all atom pairs
     (resolved to 2^-20). Quantiles are the lower empirical ones (inverted CDF), so q* is a multiple of 1/Ns: the
@@ -230,8 +230,8 @@ def q_star(codes: Any, d: Any, s: Any = None, pairs: str = "co_active") -> float
 
 
 def r2(acts: Any, recon: Any, s: Any = None) -> float:
-    """R² = 1 − Σ_i ||m_i − m̂_i||² / Σ_i ||m_i − m̄||² (arXiv 2509.20784, §5), fp64; with S, in the whitened space
-    (W m against W m̂). Not FVE: the residual is not centred, so a constant offset in m̂ costs."""
+    """Faithfulness R² = 1 − Σ_i ||m_i − m̂_i||² / Σ_i ||m_i − m̄||² (arXiv 2509.20784), fp64; with S, in the
+    whitened space (W m against W m̂). Not FVE: the residual is not centred, so a constant offset in m̂ costs."""
     a = as_matrix(acts, "acts [N, H]")
     b = as_matrix(recon, "recon [N, H]")
     check_same_items(a.shape[0], b.shape[0], "acts", "recon")
@@ -281,7 +281,7 @@ def pairwise_angles(vectors: Any, s: Any = None, *, max_pairs: int = 200_000, se
 def angle_histograms(
     vectors: Any, s: Any, *, bins: int = 90, max_pairs: int = 200_000, seed: int = 0
 ) -> dict[str, Any]:
-    """The representation-shift check (arXiv 2509.20784, §3): histograms of the pairwise angles between rows of
+    """The representation-shift check (arXiv 2509.20784): histograms of the pairwise angles between rows of
     vectors [M, H], Euclidean and under the AIP of S, over the same pairs and `bins` equal bins of [0°, 180°].
 
     Returns ``edges`` (bins + 1 degrees), ``euclidean`` and ``aip`` (counts per bin), their ``*_mean``,

@@ -1,4 +1,4 @@
-"""Recovery of known ground-truth features by an SAE (synthetic superposition, arXiv 2506.15963, §6.1).
+"""Recovery of known ground-truth features by an SAE (synthetic superposition, arXiv 2506.15963).
 
 The decoder-side scores compare directions: MMCS (mean max |cos|, Sharkey et al. 2022, "Taking features out of
 superposition with sparse autoencoders", interim report), the fraction of features recovered above a |cos|
@@ -18,7 +18,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from monosemantic.errors import UserError
-from monosemantic.metrics._common import as_matrix, check_same_items
+from monosemantic.metrics._common import as_matrix, check_choice, check_same_items
 from monosemantic.metrics.reconstruction import dead_fraction, explained_variance, l0
 
 TAUS = (0.9, 0.99)
@@ -55,6 +55,7 @@ def decoder_recovery(w_dec: Any, w_p: Any, taus: tuple[float, ...] = TAUS) -> di
     - ``mcc`` = mean |cos| over the min(F, n) pairs of the optimal one-to-one (Hungarian) matching
     - ``uniqueness`` = #distinct best-matched features over the latents / F
     - ``matching``: the matched (latent, feature) pairs as two lists, for L_GT and for inspection
+    - ``n_latents`` (F) and ``n_features`` (n)
     """
     cos = abs_cosines(w_dec, w_p)
     best_per_feature = cos.max(0).values
@@ -66,22 +67,26 @@ def decoder_recovery(w_dec: Any, w_p: Any, taus: tuple[float, ...] = TAUS) -> di
         "mcc": float(cos[rows, cols].mean()),
         "uniqueness": int(torch.unique(cos.argmax(1)).numel()) / cos.shape[0],
         "matching": {"latent": rows.tolist(), "feature": cols.tolist()},
+        "n_latents": int(cos.shape[0]),
+        "n_features": int(cos.shape[1]),
     }
 
 
-def l_gt(latents: Any, codes: Any, latent_ids: Any, feature_ids: Any) -> float:
+def l_gt(latents: Any, codes: Any, latent_ids: Any, feature_ids: Any, scale: Any = None) -> float:
     """E_N ||x - P f||²: codes x [N, n_features] against the latents f [N, F] moved to their matched features
-    (P: latent_ids[k] -> feature_ids[k]; an unmatched feature is predicted as 0). fp64."""
+    (P: latent_ids[k] -> feature_ids[k]; an unmatched feature is predicted as 0), each latent first multiplied by
+    scale[j] when given ([F], e.g. its decoder norm). fp64."""
     f = as_matrix(latents, "latents [N, F]")
     x = as_matrix(codes, "codes [N, n_features]")
     check_same_items(f.shape[0], x.shape[0], "latents", "codes")
     lat = torch.as_tensor(np.asarray(latent_ids, dtype=np.int64))
     feat = torch.as_tensor(np.asarray(feature_ids, dtype=np.int64))
+    mult = None if scale is None else torch.as_tensor(scale).to(torch.float64).cpu().reshape(-1)[lat]
     total = 0.0
     step = max(1, (1 << 22) // max(x.shape[1], 1))
     for i in range(0, x.shape[0], step):
         pred = torch.zeros(min(step, x.shape[0] - i), x.shape[1], dtype=torch.float64)
-        pred[:, feat] = f[i : i + step][:, lat].to(torch.float64).cpu()
+        pred[:, feat] = f[i : i + step][:, lat].to(torch.float64).cpu() * (1.0 if mult is None else mult)
         total += float(((x[i : i + step].to(torch.float64).cpu() - pred) ** 2).sum())
     return total / x.shape[0]
 
@@ -122,12 +127,16 @@ def recovery(
     responses: Any = None,
     taus: tuple[float, ...] = TAUS,
     eta: float = ETA,
+    l_gt_scale: str = "decoder_norm",
 ) -> dict[str, Any]:
     """All recovery scores of an SAE against synthetic ground truth (the keys of `decoder_recovery`, plus):
 
     - with ``latents`` f [N, F] and ``codes`` [N, n_features] of the same samples: ``l_gt`` (see `l_gt`, matched by
-      the Hungarian pairs), and ``precision`` / ``recall``: the mean over matched pairs of P(feature active | latent
-      fires) and P(latent fires | feature active) (NaN entries, e.g. a latent that never fires, are skipped);
+      the Hungarian pairs; with l_gt_scale ``decoder_norm`` each latent counts as f_j·||W_dec[j]||, its magnitude
+      along its unit direction, which is what a unit-norm column of W_p carries; ``none`` uses f_j as in the
+      paper's tied SAE, whose optimum has unit rows anyway), and ``precision`` / ``recall``: the mean over
+      matched pairs of P(feature active | latent fires) and P(latent fires | feature active) (NaN entries, e.g. a
+      latent that never fires, are skipped);
     - with ``latents``: ``l0`` and ``dead_fraction``; with ``x`` and ``x_hat`` [N, n_dims]: ``fve`` of x_p;
     - with ``encode`` (the SAE encoder, [M, n_dims] -> [M, F]) or precomputed ``responses`` [n_features, F]:
       ``gt_per_latent`` and ``n_responsive`` (see `gt_per_latent`; encode is called on W_pᵀ, one feature at 1).
@@ -145,7 +154,9 @@ def recovery(
             if c.shape[1] != torch.as_tensor(w_p).shape[1]:
                 raise UserError(f"codes have {c.shape[1]} features but W_p has {torch.as_tensor(w_p).shape[1]}")
             lat, feat = out["matching"]["latent"], out["matching"]["feature"]
-            out["l_gt"] = l_gt(f, c, lat, feat)
+            check_choice("l_gt_scale", l_gt_scale, ("decoder_norm", "none"))
+            norms = torch.linalg.vector_norm(torch.as_tensor(w_dec).to(torch.float64).cpu(), dim=1)
+            out["l_gt"] = l_gt(f, c, lat, feat, norms if l_gt_scale == "decoder_norm" else None)
             fires = f[:, lat] != 0
             active = c[:, feat] != 0
             both = (fires & active).sum(0).to(torch.float64)

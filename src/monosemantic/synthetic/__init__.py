@@ -1,4 +1,5 @@
-"""Synthetic data with known ground truth: sparse features in superposition (arXiv 2506.15963, §3 and §6.1).
+"""Synthetic data with known ground truth: sparse features in superposition, the generative model and synthetic
+experiments of "On the Theoretical Understanding of Identifiable Sparse Autoencoders" (arXiv 2506.15963).
 
 A source stage: it imports only ``monosemantic.errors`` and ``monosemantic.store``. Recovery of the ground truth
 by an SAE is scored by ``monosemantic.metrics.recovery`` (a metric, to the right of the SAE stage).
@@ -10,6 +11,17 @@ by an SAE is scored by ``monosemantic.metrics.recovery`` (a metric, to the right
 
 from monosemantic.synthetic.generator import GEOMETRIES, MAGNITUDES, make_superposition
 from monosemantic.synthetic.io import GROUND_TRUTH, load_ground_truth, superposition_store, write_superposition
+
+
+def __getattr__(name: str) -> object:
+    # `monosemantic.synthetic.recovery` is where the identifiability benchmark's users look for the scorer; it lives
+    # in the metrics stage (it needs no SAE code, only tensors), so it is handed out lazily and never imported here
+    if name == "recovery":
+        from monosemantic.metrics.recovery import recovery
+
+        return recovery
+    raise AttributeError(f"module 'monosemantic.synthetic' has no attribute {name!r}")
+
 
 __all__ = [
     "GEOMETRIES",

@@ -1,9 +1,9 @@
-"""Synthetic superposition: known sparse features mixed into fewer dimensions (arXiv 2506.15963, §3 and §6.1).
+"""Synthetic superposition: known sparse features mixed into fewer dimensions (arXiv 2506.15963, synthetic setting).
 
 The ground truth follows the setting of "On the Theoretical Understanding of Identifiable Sparse Autoencoders"
 (Cui, Zhang, Wang, Wang; arXiv 2506.15963): features x ∈ R^n that are zero with probability S and positive
 otherwise, observed only through x_p = W_p x ∈ R^{n_p} with n_p ≤ n. The ``toy`` geometry is the toy model of
-superposition of Elhage et al. 2022 ("Toy Models of Superposition", arXiv 2209.10652, §2): h = W x,
+superposition of Elhage et al. 2022 ("Toy Models of Superposition", arXiv 2209.10652): h = W x,
 x' = ReLU(Wᵀ h + b), trained on the same sparse features, whose columns then serve as W_p.
 """
 
@@ -19,6 +19,7 @@ from monosemantic.errors import UserError, unknown_choice
 
 GEOMETRIES = ("digon", "simplex", "random", "toy")
 MAGNITUDES = ("uniform", "const1", "exp")
+CHUNK_ROWS = 1 << 14
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -46,15 +47,21 @@ def check_sizes(n_features: Any, n_dims: Any, sparsity: Any, n_samples: Any) -> 
 def sample_codes(
     rng: np.random.Generator, n_samples: int, n_features: int, sparsity: float, magnitude: str
 ) -> np.ndarray:
-    """[n_samples, n_features] float64: each entry is 0 with probability `sparsity`, else a positive magnitude."""
-    active = rng.random((n_samples, n_features)) >= sparsity
+    """[n_samples, n_features] float64: each entry is 0 with probability `sparsity`, else a positive magnitude.
+
+    One row of 2·n_features uniforms per sample (activity, then magnitude), so a sample's code depends only on
+    the stream position of its row: the first rows are the same whatever n_samples or chunking.
+    """
+    u = rng.random((n_samples, 2 * n_features))
+    active = u[:, :n_features] >= sparsity
+    v = u[:, n_features:]
     if magnitude == "uniform":
-        values = 1.0 - rng.random((n_samples, n_features))  # Uniform(0, 1]: never an active zero
+        values = 1.0 - v  # Uniform(0, 1]: never an active zero
     elif magnitude == "const1":
-        values = np.ones((n_samples, n_features))
+        values = np.ones_like(v)
     else:
-        # Exp(1) can round to exactly 0, which would be an active feature that looks inactive
-        values = np.maximum(rng.exponential(1.0, (n_samples, n_features)), np.finfo(np.float64).tiny)
+        # Exp(1) by inversion; the floor keeps an active feature from rounding to exactly 0
+        values = np.maximum(-np.log1p(-v), np.finfo(np.float64).tiny)
     return np.where(active, values, 0.0)
 
 
@@ -128,20 +135,27 @@ def toy_geometry(
     lr: float = 1e-3,
 ) -> np.ndarray:
     """W [n_dims, n_features] of a toy model h = W x, x' = ReLU(Wᵀh + b) trained to reconstruct sparse features
-    with loss Σ_i I_i (x_i - x'_i)², I_i = importance^i (Elhage et al. 2022, arXiv 2209.10652, §2)."""
+    with loss Σ_i I_i (x_i - x'_i)², I_i = importance^i (Elhage et al. 2022, arXiv 2209.10652, the toy model)."""
     g = torch.Generator().manual_seed(int(seed))
     rng = np.random.default_rng([int(seed), 1])
     w = torch.nn.Parameter(torch.randn(n_dims, n_features, generator=g) * math.sqrt(2.0 / (n_dims + n_features)))
     b = torch.nn.Parameter(torch.zeros(n_features))
     imp = torch.tensor(importance, dtype=torch.float32) ** torch.arange(n_features, dtype=torch.float32)
     opt = torch.optim.Adam([w, b], lr=lr)
-    for _ in range(steps):
-        x = torch.from_numpy(sample_codes(rng, batch_size, n_features, sparsity, magnitude)).float()
-        out = torch.relu((x @ w.T) @ w + b)
-        loss = (imp * (x - out) ** 2).sum(1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    threads = torch.get_num_threads()
+    # the matrices are tiny: extra threads only add barriers, which cost 10x and more when other work shares
+    # the cores (spinning OpenMP threads wait for a descheduled peer)
+    torch.set_num_threads(1)
+    try:
+        for _ in range(steps):
+            x = torch.from_numpy(sample_codes(rng, batch_size, n_features, sparsity, magnitude)).float()
+            out = torch.relu((x @ w.T) @ w + b)
+            loss = (imp * (x - out) ** 2).sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
     wd = w.detach().double().numpy()
     norms = np.linalg.norm(wd, axis=0, keepdims=True)
     # a feature the toy model dropped keeps its (tiny) learned direction; an exactly zero column gets a fixed axis
@@ -172,7 +186,7 @@ def make_superposition(
     (Uniform(0, 1]), ``const1`` (exactly 1) or ``exp`` (Exponential(1)). geometry of W_p's columns:
 
     - ``digon``: ±e_j (n_features ≤ 2·n_dims); pairwise inner products are ≤ 0, the paper's non-positive
-      interference assumption (arXiv 2506.15963, §3).
+      interference assumption of the theory (arXiv 2506.15963).
     - ``simplex``: regular simplices in orthogonal blocks, the largest that fit (n_features ≤ 2·n_dims); also
       non-positive interference, with |cos| = 1/m smaller than the digon's 1.
     - ``random``: i.i.d. Gaussian columns, unit-normalised (the general case; any n_features ≥ n_dims).
@@ -206,6 +220,11 @@ def make_superposition(
             raise UserError(f"toy_importance must lie in (0, 1]; got {toy_importance!r}")
         w_p = toy_geometry(int(seed), n, d, s, magnitude, steps=int(toy_steps), batch_size=int(toy_batch),
                            importance=float(toy_importance))
-    codes = sample_codes(rng, m, n, s, magnitude)
-    x = codes @ w_p.T
-    return (torch.from_numpy(x).float(), torch.from_numpy(codes).float(), torch.from_numpy(w_p).float())
+    x = torch.empty(m, d)
+    codes = torch.empty(m, n)
+    # in chunks of rows: float64 temporaries stay small, and the first rows do not depend on n_samples
+    for i in range(0, m, CHUNK_ROWS):
+        c = sample_codes(rng, min(CHUNK_ROWS, m - i), n, s, magnitude)
+        codes[i : i + len(c)] = torch.from_numpy(c)
+        x[i : i + len(c)] = torch.from_numpy(c @ w_p.T)
+    return x, codes, torch.from_numpy(w_p).float()

@@ -1,5 +1,9 @@
-"""Synthetic superposition as an activation store, so train / score / report run on it like on a model's
-activations; the ground truth (W_p and the codes) travels beside the shards in ``ground_truth.npz``."""
+"""Synthetic superposition as an activation store, so `monosemantic train` and `score` run on it as on a model's
+activations; the ground truth (W_p and the codes) travels beside the shards in ``ground_truth.npz``.
+
+For the MonoSemanticity score the codes themselves are the natural external embedding: save
+``load_ground_truth(store)["codes"]`` as ``{"embeddings": codes}`` in a .safetensors file and pass it to
+``monosemantic score --embeddings``."""
 
 from __future__ import annotations
 
