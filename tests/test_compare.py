@@ -305,3 +305,16 @@ def test_concept_files(tmp_path: Path) -> None:
         load_concepts(root / "n.toml")
     with pytest.raises(UserError, match="does not exist"):
         load_concepts(root / "missing.toml")
+
+
+def test_sparse_candidate_hungarian_equals_dense(monkeypatch: pytest.MonkeyPatch) -> None:
+    import monosemantic.compare.pairing as P
+
+    rng = np.random.default_rng(9)
+    a = rng.random((300, 12))
+    b = a[:, :10] + rng.random((300, 10))
+    dense = pair_features(a, b, "hungarian")
+    monkeypatch.setattr(P, "DENSE_HUNGARIAN_MAX", 0)  # the top-16 candidate graph holds every A feature here
+    sparse = pair_features(a, b, "hungarian")
+    assert np.array_equal(dense.a_index, sparse.a_index)
+    np.testing.assert_allclose(dense.corr, sparse.corr)

@@ -102,7 +102,8 @@ def _word_vec(word: str, d: int) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=d)
 
 
-def make_store(path: Path, tok: Tokenizer, texts: list[str], d: int, hook: str = "layer.0", seed: int = 0) -> Path:
+def make_store(path: Path, tok: Tokenizer, texts: list[str], d: int, hook: str = "layer.0", seed: int = 0,
+               nan: bool = False) -> Path:
     """A text store whose token activations are a fixed random map of the token's word plus noise, so two models
     over the same words have correlated units."""
     vocab = vocab_of(tok)
@@ -124,6 +125,8 @@ def make_store(path: Path, tok: Tokenizer, texts: list[str], d: int, hook: str =
                 word_of[t] = word
         acts = np.stack([_word_vec(wd, d) @ mix for wd in word_of]) + 0.1 * rng.normal(size=(len(enc.ids), d))
         n = len(enc.ids)
+        if nan and i == 3:
+            acts[2, 0] = np.nan
         w.add({hook: torch.tensor(acts, dtype=torch.float32)}, torch.full((n,), i), torch.arange(n, dtype=torch.int32),
               torch.tensor(enc.ids, dtype=torch.int32))
     w.close()
@@ -201,12 +204,20 @@ def test_same_tokenizer_aligns_tokens_and_same_sae_is_identical(world: dict[str,
 
 
 def test_report_includes_compare_section(world: dict[str, Path]) -> None:
+    from monosemantic.compare.run import CompareConfig, compare
     from monosemantic.report.compare_section import compare_section, find_compare
 
-    res = find_compare(world["root"] / "out2")
+    compare(CompareConfig(a=[world["sae_a"]], acts_a=world["store_a"], b=[world["sae_a_seed1"]],
+                          acts_b=world["store_a2"], out=world["root"] / "run" / "compare", n_perm=5,
+                          n_perm_concepts=5, baseline_draws=1, junk_filter=False, shared_tokens=False), progress=False)
+    res = find_compare(world["root"] / "run")  # a run folder's compare/ result
     assert res is not None
     html = compare_section(res)
     assert "id=compare" in html and "Semantic subspaces" in html and "Example pairs" in html
+    from monosemantic.report.render import build_html
+
+    page = build_html({"tracks": [], "compare": res}, {}, [], "figures.json")  # the main report links the section
+    assert "href='#compare'" in page and "Layer-pair heatmaps" in page
 
 
 @pytest.mark.parametrize(("key", "extra", "message"), [
@@ -238,3 +249,39 @@ def test_empty_concept_set_and_too_few_pairs(world: dict[str, Path], capsys: pyt
     assert rc == 0 and "survived the filters" in out and "nan" not in out.lower()
     cell = json.loads((world["root"] / "few" / "compare.json").read_text())["cells"][0]
     assert "scores" not in cell and "need at least 3" in cell["note"]
+
+
+@pytest.mark.parametrize("pairing", ["one_to_one_first", "one_to_one_best", "hungarian"])
+def test_one_to_one_pairings_through_the_cli(world: dict[str, Path], pairing: str) -> None:
+    out = world["root"] / f"p_{pairing}"
+    rc = run_cli("--a", world["sae_a"], "--acts-a", world["store_a"], "--b", world["sae_b"], "--acts-b",
+                 world["store_b"], "--out", out, "--pairing", pairing, "--n-perm", "5", "--n-perm-concepts", "5",
+                 "--baseline-draws", "1", "--no-neurons", "--min-corr", "0", "--no-shared-tokens")
+    assert rc == 0
+    cell = json.loads((out / "compare.json").read_text())["cells"][0]
+    assert len(set(cell["pairs"]["a"])) == len(cell["pairs"]["a"])  # each A feature in one pair at most
+
+
+def test_token_unit_refuses_two_tokenizers(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    rc = run_cli("--a", world["sae_a"], "--acts-a", world["store_a"], "--b", world["sae_b"], "--acts-b",
+                 world["store_b"], "--out", world["root"] / "tok", "--unit", "token")
+    err = capsys.readouterr().err
+    assert rc == 2 and "share one tokenizer" in err
+
+
+def test_stores_with_different_item_counts(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    short = make_store(world["root"] / "short", bytelevel_tokenizer(), TEXTS[:10], 10, seed=1)
+    args = ["--a", world["sae_a"], "--acts-a", world["store_a"], "--b", world["sae_b"], "--acts-b", short,
+            "--n-perm", "5", "--n-perm-concepts", "5", "--baseline-draws", "1", "--no-neurons"]
+    assert run_cli(*args, "--out", world["root"] / "short_out") == 2
+    assert "24 items and store B 10" in capsys.readouterr().err
+    assert run_cli(*args, "--out", world["root"] / "short_out", "--max-items", "10") == 0
+    assert json.loads((world["root"] / "short_out" / "compare.json").read_text())["n_items"] == 10
+
+
+def test_store_with_nan_is_refused(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    bad = make_store(world["root"] / "nan", minilm_tokenizer(), TEXTS, 12, seed=0, nan=True)
+    rc = run_cli("--a", world["sae_a"], "--acts-a", bad, "--b", world["sae_b"], "--acts-b", world["store_b"],
+                 "--out", world["root"] / "nan_out")
+    err = capsys.readouterr().err
+    assert rc == 2 and "NaN or infinite" in err

@@ -17,7 +17,7 @@ import torch
 
 from monosemantic.compare.align import Alignment, align_items
 from monosemantic.errors import UserError
-from monosemantic.store import ActivationStore
+from monosemantic.store import ActivationStore, nonfinite
 
 
 @dataclass
@@ -154,6 +154,10 @@ def pooled_chunk(store: ActivationStore, hook: str, rows: np.ndarray, group: np.
     a, b = np.searchsorted(group, [lo, hi])
     r, g = rows[a:b], torch.from_numpy(group[a:b] - lo)
     x = store.gather(hook, r)
+    if (bad := nonfinite(x)) is not None:
+        row = int(r[int(bad.any(1).nonzero()[0, 0])])
+        raise UserError(f"{store.root}: hook {hook!r} holds NaN or infinite values (first at row {row}); "
+                        "re-extract the store")
     out = []
     for us in units:
         acts = us.encode(x, activation).float()

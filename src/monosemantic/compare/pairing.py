@@ -184,11 +184,14 @@ class CrossMoments:
 
     def correlation_block(self, rows: slice | torch.Tensor | np.ndarray,
                           cols: slice | torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
-        """Pearson correlation ``C[rows, cols]`` (float64), as z-scores with epsilon 1e-8 in the std would give."""
+        """Pearson correlation ``C[rows, cols]``, as z-scores with epsilon 1e-8 in the std would give."""
         ma, sa, mb, sb = self.stats()
         rows = torch.as_tensor(rows) if isinstance(rows, np.ndarray) else rows
         cols = slice(None) if cols is None else (torch.as_tensor(cols) if isinstance(cols, np.ndarray) else cols)
-        block = self.cross[rows][:, cols].double() / self.n - ma[rows, None] * mb[None, cols]
+        # in the cross moment's dtype: float64 for small widths, float32 (ample for choosing partners) for wide ones
+        dt = self.cross.dtype
+        ma, sa, mb, sb = ma.to(dt), sa.to(dt), mb.to(dt), sb.to(dt)
+        block = self.cross[rows][:, cols] / self.n - ma[rows, None] * mb[None, cols]
         return block / ((sa[rows, None] + EPS) * (sb[None, cols] + EPS))
 
     def correlation(self) -> torch.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +24,15 @@ from tqdm.auto import tqdm
 from monosemantic.compare.concepts import load_concepts, members
 from monosemantic.compare.filters import apply_filters
 from monosemantic.compare.inputs import UnitSet, align_stores, load_side, pooled_chunk
-from monosemantic.compare.pairing import CrossMoments, Pairing, one_to_one
+from monosemantic.compare.pairing import (
+    FLOAT64_MAX_ENTRIES,
+    CrossMoments,
+    Pairing,
+    TopKActs,
+    _is_sparse,
+    _to_topk,
+    one_to_one,
+)
 from monosemantic.compare.similarity import (
     linear_cka,
     permutation_test,
@@ -37,6 +46,7 @@ from monosemantic.store import ActivationStore
 RESULT_NAME = "compare.json"
 TOP = 5
 MIN_PAIRS = 3
+SUBSPACE_DRAWS = 20  # random subsets per concept: small, so cheap, but a grid has many concepts × cells
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,7 @@ class CompareConfig:
     """Shuffles of the pairing for the full-space permutation nulls."""
     n_perm_concepts: int = 1000
     """Shuffles for each semantic subspace."""
-    baseline_draws: int = 10
+    baseline_draws: int = 3
     """Random-subset baseline: draws of as many random features as there are kept pairs."""
     concepts: Path | None = None
     """TOML or JSON file of concept sets (name = [keywords]) instead of the paper's eight."""
@@ -112,21 +122,34 @@ def compare(cfg: CompareConfig, *, progress: bool = True) -> dict[str, Any]:
     sets_b = load_side(cfg.b, store_b, "b", cfg.neurons)
     al = align_stores(store_a, store_b, cfg.unit, cfg.max_items)
     cells = [(i, j) for i, sa in enumerate(sets_a) for j, sb in enumerate(sets_b) if sa.kind == sb.kind]
+    _check_memory([(sets_a[i].width, sets_b[j].width) for i, j in cells])
     moments = {(i, j): CrossMoments(sets_a[i].width, sets_b[j].width) for i, j in cells}
     tops_a = [_TopUnits(s.width) for s in sets_a]
     tops_b = [_TopUnits(s.width) for s in sets_b]
     hooks_a = list(dict.fromkeys(s.hook for s in sets_a))
     hooks_b = list(dict.fromkeys(s.hook for s in sets_b))
     n = al.n_units
+    same_rows = (store_a.root.resolve() == store_b.root.resolve() and np.array_equal(al.rows_a, al.rows_b)
+                 and np.array_equal(al.group_a, al.group_b))
     bar = tqdm(total=n, desc="compare", unit=al.unit, disable=not progress, dynamic_ncols=True)
     for lo in range(0, n, cfg.chunk_units):
         hi = min(lo + cfg.chunk_units, n)
         acts_a = _side_chunk(store_a, hooks_a, sets_a, al.rows_a, al.group_a, lo, hi, cfg)
-        acts_b = _side_chunk(store_b, hooks_b, sets_b, al.rows_b, al.group_b, lo, hi, cfg)
+        if same_rows:  # one store on both sides (layers or seeds of one model): encode each SAE once
+            done = {(s.hook, s.path): x for s, x in zip(sets_a, acts_a, strict=True)}
+            acts_b = [done.get((s.hook, s.path)) for s in sets_b]
+            if any(x is None for x in acts_b):
+                fresh = _side_chunk(store_b, hooks_b, sets_b, al.rows_b, al.group_b, lo, hi, cfg)
+                acts_b = [x if x is not None else f for x, f in zip(acts_b, fresh, strict=True)]
+        else:
+            acts_b = _side_chunk(store_b, hooks_b, sets_b, al.rows_b, al.group_b, lo, hi, cfg)
+        # sparse chunks become index/value lists once, not once per grid cell
+        acts_a = [_compact(x) for x in acts_a]
+        acts_b = [_compact(x) for x in acts_b]
         for (i, j), mom in moments.items():
             mom.add(acts_a[i], acts_b[j])
         for t, x in zip(tops_a + tops_b, acts_a + acts_b, strict=True):
-            t.add(x, lo)
+            t.add(_dense(x), lo)
         bar.update(hi - lo)
     bar.close()
 
@@ -153,6 +176,18 @@ def compare(cfg: CompareConfig, *, progress: bool = True) -> dict[str, Any]:
     return result
 
 
+def _check_memory(shapes: list[tuple[int, int]]) -> None:
+    """Every grid cell keeps a [F_A, F_B] cross moment; refuse a grid that cannot fit rather than swap or crash."""
+    need = sum(fa * fb * (8 if fa * fb <= FLOAT64_MAX_ENTRIES else 4) for fa, fb in shapes)
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return
+    if need > 0.8 * avail:
+        raise UserError(f"the {len(shapes)} grid cells need {need / 1e9:.1f} GB of cross moments but {avail / 1e9:.1f} "
+                        "GB of memory is free; compare fewer SAEs per run (or pass --no-neurons)")
+
+
 def _side_chunk(store: ActivationStore, hooks: list[str], sets: list[UnitSet], rows: np.ndarray, group: np.ndarray,
                 lo: int, hi: int, cfg: CompareConfig) -> list[torch.Tensor]:
     out: dict[int, torch.Tensor] = {}
@@ -162,6 +197,16 @@ def _side_chunk(store: ActivationStore, hooks: list[str], sets: list[UnitSet], r
                                           cfg.pool), strict=True):
             out[k] = x
     return [out[k] for k in range(len(sets))]
+
+
+def _compact(x: torch.Tensor) -> torch.Tensor | TopKActs:
+    return _to_topk(x) if _is_sparse(x) else x
+
+
+def _dense(x: torch.Tensor | TopKActs) -> torch.Tensor:
+    if isinstance(x, TopKActs):
+        return torch.zeros(len(x), x.width, dtype=x.values.dtype).scatter_add_(1, x.indices, x.values)
+    return x
 
 
 class _TopUnits:
@@ -225,14 +270,16 @@ def _cell(cfg: CompareConfig, sa: UnitSet, sb: UnitSet, mom: CrossMoments, wa: d
     scores["cka"] = {"score": linear_cka(x, y)}
     scores["procrustes"] = {"score": procrustes_residual(x, y)}
     cell["scores"] = scores
-    cell["subspaces"] = _subspaces(cfg, mom, xa, yb, wa, wb, concepts, seed)
+    cell["subspaces"] = _subspaces(cfg, mom, xa, yb, wa, wb, concepts, seed, base.a_index)
     return cell
 
 
 def _subspaces(cfg: CompareConfig, mom: CrossMoments, xa: np.ndarray, yb: np.ndarray, wa: dict[str, Any],
-               wb: dict[str, Any], concepts: dict[str, tuple[str, ...]], seed: int) -> list[dict[str, Any]]:
+               wb: dict[str, Any], concepts: dict[str, tuple[str, ...]], seed: int,
+               partners: np.ndarray) -> list[dict[str, Any]]:
     """Per concept: member features of each side, paired B→A inside the subspace, first-occurrence one-to-one,
-    correlation > 0, and SVCCA/RSA against ``n_perm_concepts`` shuffles."""
+    correlation > 0, and SVCCA/RSA against ``n_perm_concepts`` shuffles; plus the same scores of as many random B
+    features with their best A partners (``partners``), which tells whether subspace size alone explains them."""
     out = []
     for name, words in concepts.items():
         ma = members(wa["tokens"], wa["contexts"], words)
@@ -250,7 +297,9 @@ def _subspaces(cfg: CompareConfig, mom: CrossMoments, xa: np.ndarray, yb: np.nda
                 for key, score in (("svcca", "svcca:variance_99"), ("svcca_k1", "svcca:reference_k1"),
                                    ("rsa", "rsa")):
                     obs, null, pv = permutation_test(x, y, score, cfg.n_perm_concepts, seed)
-                    row[key] = {"score": obs, "null_mean": null, "p": pv}
+                    rand, _ = random_subset_baseline(xa, yb, len(a_idx), score, n_draws=SUBSPACE_DRAWS, seed=seed,
+                                                     partners=partners, kind="max_corr")
+                    row[key] = {"score": obs, "null_mean": null, "p": pv, "random_subset_mean": rand}
         else:
             row["pairs"] = 0
         if row["pairs"] < MIN_PAIRS:

@@ -106,15 +106,16 @@ def _subspace_table(cells: list[dict[str, Any]]) -> str:
         for s in c.get("subspaces") or []:
             def score(key: str, s: dict[str, Any] = s) -> str:
                 v = s.get(key)
-                return f"<td>{_num(v['score'])}</td><td>{_num(v['null_mean'])}</td><td>{_p(v['p'])}</td>" if v \
-                    else "<td>–</td><td>–</td><td>–</td>"
+                return (f"<td>{_num(v['score'])}</td><td>{_num(v['null_mean'])}</td><td>{_p(v['p'])}</td>"
+                        f"<td>{_num(v.get('random_subset_mean'))}</td>") if v else "<td>–</td>" * 4
             rows += (f"<tr><td>{esc(c['a'])}</td><td>{esc(c['b'])}</td><td>{esc(s['concept'])}</td>"
                      f"<td>{s['members_a']}</td><td>{s['members_b']}</td><td>{s['pairs']}</td>"
-                     f"{score('svcca')}{score('rsa')}<td>{esc(s.get('note', ''))}</td></tr>")
+                     f"{score('svcca')}{score('svcca_k1')}{score('rsa')}<td>{esc(s.get('note', ''))}</td></tr>")
     if not rows:
         return "<p class=note>No semantic-subspace scores (no SAE × SAE cell with enough pairs).</p>"
     return ("<table class=summary><tr><th>A</th><th>B</th><th>concept</th><th>A members</th><th>B members</th>"
-            "<th>pairs</th><th>SVCCA</th><th>null</th><th>p</th><th>RSA</th><th>null</th><th>p</th><th>note</th>"
+            "<th>pairs</th><th>SVCCA</th><th>null</th><th>p</th><th>random</th><th>SVCCA k=1</th><th>null</th>"
+            "<th>p</th><th>random</th><th>RSA</th><th>null</th><th>p</th><th>random</th><th>note</th>"
             f"</tr>{rows}</table>")
 
 
