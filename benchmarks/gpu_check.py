@@ -32,9 +32,9 @@ from common import header
 from monosemantic.devices import resolve_device
 from monosemantic.sae import SAE, train
 from monosemantic.sae.data import Batches
+from monosemantic.sae.data import norm_scale as _norm_scale
 from monosemantic.sae.evaluate import fvu
 from monosemantic.sae.trainconfig import train_config
-from monosemantic.sae.trainer import _norm_scale
 from monosemantic.store import write_store
 
 WORDS = [

@@ -33,9 +33,9 @@ from torch import Tensor
 
 from monosemantic.sae import SAE, TrainConfig, parse_count, train
 from monosemantic.sae.data import Batches
+from monosemantic.sae.data import norm_scale as _norm_scale
 from monosemantic.sae.evaluate import fvu
 from monosemantic.sae.trainconfig import train_config
-from monosemantic.sae.trainer import _norm_scale
 from monosemantic.store import ActivationStore
 
 

@@ -3,19 +3,27 @@
 Batch ``b`` of an epoch is rows ``order[b·B:(b+1)·B]`` of a permutation seeded by (seed, epoch) and goes to rank
 ``b % world_size`` (the store's own convention). Small hooks are read into memory once (a random gather from
 memory-mapped shards costs ~100 ms per 4096-row batch, as much as a training step); larger ones are gathered
-from the store by a background thread one batch ahead.
+from the store by a background thread one batch ahead. Also here: the hook a config names, the NaN/inf check of
+a batch, and the seeded row sample the input scale (and WSAE weights) are measured on.
 """
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from monosemantic.errors import UserError
+from monosemantic.store import nonfinite
+
+if TYPE_CHECKING:
+    from monosemantic.sae.trainconfig import TrainConfig
 
 
 class Batches:
@@ -91,3 +99,47 @@ def _prefetch(read: Any, ids: list[np.ndarray]) -> Iterator[Tensor]:
                 q.get_nowait()
             except queue.Empty:
                 t.join(0.01)
+
+
+_NORM_SAMPLE_ROWS = 65_536
+
+
+def resolve_hook(store: Any, hook: str | None) -> str:
+    """The store's hook named ``hook`` (or a unique suffix of one); the only hook when None."""
+    hooks = list(store.hooks)
+    if hook is None:
+        if len(hooks) != 1:
+            raise UserError(f"the store holds several hooks ({', '.join(hooks)}); choose one with --hook")
+        return hooks[0]
+    if hook in hooks:
+        return hook
+    matches = [h for h in hooks if h.endswith("." + hook)]
+    if len(matches) == 1:
+        return matches[0]
+    raise UserError(f"the store has no hook {hook!r}; it holds: {', '.join(hooks)}")
+
+
+def check_finite(x: Tensor, what: str) -> None:
+    if (mask := nonfinite(x)) is not None:
+        raise UserError(f"{what} contains {int(mask.sum())} NaN or inf values; re-extract the store or drop those rows")
+
+
+def scale_sample(tc: TrainConfig, store: Any, hook: str, rows: np.ndarray) -> Tensor:
+    """The seeded sample of training rows the input scale (and the WSAE weights) are measured on."""
+    rng = np.random.default_rng([tc.seed, 7])
+    sample = np.sort(rng.choice(rows, size=min(len(rows), _NORM_SAMPLE_ROWS), replace=False))
+    x = store.gather(hook, sample)
+    check_finite(x, f"hook {hook!r} of the store")
+    return x  # type: ignore[no-any-return]
+
+
+def norm_scale(tc: TrainConfig, store: Any, hook: str, rows: np.ndarray, d_in: int) -> float:
+    """The one scalar the inputs are multiplied by (``--input-scaling``), from the seeded row sample."""
+    if tc.input_scaling == "none":
+        return 1.0
+    x = scale_sample(tc, store, hook, rows)
+    mean_sq = float(x.double().pow(2).sum(1).mean())
+    if mean_sq <= 0:
+        raise UserError(f"hook {hook!r} of the store is all zeros; there is nothing to train on")
+    target = float(d_in) if tc.input_scaling == "sqrt_d" else 1.0
+    return math.sqrt(target / mean_sq)

@@ -40,7 +40,7 @@ from monosemantic.sae.checkpoint import (
     truncate_log,
 )
 from monosemantic.sae.core import SAE, StepContext, StepOutput
-from monosemantic.sae.data import Batches
+from monosemantic.sae.data import Batches, check_finite, norm_scale, resolve_hook, scale_sample
 from monosemantic.sae.evaluate import ReconStats, batch_fvu, evaluate
 from monosemantic.sae.io import save_sae
 from monosemantic.sae.options import ArchOptions
@@ -55,9 +55,6 @@ from monosemantic.sae.recipe import (
     steps_of,
 )
 from monosemantic.sae.trainconfig import SweepPoint, TrainConfig, check_config, sae_config, sweep_points
-from monosemantic.store import nonfinite
-
-_NORM_SAMPLE_ROWS = 65_536
 
 
 class _Bundle(nn.Module):
@@ -109,45 +106,6 @@ class _Run:
     """WSAE per-dimension weights γ² [d_in] (None: the plain reconstruction loss)."""
 
 
-def _resolve_hook(store: Any, hook: str | None) -> str:
-    hooks = list(store.hooks)
-    if hook is None:
-        if len(hooks) != 1:
-            raise UserError(f"the store holds several hooks ({', '.join(hooks)}); choose one with --hook")
-        return hooks[0]
-    if hook in hooks:
-        return hook
-    matches = [h for h in hooks if h.endswith("." + hook)]
-    if len(matches) == 1:
-        return matches[0]
-    raise UserError(f"the store has no hook {hook!r}; it holds: {', '.join(hooks)}")
-
-
-def _check_finite(x: Tensor, what: str) -> None:
-    if (mask := nonfinite(x)) is not None:
-        raise UserError(f"{what} contains {int(mask.sum())} NaN or inf values; re-extract the store or drop those rows")
-
-
-def _scale_sample(tc: TrainConfig, store: Any, hook: str, rows: np.ndarray) -> Tensor:
-    """The seeded sample of training rows the input scale (and the WSAE weights) are measured on."""
-    rng = np.random.default_rng([tc.seed, 7])
-    sample = np.sort(rng.choice(rows, size=min(len(rows), _NORM_SAMPLE_ROWS), replace=False))
-    x = store.gather(hook, sample)
-    _check_finite(x, f"hook {hook!r} of the store")
-    return x  # type: ignore[no-any-return]
-
-
-def _norm_scale(tc: TrainConfig, store: Any, hook: str, rows: np.ndarray, d_in: int) -> float:
-    if tc.input_scaling == "none":
-        return 1.0
-    x = _scale_sample(tc, store, hook, rows)
-    mean_sq = float(x.double().pow(2).sum(1).mean())
-    if mean_sq <= 0:
-        raise UserError(f"hook {hook!r} of the store is all zeros; there is nothing to train on")
-    target = float(d_in) if tc.input_scaling == "sqrt_d" else 1.0
-    return math.sqrt(target / mean_sq)
-
-
 def train(
     config: TrainConfig, store: Any = None, *, extra_losses: Sequence[Any] = (), stop_after: int | None = None
 ) -> list[Path]:
@@ -184,7 +142,7 @@ def _set_up(tc: TrainConfig, store: Any) -> _Run:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // D.local_world()))
     triton_decode.set_enabled(tc.triton)
     store = store if store is not None else ActivationStore.open(tc.acts)  # type: ignore[arg-type]
-    hook = _resolve_hook(store, tc.hook)
+    hook = resolve_hook(store, tc.hook)
     d_in = store.width(hook)
     points = sweep_points(tc, d_in)
     paths = RunPaths.for_names(Path(tc.out), [p.name for p in points])  # type: ignore[arg-type]
@@ -248,13 +206,13 @@ def _resume(run: _Run) -> None:
 def _start(run: _Run) -> None:
     tc = run.tc
     train_rows = run.data.rows
-    run.scale = _norm_scale(tc, run.store, run.hook, train_rows, run.store.width(run.hook))
+    run.scale = norm_scale(tc, run.store, run.hook, train_rows, run.store.width(run.hook))
     if tc.rec_weights == "variance":
-        gamma = dimension_weights(_scale_sample(tc, run.store, run.hook, train_rows) * run.scale, tc.rec_alpha,
+        gamma = dimension_weights(scale_sample(tc, run.store, run.hook, train_rows) * run.scale, tc.rec_alpha,
                                   tc.rec_weights_norm)
         run.rec_weight = gamma.pow(2)
     first = run.data.global_batch(0, 0) * run.scale
-    _check_finite(first, f"hook {run.hook!r} of the store")
+    check_finite(first, f"hook {run.hook!r} of the store")
     if tc.init_b_dec != "zeros":
         b0 = geometric_median(first) if tc.init_b_dec == "geometric_median" else first.mean(0)
         for s in run.saes:
@@ -284,7 +242,7 @@ def _loop(run: _Run, stop_after: int | None) -> bool:
         while run.step < run.total:
             epoch, start = divmod(run.step, run.data.per_epoch)
             for x in run.data.epoch(epoch, start):
-                _check_finite(x, f"hook {run.hook!r} of the store (a batch at step {run.step})")
+                check_finite(x, f"hook {run.hook!r} of the store (a batch at step {run.step})")
                 outs, terms, factor = _step(run, model, to_device(x, run.device) * run.scale)
                 run.step += 1
                 done_here += 1
