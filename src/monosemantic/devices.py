@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
@@ -52,13 +51,6 @@ def _local_cuda() -> torch.device:
     local = os.environ.get("LOCAL_RANK")
     index = int(local) % max(1, torch.cuda.device_count()) if local is not None else torch.cuda.current_device()
     return torch.device("cuda", index)
-
-
-def autocast(device: torch.device, bf16: bool) -> AbstractContextManager[object]:
-    """bfloat16 autocast for model forwards on CUDA when ``bf16``; a no-op elsewhere (CPU paths cast explicitly)."""
-    if bf16 and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -3,8 +3,8 @@
 PyTorch's CPU sparse primitives (``index_add_``, ``argsort``, CSR ``mm``, ``topk``) cost 30-300 ms on a
 4096 x 6144 TopK batch, more than the dense bf16 encoder matmul itself; these loops cost a few ms. The library is
 cached under ``$MONOSEMANTIC_CACHE`` (default ``~/.cache/monosemantic``) by a hash of the source, the compiler
-flags and the CPU, so ``-march=native`` code never runs on another CPU. It is built with ``-Wall -Wextra``: a
-warning is kept in :func:`build_warnings` (the tests require none). Without a compiler, or with
+flags and the CPU, so ``-march=native`` code never runs on another CPU. It is built with ``-Wall -Wextra``, and a
+warning is shown once (the tests require none). Without a compiler, or with
 ``MONOSEMANTIC_NATIVE=0``, :func:`lib` is None and ``ops.py`` runs the torch versions instead.
 
 This module only builds and calls; ``ops.py`` registers the functions as torch operators and checks their
@@ -31,7 +31,6 @@ from torch import Tensor
 _FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-Wall", "-Wextra")
 _LIB: ctypes.CDLL | None = None
 _TRIED = False
-_WARNINGS = ""
 _LOCK = threading.Lock()
 
 _P = ctypes.c_void_p
@@ -87,7 +86,6 @@ def compiler() -> str | None:
 
 
 def _build() -> ctypes.CDLL | None:
-    global _WARNINGS
     if os.environ.get("MONOSEMANTIC_NATIVE", "1") == "0" or platform.system() != "Linux":
         return None
     cc = compiler()
@@ -99,12 +97,12 @@ def _build() -> ctypes.CDLL | None:
     if not target.exists():
         cache.mkdir(parents=True, exist_ok=True)
         try:
-            _WARNINGS = compile_library(src, target, cc)
+            printed = compile_library(src, target, cc)
         except OSError as exc:
             warnings.warn(f"{exc}; using torch", stacklevel=3)
             return None
-        if _WARNINGS:
-            warnings.warn(f"the sparse kernels compiled with warnings: {_WARNINGS[-300:]}", stacklevel=3)
+        if printed:
+            warnings.warn(f"the sparse kernels compiled with warnings: {printed[-300:]}", stacklevel=3)
     library = ctypes.CDLL(str(target))
     for name, argtypes in _SIGS.items():
         fn = getattr(library, name)
@@ -130,11 +128,6 @@ def lib() -> ctypes.CDLL | None:
 
 def available() -> bool:
     return lib() is not None
-
-
-def build_warnings() -> str:
-    """What the compiler printed when this process built the library ('' when it was cached or clean)."""
-    return _WARNINGS
 
 
 def _nt() -> int:
