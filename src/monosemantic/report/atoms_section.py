@@ -9,12 +9,10 @@ activations and of the atoms, Euclidean against the atomic inner product.
 from __future__ import annotations
 
 import itertools
-import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.files import write_atomic
+from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
 from monosemantic.report.sections import esc
 
 RESULT_NAME = "atoms.json"
@@ -28,14 +26,7 @@ _COLUMNS = (("kind", "units", None), ("id", "set", None), ("n_units", "N", None)
 
 def find_atoms(run_dir: Path) -> dict[str, Any] | None:
     """An atoms result inside a run folder (``atoms.json`` or ``atoms/atoms.json``), if any."""
-    for path in (Path(run_dir) / RESULT_NAME, Path(run_dir) / "atoms" / RESULT_NAME):
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                return None
-            return data if data.get("format") == "monosemantic-atoms" else None
-    return None
+    return find_result(run_dir, RESULT_NAME, "monosemantic-atoms")
 
 
 def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -83,26 +74,9 @@ def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def _cell(value: Any, digits: int | None) -> str:
-    if value is None:
-        return "–"
-    if digits is None or isinstance(value, str):
-        return esc(value)
-    return f"{value:.{digits}f}"
-
-
 def atoms_section(result: dict[str, Any]) -> str:
     units = result.get("units") or []
-    figures = "".join(
-        f"<figure class=plot><figcaption><b>{esc(t)}</b> {esc(c)}</figcaption><img src='{uri}' alt='{esc(t)}'>"
-        "</figure>"
-        for t, c, uri in _figures(result)
-    )
-    head = "".join(f"<th>{esc(label)}</th>" for _, label, _ in _COLUMNS)
-    body = "".join(
-        "<tr>" + "".join(f"<td class=n>{_cell(u.get(key), d)}</td>" for key, _, d in _COLUMNS) + "</tr>"
-        for u in units
-    )
+    figures = figure_blocks(_figures(result))
     singular = "".join(f"<p class=note>{esc(m)}</p>" for m in result.get("singular_moment") or [])
     return (
         "<section id=atoms><h2>Neurons, features and atoms</h2>"
@@ -111,16 +85,10 @@ def atoms_section(result: dict[str, Any]) -> str:
         f"on {result.get('scored_rows'):,} held-out rows. Unique: share of samples whose code is provably unique "
         "(μ_i < 1/(2K_i − 1) over the sample's co-active units); q*: the largest share for which the quantiles "
         "still satisfy that bound; R²: 1 − Σ‖m − m̂‖² / Σ‖m − m̄‖². After Hu et al., arXiv 2509.20784.</p>"
-        f"{singular}{figures}<div class=table-wrap><table class=summary><thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table></div></section>"
+        f"{singular}{figures}{value_table(units, _COLUMNS)}</section>"
     )
 
 
 def write_atoms_page(folder: Path | str, result: dict[str, Any]) -> Path:
     """``FOLDER/atoms.html``: the section on a page of its own (CSS inline, works offline)."""
-    css = resources.files("monosemantic.report").joinpath("report.css").read_text(encoding="utf-8")
-    page = ("<!doctype html><html lang=en><head><meta charset=utf-8><title>monosemantic atoms</title>"
-            f"<style>{css}</style></head><body><main>{atoms_section(result)}</main></body></html>")
-    path = Path(folder) / PAGE_NAME
-    write_atomic(path, page)
-    return path
+    return write_page(folder, PAGE_NAME, "monosemantic atoms", atoms_section(result))

@@ -8,11 +8,10 @@ the semantic-subspace table and example pairs side by side (Lan et al., arXiv 24
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.files import write_atomic
+from monosemantic.report.result_pages import find_result, write_page
 from monosemantic.report.sections import esc
 
 RESULT_NAME = "compare.json"
@@ -22,14 +21,7 @@ SCORES = (("svcca:variance_99", "SVCCA"), ("svcca:reference_k1", "SVCCA k=1 (ref
 
 def find_compare(run_dir: Path) -> dict[str, Any] | None:
     """A compare result inside a run folder (``compare.json`` or ``compare/compare.json``), if any."""
-    for path in (Path(run_dir) / RESULT_NAME, Path(run_dir) / "compare" / RESULT_NAME):
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                return None
-            return data if data.get("format") == "monosemantic-compare" else None
-    return None
+    return find_result(run_dir, RESULT_NAME, "monosemantic-compare")
 
 
 def _num(v: Any, digits: int = 3) -> str:
@@ -157,11 +149,5 @@ def compare_section(result: dict[str, Any]) -> str:
 
 def write_compare_page(folder: Path | str) -> Path:
     """``FOLDER/compare.html``: the section on a page of its own (CSS inline, works offline)."""
-    folder = Path(folder)
-    result = json.loads((folder / RESULT_NAME).read_text())
-    css = resources.files("monosemantic.report").joinpath("report.css").read_text(encoding="utf-8")
-    page = ("<!doctype html><html lang=en><head><meta charset=utf-8><title>monosemantic compare</title>"
-            f"<style>{css}</style></head><body><main>{compare_section(result)}</main></body></html>")
-    path = folder / PAGE_NAME
-    write_atomic(path, page)
-    return path
+    result = json.loads((Path(folder) / RESULT_NAME).read_text())
+    return write_page(folder, PAGE_NAME, "monosemantic compare", compare_section(result))

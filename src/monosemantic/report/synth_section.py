@@ -8,12 +8,10 @@ table of every SAE.
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.files import write_atomic
+from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
 from monosemantic.report.sections import esc
 
 RESULT_NAME = "synth.json"
@@ -27,14 +25,7 @@ _COLUMNS = (("sparsity", "S", 3), ("arch", "arch", None), ("width", "width", Non
 
 def find_synth(run_dir: Path) -> dict[str, Any] | None:
     """A synth result inside a run folder (``synth.json`` or ``synth/synth.json``), if any."""
-    for path in (Path(run_dir) / RESULT_NAME, Path(run_dir) / "synth" / RESULT_NAME):
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                return None
-            return data if data.get("format") == "monosemantic-synth" else None
-    return None
+    return find_result(run_dir, RESULT_NAME, "monosemantic-synth")
 
 
 def _series(rows: list[dict[str, Any]], key: str, **fixed: Any) -> dict[str, tuple[list[float], list[float]]]:
@@ -125,27 +116,10 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def _cell(value: Any, digits: int | None) -> str:
-    if value is None:
-        return "–"
-    if digits is None or isinstance(value, str):
-        return esc(value)
-    return f"{value:.{digits}f}"
-
-
 def synth_section(result: dict[str, Any]) -> str:
     cfg = result.get("config", {})
     rows = result.get("rows") or []
-    figures = "".join(
-        f"<figure class=plot><figcaption><b>{esc(t)}</b> {esc(c)}</figcaption><img src='{uri}' alt='{esc(t)}'>"
-        "</figure>"
-        for t, c, uri in (_figures(result) if rows else [])
-    )
-    head = "".join(f"<th>{esc(label)}</th>" for _, label, _ in _COLUMNS)
-    body = "".join(
-        "<tr>" + "".join(f"<td class=n>{_cell(r.get(key), d)}</td>" for key, _, d in _COLUMNS) + "</tr>"
-        for r in rows
-    )
+    figures = figure_blocks(_figures(result) if rows else [])
     return (
         "<section id=synth><h2>Synthetic superposition</h2>"
         f"<p>{cfg.get('n_features')} ground-truth features in {cfg.get('n_dims')} dimensions "
@@ -154,16 +128,10 @@ def synth_section(result: dict[str, Any]) -> str:
         f"{esc(cfg.get('train_tokens'))} training rows per SAE, {len(rows)} SAEs in {result.get('seconds')} s. "
         "α is the WSAE exponent (0 = plain SAE); k = expected active features (TopK family). After Cui et al., "
         "arXiv 2506.15963.</p>"
-        f"{figures}<div class=table-wrap><table class=summary><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
-        "</table></div></section>"
+        f"{figures}{value_table(rows, _COLUMNS)}</section>"
     )
 
 
 def write_synth_page(folder: Path | str, result: dict[str, Any]) -> Path:
     """``FOLDER/synth.html``: the section on a page of its own (CSS inline, works offline)."""
-    css = resources.files("monosemantic.report").joinpath("report.css").read_text(encoding="utf-8")
-    page = ("<!doctype html><html lang=en><head><meta charset=utf-8><title>monosemantic synth</title>"
-            f"<style>{css}</style></head><body><main>{synth_section(result)}</main></body></html>")
-    path = Path(folder) / PAGE_NAME
-    write_atomic(path, page)
-    return path
+    return write_page(folder, PAGE_NAME, "monosemantic synth", synth_section(result))

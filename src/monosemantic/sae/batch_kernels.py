@@ -2,7 +2,7 @@
 
 BatchTopK keeps the ``int(k·B)`` largest entries of the whole [B, F] batch, so rows hold a variable number of
 latents. The kept entries travel as triplets (any count per row, zero rows included); every backward product is a
-gather or a scatter over them (``ops.tri_*``), so no dense [B, F] gradient is ever formed (ecosystem.md §5).
+gather or a scatter over them (``ops.tri_*``), so no dense [B, F] gradient is ever formed.
 The dense encoder matmul stays, in bfloat16 when asked, with the kept values recomputed exactly in float32.
 
 On the CPU, selection does not sort the B·F matrix: each row's top ``cap`` candidates (``ops.topk_rows``) hold

@@ -222,7 +222,7 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def fold_input_scale(self, scale: float, how: Literal["weights", "biases"]) -> None:
-        """Make the SAE trained on ``scale · x`` read raw ``x`` (§A.10 of the recipe; exact for every architecture).
+        """Make the SAE trained on ``scale · x`` read raw ``x`` (exact for every architecture).
 
         ``weights`` (SAELens): ``W_enc · s``, ``W_dec / s``, ``b_dec / s``. ``biases`` (dictionary_learning):
         ``b_enc``, ``b_dec`` and any threshold divided by ``s``; the latents then come out divided by ``s``.

@@ -1,4 +1,4 @@
-"""SAE folders: write the SAELens layout (ecosystem.md §4.1); read it, and sparsify / dictionary_learning folders.
+"""SAE folders: write the SAELens layout; read it, and sparsify / dictionary_learning folders.
 
 A folder holds ``cfg.json`` and ``sae_weights.safetensors`` (SAELens names and shapes, strict key set) and, when
 trained here, ``eval.json``, ``train_log.jsonl`` and ``sparsity.safetensors``. Our own fields live under

@@ -1,7 +1,7 @@
 """Sparse TopK autograd: the encoder backward touches only the kept latents, the decoder works from indices.
 
 Dense autograd forms a [B, d_sae] gradient; here every backward product is a gather or a scatter over the
-B·k kept entries (ecosystem.md §5). The dense encoder matmul stays (every pre-activation is needed to select the
+B·k kept entries. The dense encoder matmul stays (every pre-activation is needed to select the
 top k); with ``bf16=True`` it runs in bfloat16 and the kept values are then recomputed exactly in float32, so
 bf16 only decides *which* latents win near-ties.
 

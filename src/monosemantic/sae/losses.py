@@ -108,7 +108,7 @@ class AuxK:
 
 @dataclass
 class L1:
-    """λ·s(t)·mean_b Σ_j |f_j| (``unit_norm``) or Σ_j f_j·||W_dec[j]|| (``decoder_norm``) (§A.1)."""
+    """λ·s(t)·mean_b Σ_j |f_j| (``unit_norm``) or Σ_j f_j·||W_dec[j]|| (``decoder_norm``, Anthropic 2024)."""
 
     coefficient: float
     warmup: float = 0.05

@@ -1,4 +1,4 @@
-"""Pieces of the training recipe shared by all architectures (methods.md §A.8-A.11)."""
+"""Pieces of the training recipe shared by all architectures (after arXiv 2406.04093)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from monosemantic.sae import ops
 
 
 def geometric_median(X: Tensor, max_iter: int = 100, tol: float = 1e-5) -> Tensor:
-    """Weiszfeld iteration from the mean (§A.9); float64 accumulation."""
+    """Weiszfeld iteration from the mean (the b_dec init of arXiv 2406.04093); float64 accumulation."""
     X = X.double()
     g = X.mean(0)
     for _ in range(max_iter):
@@ -25,7 +25,7 @@ def geometric_median(X: Tensor, max_iter: int = 100, tol: float = 1e-5) -> Tenso
 
 
 def default_lr(d_sae: int, c: float = 2.5e-3) -> float:
-    """``c / sqrt(F / 2^14)`` (the width scaling of §A.11).
+    """``c / sqrt(F / 2^14)`` (the width scaling of arXiv 2406.04093, §2.4).
 
     The reference constant is c = 2e-4 (tuned for runs of billions of tokens). For the TopK family we use
     c = 2.5e-3: with inputs at unit mean squared norm, gradient clipping and the final decay it gave the best
@@ -66,7 +66,7 @@ def lr_factor(step: int, total: int, warmup: int, decay: int) -> float:
 
 @torch.no_grad()
 def remove_parallel_grad(W_dec: nn.Parameter) -> None:
-    """Project out the component of each decoder-row gradient along its row (§A.8)."""
+    """Project out the component of each decoder-row gradient along its row (arXiv 2406.04093)."""
     if W_dec.grad is not None:
         ops.project_rows_(W_dec.detach(), W_dec.grad)
 
