@@ -37,7 +37,7 @@ class SAEConfig:
     d_sae: int
     """Number of latents (dictionary size)."""
     architecture: str = "topk"
-    """Registered architecture name: relu, topk, batchtopk, matryoshka, jumprelu, tied."""
+    """Registered architecture name: relu, topk, batchtopk, matryoshka, jumprelu, tied, gsae."""
     k: int | None = None
     """TopK: latents kept per row. BatchTopK/Matryoshka: average latents kept per row in training."""
     group_sizes: list[int] | None = None
@@ -113,6 +113,10 @@ class SAE(nn.Module):
     """The coefficient trained with when --l1 is not given (coefficient architectures)."""
     lr_constant: ClassVar[float] = 2e-4
     """c of the default learning rate c / sqrt(d_sae / 2^14)."""
+    needs_labels: ClassVar[bool] = False
+    """Whether training reads each row's concept labels (``StepContext.labels``) from the store."""
+    saelens_normalize: ClassVar[str] = "none"
+    """SAELens ``normalize_activations`` of saved folders (``layer_norm``: the SAE normalises each row itself)."""
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__()
@@ -183,6 +187,11 @@ class SAE(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))
 
+    def decode_delta(self, idx: Tensor, delta: Tensor) -> Tensor:
+        """How ``decode(f)`` changes when latents ``idx`` [S] change by ``delta`` [.., S] (the rows last encoded):
+        ``delta W_dec[idx]`` for a linear decoder; only the edited latents are read."""
+        return delta.to(self.W_dec.dtype) @ self.W_dec.index_select(0, idx)
+
     # ------------------------------------------------------------------ training hooks
 
     @torch.no_grad()
@@ -246,6 +255,12 @@ class SAE(nn.Module):
     def finish_training(self, options: ArchOptions) -> None:
         """Last touches before saving (after the input scale is folded in)."""
 
+    @torch.no_grad()
+    def eval_extra(self, x: Tensor, labels: Tensor | None) -> dict[str, Any]:
+        """Architecture-specific held-out results for ``eval.json`` from raw rows ``x`` and their concept labels
+        [N, C] (None when the store has none)."""
+        return {}
+
     def extra_state_for_save(self) -> dict[str, Any]:
         """Architecture-specific fields for ``metadata.monosemantic``."""
         return {}
@@ -284,6 +299,8 @@ class StepContext:
     distributed: bool = False
     options: ArchOptions | None = None
     """The architecture's training options (an instance of its ``Options``; None: its defaults)."""
+    labels: Tensor | None = None
+    """Float [B, C] concept labels of the batch's rows (architectures with ``needs_labels``; else None)."""
 
 
 @dataclass

@@ -28,9 +28,11 @@ if TYPE_CHECKING:
 
 class Batches:
     def __init__(self, store: Any, hook: str, rows: np.ndarray, batch_size: int, *, seed: int, rank: int = 0,
-                 world_size: int = 1, preload_bytes: int = 4 << 30) -> None:
+                 world_size: int = 1, preload_bytes: int = 4 << 30, labels: np.ndarray | None = None) -> None:
         self.store, self.hook, self.rows = store, hook, np.asarray(rows, dtype=np.int64)
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world_size
+        self.labels = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels))
+        """[n_rows, C] concept labels read with every batch (None: batches are activations only)."""
         self.memory: Tensor | None = None
         if store.n_rows * store.width(hook) * 4 <= preload_bytes:
             self.memory = store.rows(hook, 0, store.n_rows).contiguous()
@@ -61,14 +63,19 @@ class Batches:
         idx = np.concatenate([self.indices(epoch, first + r) for r in range(self.world)])
         return self.read(np.sort(idx))
 
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[Tensor]:
-        """This rank's batches of ``epoch``, skipping its first ``start``."""
+    def read_labelled(self, idx: np.ndarray) -> tuple[Tensor, Tensor | None]:
+        """Rows at ``idx`` and their float concept labels (None without labels)."""
+        y = None if self.labels is None else self.labels.index_select(0, torch.from_numpy(idx)).float()
+        return self.read(idx), y
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[Tensor, Tensor | None]]:
+        """This rank's batches of ``epoch`` (rows, labels or None), skipping its first ``start``."""
         ids = [self.indices(epoch, s * self.world + self.rank) for s in range(start, self.per_epoch)]
         if self.memory is not None:
             for idx in ids:
-                yield self.read(idx)
+                yield self.read_labelled(idx)
             return
-        yield from _prefetch(self.read, ids)
+        yield from _prefetch(self.read_labelled, ids)
 
 
 def _prefetch(read: Any, ids: list[np.ndarray]) -> Iterator[Tensor]:

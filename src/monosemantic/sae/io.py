@@ -57,7 +57,7 @@ def saelens_config(sae: SAE) -> dict[str, Any]:
         "dtype": "float32",
         "device": "cpu",
         "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
-        "normalize_activations": "none",
+        "normalize_activations": sae.saelens_normalize,
         "reshape_activations": "none",
     }
     if sae.saelens_architecture == "topk":
@@ -148,7 +148,8 @@ def _load_saelens(path: Path) -> SAE:
     meta = cfg.get("metadata") or {}
     ours = meta.get("monosemantic") or {}
     sl_arch = cfg.get("architecture", "standard")
-    if cfg.get("normalize_activations", "none") not in ("none", None):
+    normalize = cfg.get("normalize_activations", "none") or "none"
+    if normalize != "none" and normalize != get_architecture(ours.get("architecture") or "topk").saelens_normalize:
         raise UserError(f"{path}: normalize_activations={cfg['normalize_activations']!r} is not supported; "
                         "fold the scaling into the weights first")
     arch = ours.get("architecture")

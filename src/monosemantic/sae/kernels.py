@@ -79,14 +79,16 @@ def dead_topk(acts: Tensor, dead_mask: Tensor, k_aux: int, W_enc: Tensor | None 
 class TopKEncode(torch.autograd.Function):
     """``(x, b_dec, W_enc, b_enc) -> vals [B,k], idx [B,k], aux_vals [B,k_aux], aux_idx [B,k_aux]``.
 
-    vals = ReLU of the k largest pre-activations per row; the aux outputs are the k_aux largest among the latents
-    in ``dead_mask`` (AuxK), read from the same pre-activation matrix. Empty [B, 0] when there is no dead mask.
+    vals = ReLU of the k largest pre-activations per row (the raw pre-activations with ``relu=False``, for
+    activations such as the G-SAE's sigmoid that apply their own function to the kept logits); the aux outputs
+    are the k_aux largest among the latents in ``dead_mask`` (AuxK), read from the same pre-activation matrix.
+    Empty [B, 0] when there is no dead mask.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: Any, x: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor, k: int,
-        dead_mask: Tensor | None, k_aux: int, bf16: bool, apply_b_dec: bool,
+        dead_mask: Tensor | None, k_aux: int, bf16: bool, apply_b_dec: bool, relu: bool = True,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         xc = (x - b_dec if apply_b_dec else x).contiguous()
         low = bf16 and xc.dtype == torch.float32
@@ -96,10 +98,12 @@ class TopKEncode(torch.autograd.Function):
         if low:  # exact float32 values of the selected latents
             rows = _rows(W_enc)
             vals = ops.gather_dot(idx, rows, xc) + b_enc[idx]
-        vals = vals.to(xc.dtype).clamp_min_(0)
+        vals = vals.to(xc.dtype)
+        if relu:
+            vals.clamp_min_(0)
         aux_vals, aux_idx = aux_topk(pre, xc, W_enc, b_enc, dead_mask, k_aux, low)
         ctx.save_for_backward(xc, W_enc, idx, vals, aux_idx, aux_vals)
-        ctx.apply_b_dec = apply_b_dec
+        ctx.apply_b_dec, ctx.relu = apply_b_dec, relu
         ctx.mark_non_differentiable(idx, aux_idx)
         return vals, idx, aux_vals, aux_idx
 
@@ -107,7 +111,7 @@ class TopKEncode(torch.autograd.Function):
     def backward(ctx: Any, g_vals: Tensor, _gi: Any, g_aux: Tensor, _ga: Any) -> tuple[Any, ...]:  # type: ignore[override]
         xc, W_enc, idx, vals, aux_idx, aux_vals = ctx.saved_tensors
         # a kept value of 0 sits on the flat side of the ReLU: no gradient (dense autograd agrees)
-        g = g_vals * (vals > 0)
+        g = g_vals * (vals > 0) if ctx.relu else g_vals
         if aux_idx.shape[1] and g_aux is not None:
             idx = torch.cat([idx, aux_idx], 1)
             g = torch.cat([g, g_aux * (aux_vals > 0)], 1)
@@ -121,7 +125,7 @@ class TopKEncode(torch.autograd.Function):
         g_x = None
         if ctx.needs_input_grad[0]:
             g_x = ops.gather_sum(idx, g, _rows(W_enc))
-        return g_x, g_b_dec, g_W_enc, g_b_enc, None, None, None, None, None
+        return g_x, g_b_dec, g_W_enc, g_b_enc, None, None, None, None, None, None
 
 
 class SparseDecode(torch.autograd.Function):
@@ -144,9 +148,9 @@ class SparseDecode(torch.autograd.Function):
 
 def topk_encode(
     x: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, *, dead_mask: Tensor | None = None,
-    k_aux: int = 0, bf16: bool = False, apply_b_dec: bool = True,
+    k_aux: int = 0, bf16: bool = False, apply_b_dec: bool = True, relu: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    out = TopKEncode.apply(x, b_dec, W_enc, b_enc, k, dead_mask, k_aux, bf16, apply_b_dec)
+    out = TopKEncode.apply(x, b_dec, W_enc, b_enc, k, dead_mask, k_aux, bf16, apply_b_dec, relu)
     return out  # type: ignore[no-any-return]
 
 

@@ -149,3 +149,20 @@ class JumpReLUOptions(WarmupOptions):
 @dataclass(frozen=True)
 class TiedOptions(ArchOptions):
     """The theory SAE (tied weights, no biases, ReLU) has no options of its own."""
+
+
+@options_for("gsae")
+@dataclass(frozen=True)
+class GSAEOptions(ArchOptions):
+    """Options of the Guided SAE (G-SAE): latents 0..C-1 are tied to the store's C labelled concepts."""
+
+    gsae_activation: Literal["topk-sigmoid", "topk"] = "topk-sigmoid"
+    """G-SAE: a sigmoid on the k kept logits (the paper's topk-sigmoid), or ReLU TopK."""
+    concept_reduction: Literal["sum", "mean"] = "sum"
+    """G-SAE: the concept BCE terms summed (the paper's code) or averaged as 1/(C+1) Σ (its project page)."""
+    concept_weight: float = 1.0
+    """G-SAE: multiplier of the concept BCE term in the loss."""
+
+    def check(self) -> None:
+        if not self.concept_weight >= 0:
+            raise UserError(f"--concept-weight must be at least 0, got {self.concept_weight:g}")

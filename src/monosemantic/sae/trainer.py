@@ -149,7 +149,9 @@ def _set_up(tc: TrainConfig, store: Any) -> _Run:
     if tc.batch_size % world:
         raise UserError(f"--batch-size {tc.batch_size} must be divisible by the {world} processes")
     train_rows, eval_rows = store.split(holdout=tc.holdout, seed=tc.seed)
-    data = Batches(store, hook, train_rows, tc.batch_size // world, seed=tc.seed, rank=rank, world_size=world)
+    labels = _row_labels(tc, store)
+    data = Batches(store, hook, train_rows, tc.batch_size // world, seed=tc.seed, rank=rank, world_size=world,
+                   labels=labels)
     if data.per_epoch < 1:
         raise UserError(f"the store has {len(train_rows)} training rows, fewer than one batch of {tc.batch_size}")
     meta = {
@@ -158,6 +160,8 @@ def _set_up(tc: TrainConfig, store: Any) -> _Run:
         "dataset_path": str(Path(store.root).resolve()),
         "monosemantic": {"store": str(Path(store.root).resolve()), "dataset": store.manifest.dataset.get("name")},
     }
+    if labels is not None:
+        meta["monosemantic"]["concepts"] = store.label_names
     options = tc.arch_options()
     # weights are drawn on the CPU from a CPU generator, so every device starts from the same SAE
     saes = []
@@ -179,6 +183,19 @@ def _set_up(tc: TrainConfig, store: Any) -> _Run:
         lrs=lrs, opts=opts, since_fired=[torch.zeros(p.d_sae, dtype=torch.int64, device=device) for p in points],
         world=world, unit_norm=[s.unit_norm_decoder(options) for s in saes],
     )
+
+
+def _row_labels(tc: TrainConfig, store: Any) -> np.ndarray | None:
+    """The store's per-row concept labels, for architectures that train on them (None for the others)."""
+    from monosemantic.sae.core import get_architecture
+
+    if not get_architecture(tc.arch).needs_labels:
+        return None
+    labels = store.row_labels
+    if labels is None:
+        raise UserError(f"--arch {tc.arch} trains on concept labels, but the store {store.root} has none; extract "
+                        "it from labelled data (a bundled set with labels, or --label-column for JSONL/CSV)")
+    return labels  # type: ignore[no-any-return]
 
 
 def _resume(run: _Run) -> None:
@@ -241,9 +258,10 @@ def _loop(run: _Run, stop_after: int | None) -> bool:
     try:
         while run.step < run.total:
             epoch, start = divmod(run.step, run.data.per_epoch)
-            for x in run.data.epoch(epoch, start):
+            for x, y in run.data.epoch(epoch, start):
                 check_finite(x, f"hook {run.hook!r} of the store (a batch at step {run.step})")
-                outs, terms, factor = _step(run, model, to_device(x, run.device) * run.scale)
+                labels = None if y is None else to_device(y, run.device)
+                outs, terms, factor = _step(run, model, to_device(x, run.device) * run.scale, labels)
                 run.step += 1
                 done_here += 1
                 if run.step % tc.log_every == 0 or run.step == run.total:
@@ -271,12 +289,13 @@ def _loop(run: _Run, stop_after: int | None) -> bool:
     return True
 
 
-def _step(run: _Run, model: nn.Module, x: Tensor) -> tuple[list[StepOutput], list[dict[str, Tensor]], float]:
-    """One optimisation step of every SAE on the (scaled, on-device) batch ``x``."""
+def _step(run: _Run, model: nn.Module, x: Tensor, labels: Tensor | None = None
+          ) -> tuple[list[StepOutput], list[dict[str, Tensor]], float]:
+    """One optimisation step of every SAE on the (scaled, on-device) batch ``x`` and its concept labels."""
     tc = run.tc
     ctxs = [
         StepContext(step=run.step, total_steps=run.total, dead_mask=sf >= tc.dead_tokens, bf16=tc.bf16,
-                    distributed=run.world > 1, options=run.options)
+                    distributed=run.world > 1, options=run.options, labels=labels)
         for sf in run.since_fired
     ]
     loss, outs, terms = model(x, ctxs)
@@ -351,6 +370,7 @@ def _finish(run: _Run) -> list[Path]:
     if len(rows) > tc.eval_rows:
         rows = rows[np.linspace(0, len(rows) - 1, tc.eval_rows).astype(np.int64)]
     batches = [run.store.gather(run.hook, rows[i : i + 4096]) for i in range(0, len(rows), 4096)]
+    eval_labels = None if run.data.labels is None else run.data.labels[torch.from_numpy(rows)]
     out = []
     for p, s, sf in zip(run.points, run.saes, run.since_fired, strict=True):
         s.fold_input_scale(run.scale, tc.fold)
@@ -364,6 +384,7 @@ def _finish(run: _Run) -> list[Path]:
         stats: ReconStats = evaluate(s.eval(), batches)
         result = stats.result()
         result["dead_fraction_train"] = float((sf >= tc.dead_tokens).double().mean())
+        result.update(s.eval_extra(torch.cat(batches), eval_labels))
         extra: dict[str, Any] = {"eval.json": result, "sparsity.safetensors": {"sparsity": stats.log_frequency()}}
         if paths.log(p.name).exists():
             extra["train_log.jsonl"] = paths.log(p.name)

@@ -18,7 +18,7 @@ from monosemantic.sources import load_dataset, load_model, resolve_hook, run_cap
 from monosemantic.sources.datasets import data_ref, fingerprint
 from monosemantic.store.manifest import Manifest
 from monosemantic.store.reader import ActivationStore
-from monosemantic.store.tokens import parse_tokens, select_rows
+from monosemantic.store.tokens import parse_tokens, select_rows, token_concepts
 from monosemantic.store.writer import StoreWriter
 
 
@@ -149,12 +149,16 @@ def extract(cfg: ExtractConfig, *, progress: bool = True) -> ActivationStore:
         monosemantic_version=monosemantic.__version__,
     )
     labels = dataset.labels
+    spans = getattr(dataset, "token_spans", None) if model.tokenizer is not None else None
 
     def records():
         for i in range(n):
             rec = dataset.item_record(i)
             if labels is not None:
                 rec["label"] = np.asarray(labels[i]).tolist()
+            if spans is not None:
+                rec["token_labels"] = token_concepts(model.tokenizer, dataset.load(i, i + 1)[0], spans(i),
+                                                     cfg.max_length)
             yield rec
 
     writer = StoreWriter.open(

@@ -210,6 +210,38 @@ class ActivationStore:
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"{self.root / ITEMS} has items without a valid label ({exc!r}); {REBUILD}") from None
 
+    @cached_property
+    def row_labels(self) -> np.ndarray | None:
+        """[n_rows, C] uint8 concept labels of every row: the row's own where the items carry per-token labels
+        (``token_labels``: the concept index of each token, -1 for none), else its item's labels (class ids as
+        one-hot columns over ``label_names``). None when the data had no labels."""
+        labels = self.labels
+        if labels is None:
+            return None
+        n_c = len(self.label_names)
+        if labels.ndim == 1:
+            per_item = np.zeros((self.n_items, n_c), dtype=np.uint8)
+            per_item[np.arange(self.n_items), labels] = 1
+        else:
+            per_item = labels.astype(np.uint8)
+        out = per_item[self.item_index]
+        tagged = [(i, r["token_labels"]) for i, r in enumerate(self.items) if r.get("token_labels") is not None]
+        if tagged:
+            # rows are written item by item, so each item's rows are one contiguous run
+            order = np.argsort(self.item_index, kind="stable")
+            bounds = np.searchsorted(self.item_index[order], np.arange(self.n_items + 1))
+            pos = self.positions
+            for item, tags in tagged:
+                rows = order[bounds[item] : bounds[item + 1]]
+                rows = rows[pos[rows] >= 0]  # pooled rows keep their item's labels
+                tag = np.asarray(tags, dtype=np.int64)
+                p = pos[rows]
+                concept = np.where(p < len(tag), tag[np.minimum(p, max(len(tag) - 1, 0))] if len(tag) else -1, -1)
+                out[rows] = 0
+                hit = concept >= 0
+                out[rows[hit], concept[hit]] = 1
+        return out
+
     @property
     def label_names(self) -> list[str]:
         return list(self.manifest.dataset.get("label_names") or [])

@@ -1,0 +1,172 @@
+"""Interventions through SAE features at one hook of a model, as a context manager over plain PyTorch hooks.
+
+Inside ``with steering(model, sae, edits):`` every forward pass of the model (prompt and generated tokens alike)
+encodes the activations ``h`` at the SAE's hook, edits the latents and writes the result back:
+
+- latent edits (``clamp`` f_j = α, ``add`` f_j += α, ``scale`` f_j *= α, ``ablate`` f_j = 0) change ``h`` by
+  ``decode(f') − decode(f)`` only (error term ``keep_error``, the default), or replace it with ``decode(f')``
+  (``reconstruction``, which also injects the SAE's reconstruction error: the clamp experiments of Pach et al.,
+  arXiv 2504.02821, §5);
+- the ``direction`` edit is the steering rule of Härle et al. (arXiv 2506.19382, §5): x' = x + α Σ_{i∈S} β γ W_dec[i]
+  with β = ‖x‖ / ‖W_dec[i]‖ and γ = 1 (``const``), f_i (``act``) or, for α > 0, 1 − f_i (``balanced``; f_i for
+  α ≤ 0). The SAE only supplies f and W_dec; with ``reconstruction`` the base is ``decode(f)`` instead of x.
+
+An edit that changes nothing (α = 0 for add and direction, α = 1 for scale) adds exactly zero, so generation is
+token for token the unsteered model's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from monosemantic.errors import UserError
+from monosemantic.sae.core import SAE
+from monosemantic.sources.hooks import resolve_hook
+
+EditKind = Literal["clamp", "add", "scale", "ablate", "direction"]
+Gamma = Literal["const", "act", "balanced"]
+ErrorTerm = Literal["keep_error", "reconstruction"]
+EDIT_KINDS: tuple[str, ...] = ("clamp", "add", "scale", "ablate", "direction")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One edit of one or several latents."""
+
+    latents: tuple[int, ...]
+    """The latents edited together (the set S of the direction rule)."""
+    kind: EditKind = "add"
+    """clamp (f_j = α), add (f_j += α), scale (f_j *= α), ablate (f_j = 0) or direction (x += α Σ β γ W_dec[j])."""
+    alpha: float = 0.0
+    """Strength α (ignored by ablate)."""
+    gamma: Gamma = "const"
+    """Direction edit: γ = 1 (const), f_j (act), or 1 − f_j for α > 0 and f_j otherwise (balanced)."""
+
+    def is_identity(self) -> bool:
+        """Whether the edit leaves every latent (and so the activations, with keep_error) unchanged."""
+        return (self.kind in ("add", "direction") and self.alpha == 0) or (self.kind == "scale" and self.alpha == 1)
+
+
+def check_edits(sae: SAE, edits: Sequence[Edit]) -> None:
+    """One-line errors for latents out of range, unknown kinds and non-finite strengths."""
+    n = sae.cfg.d_sae
+    for e in edits:
+        if e.kind not in EDIT_KINDS:
+            raise UserError(f"unknown edit {e.kind!r}; choose {', '.join(EDIT_KINDS)}")
+        if e.gamma not in ("const", "act", "balanced"):
+            raise UserError(f"unknown gamma {e.gamma!r}; choose const, act or balanced")
+        if not e.latents:
+            raise UserError("an edit needs at least one latent")
+        bad = [j for j in e.latents if not 0 <= int(j) < n]
+        if bad:
+            raise UserError(f"latent {bad[0]} is out of range; this SAE has latents 0 to {n - 1}")
+        if not math.isfinite(e.alpha):
+            raise UserError(f"alpha must be a finite number, got {e.alpha}")
+
+
+def edit_latents(f: Tensor, edits: Sequence[Edit]) -> Tensor:
+    """The latents [N, d_sae] after the latent edits (clamp, add, scale, ablate) in order; direction edits leave the
+    latents as they are."""
+    for e in edits:
+        if e.kind == "direction" or e.is_identity():
+            continue
+        idx = torch.as_tensor(e.latents, dtype=torch.long, device=f.device)
+        f = f.index_copy(-1, idx, _new_values(f.index_select(-1, idx), e))
+    return f
+
+
+def _new_values(cur: Tensor, e: Edit) -> Tensor:
+    if e.kind == "clamp":
+        return torch.full_like(cur, e.alpha)
+    if e.kind == "add":
+        return cur + e.alpha
+    if e.kind == "scale":
+        return cur * e.alpha
+    return torch.zeros_like(cur)
+
+
+def apply_edits(sae: SAE, h: Tensor, edits: Sequence[Edit], error_term: ErrorTerm = "keep_error") -> Tensor:
+    """The edited activations for rows ``h`` [N, d] (pure: ``h`` is not modified). Only the edited latents are
+    decoded: the change is ``Σ_S (f'_j − f_j) W_dec[j]`` (see ``SAE.decode_delta``)."""
+    live = [e for e in edits if not e.is_identity()]
+    if not live and error_term == "keep_error":
+        return h
+    x = h.to(sae.W_dec.dtype)
+    f = sae.encode(x)
+    out = x if error_term == "keep_error" else sae.decode(f)
+    for e in live:
+        idx = torch.as_tensor(e.latents, dtype=torch.long, device=f.device)
+        cur = f.index_select(-1, idx)
+        if e.kind == "direction":
+            out = out + _direction(sae, x, cur, idx, e)
+            continue
+        new = _new_values(cur, e)
+        out = out + sae.decode_delta(idx, new - cur)
+        f = f.index_copy(-1, idx, new)  # later edits of the same latents start from this one
+    return out.to(h.dtype)
+
+
+def _direction(sae: SAE, x: Tensor, f_s: Tensor, idx: Tensor, e: Edit) -> Tensor:
+    w = sae.W_dec.index_select(0, idx)  # [S, d]
+    beta = x.norm(dim=-1, keepdim=True) / w.norm(dim=-1).clamp_min(1e-12)  # [N, S]
+    if e.gamma == "const":
+        gamma = torch.ones_like(f_s)
+    elif e.gamma == "act" or e.alpha <= 0:
+        gamma = f_s
+    else:
+        gamma = 1 - f_s
+    return e.alpha * (beta * gamma) @ w
+
+
+def sae_hook(sae: SAE, module: nn.Module) -> str:
+    """The module path of ``module`` the SAE was trained on (from its metadata), checked to exist."""
+    hook = sae.cfg.metadata.get("hook_name") or (sae.cfg.metadata.get("monosemantic") or {}).get("hook")
+    if not hook:
+        raise UserError("this SAE does not record the hook it was trained on; name it with --hook")
+    return resolve_hook(module, str(hook))
+
+
+@contextmanager
+def steering(model: Any, sae: SAE, edits: Sequence[Edit], *, hook: str | None = None,
+             error_term: ErrorTerm = "keep_error") -> Iterator[dict[str, Any]]:
+    """Apply ``edits`` at the SAE's hook of ``model`` (a ``monosemantic`` Model or a plain ``nn.Module``) on every
+    forward pass inside the block. Yields a small record: the hook, the error term and the calls seen."""
+    module: nn.Module = getattr(model, "module", model)
+    if error_term not in ("keep_error", "reconstruction"):
+        raise UserError(f"unknown error term {error_term!r}; choose keep_error or reconstruction")
+    check_edits(sae, edits)
+    path = resolve_hook(module, hook) if hook else sae_hook(sae, module)
+    target = dict(module.named_modules())[path]
+    param = next(module.parameters(), None)
+    if param is not None and sae.W_dec.device != param.device:
+        sae = sae.to(param.device)
+    record: dict[str, Any] = {"hook": path, "error_term": error_term, "calls": 0}
+
+    def hook_fn(_mod: nn.Module, _inp: Any, out: Any) -> Any:
+        h = out[0] if isinstance(out, tuple | list) else out
+        if not isinstance(h, Tensor):
+            raise UserError(f"hook {path!r} returns {type(h).__name__}, not a tensor; steer another module")
+        if h.shape[-1] != sae.cfg.d_in:
+            raise UserError(f"the SAE reads width {sae.cfg.d_in} but hook {path!r} gives width {h.shape[-1]}; use "
+                            "an SAE trained on this model and hook")
+        record["calls"] += 1
+        with torch.no_grad():
+            new = apply_edits(sae, h.reshape(-1, h.shape[-1]), edits, error_term).reshape(h.shape)
+        if new is h or new.data_ptr() == h.data_ptr():
+            return None
+        if isinstance(out, tuple | list):
+            return type(out)((new, *out[1:]))
+        return new
+
+    handle = target.register_forward_hook(hook_fn)
+    try:
+        yield record
+    finally:
+        handle.remove()
