@@ -8,6 +8,7 @@ from typing import Literal
 
 from monosemantic.config import from_dict, load_toml
 from monosemantic.errors import UserError
+from monosemantic.pipeline.steer import SteerTrackConfig
 from monosemantic.sae.trainconfig import TrainConfig, check_config, train_config
 
 
@@ -58,6 +59,8 @@ class TrackConfig:
     """Feature cards per SAE in the report (the highest-MS live latents), plus as many neurons."""
     device: str = "auto"
     """Where to extract, train and score: auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps."""
+    holdout: float = 0.05
+    """Share of the items held out of SAE training (evaluation, and the FMS items of steering tracks)."""
 
     def train_config(self, arch: str, seed: int, acts: Path | None = None, out: Path | None = None) -> TrainConfig:
         """The training settings of one architecture's sweep on this track."""
@@ -68,6 +71,7 @@ class TrackConfig:
         data: dict[str, object] = {
             "acts": acts, "out": out, "arch": arch, "width": list(self.expansions), "tokens": self.train_tokens,
             "batch_size": self.batch_size, "seed": seed, "overwrite": True, "device": self.device,
+            "holdout": self.holdout,
             "k": list(self.ks) if cls.sparsity_param == "k" else [],
             "l1_coefficient": list(self.l1s) if cls.sparsity_param == "coefficient" else [],
         }
@@ -113,8 +117,10 @@ class TrackConfig:
 class RunConfig:
     """A pipeline run: every stage's output is cached under `out` by a hash of its inputs."""
 
-    tracks: list[TrackConfig]
+    tracks: list[TrackConfig] = field(default_factory=list)
     """One [[tracks]] table per model layer to analyse."""
+    steer: list[SteerTrackConfig] = field(default_factory=list)
+    """One [[steer]] table per steering task: a vanilla TopK SAE against a G-SAE on one causal-LM layer."""
     title: str = "monosemantic run"
     """Title of the report."""
     out: Path = Path("runs/run")
@@ -130,11 +136,13 @@ def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
     data = load_toml(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
     cfg = from_dict(RunConfig, data, where=Path(path).name)
-    if not cfg.tracks:
-        raise UserError(f"{path} defines no [[tracks]]; add at least one track table")
-    names = [t.name for t in cfg.tracks]
+    if not cfg.tracks and not cfg.steer:
+        raise UserError(f"{path} defines no [[tracks]] and no [[steer]] tables; add at least one")
+    names = [t.name for t in cfg.tracks] + [t.name for t in cfg.steer]
     if len(set(names)) != len(names):
         raise UserError(f"{path}: track names must be unique, got {names}")
     for track in cfg.tracks:
         track.check(cfg.seed)
+    for st in cfg.steer:
+        st.check(cfg.seed)
     return cfg

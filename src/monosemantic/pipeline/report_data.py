@@ -46,7 +46,8 @@ def _headline(track: dict[str, Any]) -> list[str]:
     ]
     if "fms" in neurons and all("fms" in s for s in saes):
         top = max(saes, key=lambda s: s["fms"]["fms@1"])
-        lines.append(f"{track['name']}: FMS@1 of raw neurons {neurons['fms']['fms@1']:.3f}; best SAE "
+        variant = neurons["fms"].get("variant") or "unbalanced"  # scores without one predate the balanced variant
+        lines.append(f"{track['name']}: FMS@1 ({variant}) of raw neurons {neurons['fms']['fms@1']:.3f}; best SAE "
                      f"{top['fms']['fms@1']:.3f} ({top['id']}).")
     return lines
 

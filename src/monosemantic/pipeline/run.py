@@ -35,6 +35,7 @@ def run_pipeline(cfg: RunConfig) -> Path:
         embed_stage, encoder = _embed(state, track, extract_stage)
         sae_stages = [_train(state, track, extract_stage, arch, cfg.seed) for arch in track.archs]
         track_scores.append(_score(state, track, extract_stage, embed_stage, encoder, sae_stages))
+    _steer(state, cfg)
     report = _report(state, cfg, track_scores)
     print(f"done in {time.perf_counter() - t0:.0f} s", flush=True)
     return report
@@ -135,6 +136,8 @@ def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str,
               "groups": track.group_fractions if grouped else None}
     if track.l1s and get_architecture(arch).sparsity_param == "coefficient":
         inputs["l1s"] = track.l1s
+    if track.holdout != 0.05:  # added only when set, so the stage hashes of earlier runs stay what they were
+        inputs["holdout"] = track.holdout
     stage = state.stage(f"{track.name}/train-{arch}", "saes", inputs)
     if stage.done:
         _say(track.name, f"train {arch}", "cached")
@@ -173,6 +176,17 @@ def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stag
         _say(track.name, "score", "cached")
     return {"track": track, "store": extract_stage.path, "scores": load_scores(stage.path),
             "score_dir": stage.path, "saes": [s.path for s in sae_stages]}
+
+
+def _steer(state: RunState, cfg: RunConfig) -> None:
+    """The steering tracks, written together to ``steer/steer.json`` (removed when the config has none, so the
+    report never shows an earlier run's steering)."""
+    from monosemantic.pipeline.steer import RESULT_NAME, run_steer_track, write_steer_results
+
+    if not cfg.steer:
+        (state.root / "steer" / RESULT_NAME).unlink(missing_ok=True)
+        return
+    write_steer_results(state.root, [run_steer_track(state, st, cfg.seed) for st in cfg.steer])
 
 
 def _report(state: RunState, cfg: RunConfig, track_scores: list[dict[str, Any]]) -> Path:

@@ -83,8 +83,8 @@ def _check_version(data: dict[str, Any], path: Path, run_dir: Path) -> None:
 def check_report_data(data: dict[str, Any], where: str = DATA_NAME) -> None:
     """Check the keys the renderer relies on; the message names the first missing or mistyped one."""
     tracks = data.get("tracks")
-    if not isinstance(tracks, list) or not tracks:
-        raise UserError(f"{where}: 'tracks' must be a non-empty list; re-run the score stage")
+    if not isinstance(tracks, list):  # empty when a run has only stand-alone sections (steering tracks)
+        raise UserError(f"{where}: 'tracks' must be a list; re-run the score stage")
     for t, track in enumerate(tracks):
         at = f"{where}: tracks[{t}]"
         _require(track, _TRACK_KEYS, at)

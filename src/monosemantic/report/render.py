@@ -15,6 +15,7 @@ from monosemantic.report.data import DATA_NAME, FORMAT_VERSION, load_report_data
 from monosemantic.report.figures import draw, figure_specs, to_png_data_uri
 from monosemantic.report.files import write_atomic
 from monosemantic.report.sections import esc, facts, features_block, kpi_tiles, summary_table
+from monosemantic.report.steer_section import find_steer, steer_section
 from monosemantic.report.synth_section import find_synth, synth_section
 
 Pngs = dict[str, tuple[str, int]]
@@ -53,6 +54,8 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
         data = {**data, "synth": synth}
     if (atoms := find_atoms(run_dir)) is not None:
         data = {**data, "atoms": atoms}
+    if (steered := find_steer(run_dir)) is not None:
+        data = {**data, "steer": steered}
     html_path = run_dir / REPORT_NAME if out is None else Path(out)
     if html_path.is_dir():
         html_path = html_path / REPORT_NAME
@@ -127,6 +130,9 @@ def build_html(data: dict[str, Any], pngs: Pngs, specs: list[Any], figures_name:
     if data.get("atoms"):  # a `monosemantic atoms` result saved in the run folder
         body += atoms_section(data["atoms"])
         toc += "<li><a href='#atoms'>Neurons, features and atoms</a></li>"
+    if data.get("steer"):  # the [[steer]] tracks of the run
+        body += steer_section(data["steer"])
+        toc += "<li><a href='#steer'>Steering: vanilla SAE vs G-SAE</a></li>"
     meta = " · ".join(
         esc(x) for x in (
             data.get("created"),

@@ -41,6 +41,8 @@ class Dataset:
     source: str = ""
     native_size: int | None = None
     """Side of the images in pixels, when they are all the same size."""
+    token_spans: Callable[[int], list[tuple[int, int, int]]] | None = None
+    """Character spans (start, end, concept index) of item i's labelled text, for per-token labels."""
 
     def __len__(self) -> int:
         return self.n
@@ -171,12 +173,34 @@ def fashion_mnist() -> Dataset:
     return _arrays("fashion-mnist", images, labels, FASHION_NAMES, "Fashion-MNIST 60k+10k (Debian)")
 
 
+def tweets_attitude() -> Dataset:
+    from monosemantic.sources.steer_data import tweets_attitude as load
+
+    return load("train")
+
+
+def shakespeare_style() -> Dataset:
+    from monosemantic.sources.steer_data import shakespeare_style as load
+
+    return load("train")
+
+
+def pii_synth() -> Dataset:
+    from monosemantic.sources.steer_data import pii_synth as load
+
+    return load()
+
+
 DATASETS: dict[str, tuple[str, Callable[[], Dataset]]] = {
     "bbc-news": ("2,225 BBC news articles, 5 topic labels (text)", bbc_news),
     "mnist-5k": ("5,000 MNIST digits, 10 labels (image)", mnist_5k),
     "digits": ("1,797 scikit-learn 8x8 digits, 10 labels (image)", digits),
     "lfw-faces": ("200 25x25 crops: 100 faces, 100 non-faces (image)", lfw_faces),
     "fashion-mnist": ("70,000 Fashion-MNIST images, 10 labels, needs the Debian package (image)", fashion_mnist),
+    "tweets-attitude": ("4,394 tweets, positive vs negative, 1 binary label (text)", tweets_attitude),
+    "shakespeare-style": ("138,700 Shakespeare lines, First Folio vs modern spelling, 1 binary label (text)",
+                          shakespeare_style),
+    "pii-synth": ("4,000 synthetic sentences, 8 binary PII labels and entity spans (text)", pii_synth),
 }
 
 

@@ -1,0 +1,272 @@
+"""Steering tracks: the experiment of Härle et al. (arXiv 2506.19382) on one task, end to end.
+
+A track extracts the task's bundled data at one layer of a causal LM, trains a vanilla TopK SAE and a G-SAE of the
+same width and k on it, measures on the held-out items how monosemantic each SAE's concept latents are (balanced
+FMS@1 / FMS@5, detection AUROC), then steers the model with each (the vanilla SAE through the root latent of its
+FMS tree, the G-SAE through its reserved latent) over the task's α grid and scores success, perplexity and
+repetition. Results go to ``steer.json`` in the run folder, which the report shows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from monosemantic.errors import UserError
+
+FORMAT = "monosemantic-steer"
+RESULT_NAME = "steer.json"
+FMS_P = (1, 5)
+HOLDOUT = 0.2
+
+
+@dataclass(frozen=True)
+class SteerTrackConfig:
+    """One steering task on one model layer: a vanilla TopK SAE against a G-SAE."""
+
+    name: str
+    """Short name of the track (folder names, the report)."""
+    task: Literal["attitude", "style", "privacy"]
+    """attitude (positive vs negative tweets), style (original vs modern Shakespeare) or privacy (8 PII classes)."""
+    model: str = "smollm2"
+    """Causal LM to steer: a registered name, a Hugging Face id or a local folder."""
+    layer: str = "model.layers.15"
+    """Residual-stream hook the SAEs are trained on and steer at (a middle block)."""
+    max_items: int | None = None
+    """Use only the first N items of the task's training data."""
+    max_length: int = 64
+    """Tokens per item."""
+    expansion: float = 8.0
+    """Width of both SAEs as a multiple of the layer width."""
+    k: int = 32
+    """Latents kept per row by both SAEs (the G-SAE needs k >= its concepts)."""
+    train_tokens: str = "2M"
+    """Training rows per SAE, with K/M/G suffixes."""
+    batch_size: int = 2048
+    """Training rows per step."""
+    fms_rows: int = 3000
+    """At most this many held-out items (token rows for privacy) for FMS and AUROC."""
+    n_prompts: int = 64
+    """Prompts steered per α."""
+    alphas: list[float] = field(default_factory=list)
+    """The α grid (default: the task's own)."""
+    max_new_tokens: int = 32
+    """Tokens generated per prompt (greedy)."""
+    gen_batch_size: int = 32
+    """Prompts per generation batch."""
+    device: str = "auto"
+    """Where to run: auto, cpu, cuda, cuda:N or mps."""
+
+    def as_track(self) -> Any:
+        from monosemantic.pipeline.config import TrackConfig
+        from monosemantic.steer.tasks import get_task
+
+        task = get_task(self.task)
+        return TrackConfig(name=self.name, model=self.model, layer=self.layer, data=task.dataset, tokens="skip-first",
+                           max_items=self.max_items, max_length=self.max_length, archs=["topk", "gsae"],
+                           expansions=[self.expansion], ks=[float(self.k)], train_tokens=self.train_tokens,
+                           batch_size=self.batch_size, device=self.device, holdout=HOLDOUT, n_cards=0)
+
+    def check(self, seed: int) -> None:
+        from monosemantic.steer.tasks import get_task
+
+        where = f"steering track {self.name!r}"
+        try:
+            get_task(self.task)
+        except UserError as exc:
+            raise UserError(f"{where}: {exc}") from None
+        for key in ("n_prompts", "max_new_tokens", "gen_batch_size", "fms_rows", "k"):
+            if getattr(self, key) < 1:
+                raise UserError(f"{where}: {key} must be at least 1, got {getattr(self, key)}")
+        if any(not np.isfinite(a) for a in self.alphas):
+            raise UserError(f"{where}: alphas must be finite numbers, got {self.alphas}")
+        self.as_track().check(seed)
+
+
+def run_steer_track(state: Any, st: SteerTrackConfig, seed: int) -> dict[str, Any]:
+    """Extract, train both SAEs, score their concept latents and sweep α; cached as one stage of the run."""
+    from monosemantic.pipeline.run import _extract, _say, _train
+    from monosemantic.steer.tasks import get_task
+
+    task = get_task(st.task)
+    track = st.as_track()
+    extract_stage = _extract(state, track)
+    stages = {arch: _train(state, track, extract_stage, arch, seed) for arch in ("topk", "gsae")}
+    alphas = list(st.alphas) or list(task.alphas)
+    inputs = {"extract": extract_stage.hash, "saes": {a: s.hash for a, s in stages.items()}, "alphas": alphas,
+              "n_prompts": st.n_prompts, "max_new_tokens": st.max_new_tokens, "fms_rows": st.fms_rows, "seed": seed,
+              "version": 1}
+    stage = state.stage(f"{st.name}/steer", "steer", inputs, suffix=".json")
+    if stage.done:
+        _say(st.name, "steer", "cached")
+        return json.loads(stage.path.read_text())  # type: ignore[no-any-return]
+    started = stage.start()
+    result = _experiment(st, task, extract_stage.path, {a: _sae_dir(s.path) for a, s in stages.items()}, alphas,
+                         seed, lambda m: _say(st.name, "steer", m))
+    from monosemantic.store.manifest import write_json
+
+    write_json(stage.path, result)
+    stage.finish(started)
+    return result
+
+
+def _sae_dir(path: Path) -> Path:
+    from monosemantic.metrics.scoring import expand_sae_paths
+
+    return expand_sae_paths([path])[0]
+
+
+def _experiment(st: SteerTrackConfig, task: Any, store_path: Path, sae_dirs: dict[str, Path], alphas: list[float],
+                seed: int, say: Any) -> dict[str, Any]:
+    from monosemantic.devices import resolve_device
+    from monosemantic.sae import SAE
+    from monosemantic.sources import load_model
+    from monosemantic.steer.evaluate import Method, alpha_sweep
+    from monosemantic.steer.interventions import Edit
+    from monosemantic.store import ActivationStore
+
+    t0 = time.perf_counter()
+    device = resolve_device(st.device)
+    store = ActivationStore.open(store_path)
+    saes = {a: SAE.load(p, device) for a, p in sae_dirs.items()}
+    concepts = store.label_names
+    x, y = concept_rows(store, task.per_token, st.fms_rows, seed)
+    say(f"FMS and AUROC on {len(y):,} held-out {'token rows' if task.per_token else 'items'}, {len(concepts)} "
+        "concept(s)")
+    scored = {a: score_concepts(saes[a], a, x, y, task.per_token, seed) for a in saes}
+    latents = {"topk": scored["topk"]["latents"], "gsae": list(range(len(concepts)))}
+    signs = {"topk": scored["topk"]["signs"], "gsae": [1.0] * len(concepts)}
+
+    def edits_for(arch: str) -> Any:
+        def make(alpha: float) -> list[Edit]:
+            return [Edit((j,), "direction", alpha * s, task.gamma) for j, s in zip(latents[arch], signs[arch],
+                                                                                  strict=True)]
+        return make
+
+    model = load_model(st.model, max_length=st.max_length).to_device(device)
+    prompts = task.prompts(st.n_prompts, seed)
+    if not prompts:
+        raise UserError(f"task {task.name!r} gave no prompts; check its held-out data")
+    say(f"steering {len(prompts)} prompts over α {alphas} with both SAEs")
+    methods = [Method("vanilla", saes["topk"], edits_for("topk")), Method("gsae", saes["gsae"], edits_for("gsae"))]
+    sweep = alpha_sweep(model, prompts, methods, alphas, task.success, max_new_tokens=st.max_new_tokens,
+                        batch_size=st.gen_batch_size)
+    extra: dict[str, Any] = {}
+    if task.name == "style":
+        from monosemantic.steer.scorers import StyleClassifier
+
+        extra["style_classifier_heldout_accuracy"] = StyleClassifier.default().heldout_accuracy
+    evals = {a: json.loads((p / "eval.json").read_text()) for a, p in sae_dirs.items()}
+    return {
+        "format": FORMAT, "track": st.name, "task": task.name, "definition": task.definition,
+        "model": st.model, "layer": st.layer, "dataset": task.dataset, "concepts": concepts,
+        "d_sae": saes["topk"].cfg.d_sae, "k": st.k, "gamma": task.gamma, "rule": "direction",
+        "fms_variant": "balanced", "fms_rows": len(y), "pooling": "per-token" if task.per_token else "item mean",
+        "sae": {("vanilla" if a == "topk" else a): {**scored[a], "fvu": evals[a].get("fvu"), "l0": evals[a].get("l0"),
+                                                    "folder": str(sae_dirs[a])}
+                for a in saes},
+        "sweep": sweep, "seconds": round(time.perf_counter() - t0, 1), **extra,
+    }
+
+
+def concept_rows(store: Any, per_token: bool, limit: int, seed: int) -> tuple[Any, np.ndarray]:
+    """Held-out rows and their concept labels [N, C]: per token, labelled rows plus as many unlabelled ones (at
+    most ``limit`` in all); per item, the token rows of at most ``limit`` items grouped by item (``_Grouped``:
+    latents are averaged over each item's tokens after encoding)."""
+    _, eval_rows = store.split(holdout=HOLDOUT, seed=seed)  # the items both SAEs were not trained on
+    rng = np.random.default_rng(seed)
+    if per_token:
+        labels = store.row_labels[eval_rows]
+        pos = eval_rows[labels.any(1)]
+        neg = eval_rows[~labels.any(1)]
+        pos = rng.choice(pos, size=min(len(pos), limit // 2), replace=False)
+        neg = rng.choice(neg, size=min(len(neg), len(pos)), replace=False)
+        rows = np.sort(np.concatenate([pos, neg]))
+        return store.gather(None, rows), store.row_labels[rows].astype(np.int64)
+    items = np.unique(store.item_index[eval_rows])
+    if len(items) > limit:
+        items = np.sort(rng.choice(items, size=limit, replace=False))
+    keep = np.isin(store.item_index, items)
+    rows = np.nonzero(keep)[0]
+    x = store.gather(None, rows)
+    item_of = np.searchsorted(items, store.item_index[rows])
+    labels = store.labels[items]
+    labels = labels[:, None] if labels.ndim == 1 else labels
+    return _Grouped(x, torch.from_numpy(item_of), len(items)), labels.astype(np.int64)
+
+
+@dataclass
+class _Grouped:
+    """Token rows ``x`` and the item each belongs to: encode the rows, then average per item."""
+
+    x: torch.Tensor
+    group: torch.Tensor
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+
+@torch.no_grad()
+def _encode(sae: Any, x: Any, what: str) -> torch.Tensor:
+    rows = x.x if isinstance(x, _Grouped) else x
+    device = sae.W_dec.device
+    parts = []
+    for a in range(0, len(rows), 4096):
+        chunk = rows[a : a + 4096].to(device)
+        parts.append((sae.encode(chunk) if what == "latents" else sae.concept_logits(chunk)).float().cpu())
+    out = torch.cat(parts)
+    if not isinstance(x, _Grouped):
+        return out
+    sums = torch.zeros(x.n, out.shape[1]).index_add_(0, x.group, out)
+    counts = torch.bincount(x.group, minlength=x.n).clamp_min(1).unsqueeze(1)
+    return sums / counts
+
+
+def score_concepts(sae: Any, arch: str, x: Any, y: np.ndarray, per_token: bool, seed: int) -> dict[str, Any]:
+    """Balanced FMS@1/@5 of the SAE's latents per concept; the concept latent (vanilla: the root of the FMS tree;
+    G-SAE: the reserved latent) and its detection AUROC (vanilla: its activation; G-SAE: its pre-TopK logit)."""
+    from sklearn.metrics import roc_auc_score
+
+    from monosemantic.metrics import fms
+
+    f = _encode(sae, x, "latents")
+    res = fms(f, torch.from_numpy(y), p=FMS_P, seed=seed, balance=True)
+    roots = [int(r) for r in res["root"]]
+    n_c = y.shape[1]
+    if arch == "gsae":
+        detector, latents = _encode(sae, x, "logits"), list(range(n_c))
+        scores = [detector[:, c].numpy() for c in range(n_c)]
+    else:
+        latents = [max(r, 0) for r in roots]
+        scores = [f[:, j].numpy() for j in latents]
+    auroc, signs = [], []
+    for c in range(n_c):
+        both = 0 < y[:, c].sum() < len(y)
+        a = float(roc_auc_score(y[:, c], scores[c])) if both else float("nan")
+        # a root latent that fires for the concept's absence steers towards it with the opposite sign
+        signs.append(-1.0 if arch != "gsae" and a < 0.5 else 1.0)
+        auroc.append(a)
+    return {
+        "fms@1": res["fms_mean"][1], "fms@5": res["fms_mean"][5],
+        "fms@1_per_concept": [float(v) for v in res["fms"][1]], "fms@5_per_concept": [float(v) for v in res["fms"][5]],
+        "root": roots, "latents": latents, "auroc": [None if not np.isfinite(a) else a for a in auroc],
+        "auroc_mean": float(np.nanmean(auroc)) if np.isfinite(auroc).any() else None, "signs": signs,
+        "root_is_reserved": [r == c for c, r in enumerate(roots)] if arch == "gsae" else None,
+    }
+
+
+def write_steer_results(root: Path, results: list[dict[str, Any]]) -> Path:
+    """``RUN/steer/steer.json``: every steering track's result, for the report."""
+    from monosemantic.store.manifest import write_json
+
+    path = root / "steer" / RESULT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, {"format": FORMAT, "tracks": results})
+    return path

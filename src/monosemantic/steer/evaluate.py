@@ -1,0 +1,108 @@
+"""Offline evaluation of steering: an α sweep per method, with concept success, fluency and repetition.
+
+For every method (an SAE and the edits it applies at strength α) and every α, the prompts are continued greedily
+under steering and scored:
+
+- success: a pluggable ``Success`` callable ``(baseline texts, steered texts) -> [n] floats`` (1 success, 0 failure,
+  NaN for a prompt the task does not count); the success rate is the mean over the counted prompts;
+- fluency: the perplexity of each continuation under the *unsteered* model, summarised by its median and the ratio
+  of that median to the unsteered continuations' median;
+- repetition: the mean share of repeated word 3-grams.
+
+The headline of a method is its best success rate among the α whose median perplexity stays within
+``max_ppl_ratio`` (1.5) times the unsteered one (α = 0 always qualifies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from monosemantic.sae.core import SAE
+from monosemantic.steer.generate import Generation, continuation_perplexity, generate
+from monosemantic.steer.interventions import Edit, ErrorTerm, steering
+from monosemantic.steer.scorers import repetition_many
+
+Success = Callable[[Sequence[str], Sequence[str]], np.ndarray]
+MAX_PPL_RATIO = 1.5
+
+
+@dataclass
+class Method:
+    """One way of steering: an SAE and the edits it applies at strength α."""
+
+    name: str
+    sae: SAE
+    edits: Callable[[float], list[Edit]]
+    error_term: ErrorTerm = "keep_error"
+
+
+def _median(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else None
+
+
+def _rate(values: np.ndarray) -> float | None:
+    counted = values[np.isfinite(values)]
+    return float(counted.mean()) if counted.size else None
+
+
+def _row(model: Any, prompts: Sequence[str], gens: list[Generation], base: list[Generation], success: Success,
+         base_median: float | None, n_examples: int) -> dict[str, Any]:
+    texts = [g.text for g in gens]
+    ppl = continuation_perplexity(model, prompts, [g.tokens for g in gens])
+    med = _median(ppl)
+    return {
+        "success_rate": _rate(success([g.text for g in base], texts)),
+        "ppl_median": med,
+        "ppl_ratio": None if med is None or not base_median else med / base_median,
+        "repetition": float(np.mean(repetition_many(texts))) if texts else None,
+        "examples": texts[:n_examples],
+    }
+
+
+def alpha_sweep(model: Any, prompts: Sequence[str], methods: Sequence[Method], alphas: Sequence[float],
+                success: Success, *, max_new_tokens: int = 32, batch_size: int = 32, n_examples: int = 4,
+                max_ppl_ratio: float = MAX_PPL_RATIO, progress: bool = True) -> dict[str, Any]:
+    """Steer every prompt with every method at every α and score the continuations (see the module docstring)."""
+    total = len(prompts) * (1 + len(methods) * sum(1 for a in alphas if a != 0))
+    bar = tqdm(total=total, desc="steer", unit="prompt", disable=not progress, dynamic_ncols=True, mininterval=0.5)
+    try:
+        base = generate(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=bar.update)
+        base_ppl = continuation_perplexity(model, prompts, [g.tokens for g in base])
+        base_median = _median(base_ppl)
+        baseline = _row(model, prompts, base, base, success, base_median, n_examples)
+        rows = []
+        for m in methods:
+            for a in alphas:
+                edits = m.edits(float(a))
+                if all(e.is_identity() for e in edits) and m.error_term == "keep_error":
+                    gens = base  # an identity edit generates exactly the baseline (tested), so it is not rerun
+                else:
+                    with steering(model, m.sae, edits, error_term=m.error_term):
+                        gens = generate(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                        progress=bar.update)
+                rows.append({"method": m.name, "alpha": float(a), "error_term": m.error_term,
+                             **_row(model, prompts, gens, base, success, base_median, n_examples)})
+    finally:
+        bar.close()
+    return {"prompts": list(prompts[:n_examples]), "baseline": baseline, "rows": rows,
+            "headline": headline(rows, max_ppl_ratio), "max_ppl_ratio": max_ppl_ratio,
+            "max_new_tokens": max_new_tokens, "n_prompts": len(prompts)}
+
+
+def headline(rows: Sequence[dict[str, Any]], max_ppl_ratio: float = MAX_PPL_RATIO) -> dict[str, dict[str, Any]]:
+    """Per method: the row with the best success rate among those whose perplexity ratio is within the bound."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        ok = r["alpha"] == 0 or (r["ppl_ratio"] is not None and r["ppl_ratio"] <= max_ppl_ratio)
+        if not ok or r["success_rate"] is None:
+            continue
+        best = out.get(r["method"])
+        if best is None or r["success_rate"] > best["success_rate"]:
+            out[r["method"]] = {k: r[k] for k in ("alpha", "success_rate", "ppl_median", "ppl_ratio", "repetition")}
+    return out
