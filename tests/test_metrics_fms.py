@@ -80,7 +80,7 @@ def test_fms_matches_sklearn_brute_force(compat: str, holdout: bool, integer: bo
         labels = rng.integers(0, 3, n)
         x[:, 1] += (labels == 1) * 0.7  # planted signal for class 1
         got = fms(torch.from_numpy(x), torch.from_numpy(labels), p=(1, 3), holdout=holdout, seed=trial,
-                  compat=compat)
+                  compat=compat, balance=False)
         want = brute_fms(x, labels[:, None] == np.unique(labels)[None, :], (1, 3), holdout, trial, compat)
         assert got["concepts"] == [0, 1, 2]
         np.testing.assert_allclose(got["acc0"], want["acc0"], atol=1e-12)
@@ -99,7 +99,7 @@ def test_sparse_latents_take_the_csc_path_and_match() -> None:
     labels = rng.integers(0, 2, n)
     x[:, 3] += (labels == 1) * (rng.random(n) < 0.6)
     for compat in ("paper", "reference_code"):
-        got = fms(x, labels, p=(1, 2), seed=3, compat=compat)
+        got = fms(x, labels, p=(1, 2), seed=3, compat=compat, balance=False)
         want = brute_fms(x, labels[:, None] == np.array([[0, 1]]), (1, 2), compat == "paper", 3, compat)
         np.testing.assert_allclose(got["global"], want["global"], atol=1e-12)
         np.testing.assert_allclose(got["fms"][2], want["fms"][2], atol=1e-12)
@@ -112,7 +112,7 @@ def test_planted_latent_is_the_root_and_binary_columns_work() -> None:
     concept = rng.random(n) < 0.5
     x[:, 17] = concept * (1.0 + rng.random(n))  # a clean detector of the concept
     y = np.stack([concept, rng.random(n) < 0.3], axis=1)
-    got = fms(x, y, p=1, seed=2)
+    got = fms(x, y, p=1, seed=2, balance=False)
     want = brute_fms(x, y, (1,), True, 2, "paper")
     assert got["root"][0] == 17 and got["acc0"][0] == 1.0
     np.testing.assert_allclose(got["fms"][1], want["fms"][1], atol=1e-12)
@@ -161,8 +161,8 @@ def toy_c3() -> tuple[np.ndarray, np.ndarray]:
 
 def test_compat_modes_differ_on_the_c3_toy() -> None:
     x, y = toy_c3()
-    paper = fms(x, y, p=(1, 2), holdout=False, compat="paper")
-    ref = fms(x, y, p=(1, 2), compat="reference_code")
+    paper = fms(x, y, p=(1, 2), holdout=False, compat="paper", balance=False)
+    ref = fms(x, y, p=(1, 2), compat="reference_code", balance=False)
     assert ref["holdout"] is False and len(ref["test_rows"]) == 1000
     for r in (paper, ref):
         assert r["acc0"][0] == pytest.approx(0.888) and r["depth"][0] == 2 and r["root"][0] == 0
@@ -200,3 +200,128 @@ def test_bad_input() -> None:
         fms(x, np.arange(20) % 2, compat="code")
     with pytest.raises(UserError, match="empty"):
         fms(np.zeros((0, 4)), np.zeros(0))
+
+
+# ------------------------------------------------------------------------------------------------ balanced FMS
+
+
+def test_balanced_subsets_hold_as_many_negatives_as_positives() -> None:
+    rng = np.random.default_rng(20)
+    counts = (30, 170, 400)  # a rare class, a middle one, and one that outnumbers the rest (400 > 200)
+    labels = rng.permutation(np.repeat(np.arange(3), counts))
+    n = len(labels)
+    x = random_latents(rng, n, 12, False)
+    for holdout in (True, False):
+        got = fms(x, labels, p=1, holdout=holdout, seed=4)
+        assert got["balance"] is True
+        np.testing.assert_array_equal(got["n_rows"], [2 * min(c, n - c) for c in counts])  # [60, 340, 400]
+        for c, (tr, te) in enumerate(zip(got["train_rows"], got["test_rows"], strict=True)):
+            rows = np.union1d(tr, te)
+            assert len(rows) == got["n_rows"][c] and len(np.unique(tr)) == len(tr)
+            if holdout:
+                assert not np.intersect1d(tr, te).size and len(te) == int(np.ceil(0.3 * len(rows)))
+            else:
+                assert np.array_equal(tr, te)
+            positive = labels[rows] == c
+            assert positive.sum() == (~positive).sum()
+            # the smaller side is kept whole: every positive of the rare classes, every negative of class 2
+            smaller = labels == c if counts[c] <= n - counts[c] else labels != c
+            assert np.isin(np.flatnonzero(smaller), rows).all()
+
+
+def test_balanced_binary_columns_and_brute_force_on_each_subset() -> None:
+    """Balanced FMS is the unbalanced one on each concept's own subset: check it against sklearn trees there."""
+    rng = np.random.default_rng(21)
+    n, k = 160, 15
+    x = random_latents(rng, n, k, True)  # integer values: ties between latents
+    y = np.stack([rng.random(n) < 0.2, rng.random(n) < 0.7], axis=1)
+    x[:, 2] += y[:, 0] * (rng.random(n) < 0.8)
+    for compat in ("paper", "reference_code"):
+        got = fms(x, y, p=(1, 3), holdout=True, seed=5, compat=compat)
+        for c in range(2):
+            rows = np.union1d(got["train_rows"][c], got["test_rows"][c])
+            want = brute_fms(x[rows], y[rows][:, [c]], (1, 3), True, 5, compat)
+            assert got["acc0"][c] == pytest.approx(want["acc0"][0], abs=1e-12)
+            assert got["root"][c] == want["root"][0]
+            assert got["global"][c] == pytest.approx(want["global"][0], abs=1e-12)
+            for p in (1, 3):
+                assert got["fms"][p][c] == pytest.approx(want["fms"][p][0], abs=1e-12)
+
+
+def test_balanced_draw_is_reproducible_and_seeded() -> None:
+    rng = np.random.default_rng(22)
+    labels = rng.integers(0, 4, 300)
+    x = random_latents(rng, 300, 20, False)
+    a, b = fms(x, labels, p=(1, 2), seed=7), fms(x, labels, p=(1, 2), seed=7)
+    for key in ("acc0", "root", "removed", "global", "depth", "n_rows"):
+        np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_array_equal(a["fms"][2], b["fms"][2])
+    for c in range(4):
+        np.testing.assert_array_equal(a["train_rows"][c], b["train_rows"][c])
+        np.testing.assert_array_equal(a["test_rows"][c], b["test_rows"][c])
+    other = fms(x, labels, p=1, seed=8)
+    assert any(not np.array_equal(np.union1d(a["train_rows"][c], a["test_rows"][c]),
+                                  np.union1d(other["train_rows"][c], other["test_rows"][c])) for c in range(4))
+    # the draw depends on the concept too: two concepts with identical labels get different negatives
+    twin = np.stack([labels == 0, labels == 0], axis=1)
+    r = fms(x, twin, p=1, holdout=False, seed=7)
+    assert not np.array_equal(r["train_rows"][0], r["train_rows"][1])
+
+
+def one_class_detector(per_class: int = 100, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """10 classes of 100 items; latent 0 is 1 exactly on class 0, latents 1 and 2 are 0 everywhere (constant)."""
+    labels = np.repeat(np.arange(classes), per_class)
+    x = np.zeros((len(labels), 3), dtype=np.float32)
+    x[labels == 0, 0] = 1.0
+    return x, labels
+
+
+def test_a_perfect_detector_of_one_class_in_ten_scores_local_1_only_balanced() -> None:
+    """In-sample, concept 0 (class 0 vs the 9 others): latent 0 splits it perfectly, so acc0 = 1 and the full tree
+    is that one split (global = 1 - (acc_cum_1 - acc0)/1 = 1). Zeroing latent 0 leaves only constant latents, so
+    the stump is a leaf that predicts the majority class:
+      balanced   100 positives + 100 negatives, a tie, which goes to the negative class: acc = 0.5, local@1 = 1,
+                 FMS@1 = 1 * (1 + 1) / 2 = 1;
+      unbalanced 100 positives in 1000 items: acc = 0.9, local@1 = 2 * (1 - 0.9) = 0.2, FMS@1 = (0.2 + 1) / 2 = 0.6.
+    """
+    x, labels = one_class_detector()
+    bal = fms(x, labels, p=1, holdout=False)
+    unb = fms(x, labels, p=1, holdout=False, balance=False)
+    assert bal["n_rows"][0] == 200 and unb["n_rows"][0] == 1000
+    for r in (bal, unb):
+        assert r["root"][0] == 0 and r["acc0"][0] == 1.0 and r["global"][0] == 1.0 and r["removed"][0, 0] == 0
+    assert bal["acc"][1][0] == 0.5 and bal["local"][1][0] == 1.0 and bal["fms"][1][0] == 1.0
+    assert unb["acc"][1][0] == pytest.approx(0.9) and unb["local"][1][0] == pytest.approx(0.2)
+    assert unb["fms"][1][0] == pytest.approx(0.6)
+    # with the holdout the detector still classifies the held-out 30% perfectly
+    assert fms(x, labels, p=1)["acc0"][0] == 1.0
+
+
+def test_balance_changes_nothing_on_an_already_balanced_concept() -> None:
+    """Exactly as many positives as negatives: the balanced subset is every item, so both variants agree bit for
+    bit, holdout split included (the split of the subset is the split of the items)."""
+    rng = np.random.default_rng(23)
+    n = 120
+    y = rng.permutation(np.arange(n) % 2 == 0)
+    x = random_latents(rng, n, 25, False)
+    x[:, 4] += y * (rng.random(n) < 0.7)
+    for compat in ("paper", "reference_code"):
+        bal = fms(x, y[:, None], p=(1, 5), seed=3, compat=compat)
+        unb = fms(x, y[:, None], p=(1, 5), seed=3, compat=compat, balance=False)
+        assert bal["balance"] is True and unb["balance"] is False
+        np.testing.assert_array_equal(bal["test_rows"][0], unb["test_rows"])
+        for key in ("acc0", "root", "removed", "global", "depth", "n_rows"):
+            np.testing.assert_array_equal(bal[key], unb[key])
+        for p in (1, 5):
+            np.testing.assert_array_equal(bal["fms"][p], unb["fms"][p])
+
+
+def test_balanced_bad_input() -> None:
+    x = np.random.default_rng(0).random((20, 4)).astype(np.float32)
+    labels = np.r_[0, np.ones(19, dtype=np.int64)]  # class 0 has a single item
+    with pytest.raises(UserError, match="concept 0 has 1 positive or 1 negative item"):
+        fms(x, labels)
+    assert fms(x, labels, holdout=False)["n_rows"].tolist() == [2, 2]  # in-sample, one of each is enough
+    assert fms(x, labels, balance=False)["n_rows"].tolist() == [20, 20]
+    with pytest.raises(UserError, match="seed"):
+        fms(x, np.arange(20) % 2, seed=-1)

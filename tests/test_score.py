@@ -58,11 +58,35 @@ def test_scores_neurons_and_latents(setup: dict[str, Path]) -> None:
     expected = M.monosemanticity_score(pooled, load_file(str(setup["emb"]))["embeddings"])
     np.testing.assert_allclose(neurons["ms"]["mean"], float(expected.nanmean()), rtol=1e-6)
     assert "fms@1" in neurons["fms"] and set(neurons["fms"]["per_concept"]) == {"a", "b", "c"}
+    # balanced FMS by default: each concept on its items and as many others, and the summary says so
+    assert neurons["fms"]["variant"] == "balanced"
+    counts = np.bincount(store.labels, minlength=3)
+    assert [neurons["fms"]["per_concept"][c]["n_rows"] for c in "abc"] == [
+        2 * min(k, store.n_items - k) for k in counts.tolist()]
+    want = M.fms(pooled, torch.as_tensor(store.labels), p=(1, 5))
+    assert neurons["fms"]["fms@1"] == pytest.approx(want["fms_mean"][1], abs=1e-12)
 
     with open(out / "units.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 12 + 24 and {r["set"] for r in rows} == {"neurons", sae["id"]}
     assert json.loads((out / "scores.json").read_text())["encoder"] == "emb.safetensors"
+
+
+def test_unbalanced_fms_from_the_cli(setup: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "scores"
+    rc = main(["score", "--acts", str(setup["store"]), "--sae", str(setup["sae"]), "--embeddings",
+               str(setup["emb"]), "--out", str(out), "--no-fms-balance", "--fms-p", "1"])
+    assert rc == 0
+    neurons = json.loads((out / "scores.json").read_text())["unit_sets"][0]
+    assert neurons["fms"]["variant"] == "unbalanced"
+    assert {e["n_rows"] for e in neurons["fms"]["per_concept"].values()} == {300}  # every item, every concept
+
+    from monosemantic.store import ActivationStore
+
+    store = ActivationStore.open(setup["store"])
+    pooled = pool_by_item(store.rows("h"), store.item_index, store.n_items, "max")
+    want = M.fms(pooled, torch.as_tensor(store.labels), p=1, balance=False)
+    assert neurons["fms"]["fms@1"] == pytest.approx(want["fms_mean"][1], abs=1e-12)
 
 
 def test_refuses_existing_output(setup: dict[str, Path]) -> None:

@@ -1,4 +1,5 @@
-"""Feature Monosemanticity Score (FMS, Härle et al. 2025; spec C.2-C.3).
+"""Feature Monosemanticity Score (FMS; Härle et al. 2025, "Measuring and Guiding Monosemanticity",
+arXiv:2506.19382, the section that defines FMS from feature capacity, local and global disentanglement).
 
 Per concept c (one-vs-rest), with X the latents and Gini decision trees (random_state = seed):
 
@@ -8,10 +9,22 @@ Per concept c (one-vs-rest), with X the latents and Gini decision trees (random_
     global    = 1 - Σ_{i=1..D} (acc_cum_i - acc0) / D, acc_cum_i = accuracy of the full tree truncated to depth i
     fms[p]    = acc0 (local[p] + global) / 2;  FMS@p = mean over concepts
 
+Which items a concept is scored on (``balance``):
+  balanced    (default) the concept's positives and as many negatives drawn at random without replacement
+              (``numpy.random.default_rng([seed, concept index])``: reproducible, and a different draw per
+              concept); when the negatives are the fewer, all negatives and as many drawn positives. The paper's
+              concepts are balanced binary tasks: its factor 2 in local[p] maps the accuracy drop from a perfect
+              latent to chance, 1 - 0.5, onto [0, 1], and its per-token protocol samples as many negatives as
+              positives with a fixed seed. The holdout split below applies to each concept's own subset.
+  unbalanced  every concept on all items. With C balanced classes the rest is a fraction (C-1)/C of the items,
+              so acc0 starts near (C-1)/C whatever the latents and local[p] is at most 2/C in-sample (0.2 for 10
+              classes; about that on a holdout): FMS then mostly reflects the global term.
+
 The depth-1 trees are not fitted one by one: `stumps.best_column_splits` scores every split of every latent at
 once and replays scikit-learn's tie-breaking exactly, and zeroing a latent only removes it from the candidates
-(its own best split does not depend on the others). The unrestricted tree is scikit-learn's, fitted on all
-latents (sparse CSC input when the latents are sparse: the same tree, far faster).
+(its own best split does not depend on the others). Unbalanced, one search serves every concept; balanced, each
+concept has its own rows, so each gets its own search on its subset. The unrestricted tree is scikit-learn's,
+fitted on all latents (sparse CSC input when the latents are sparse: the same tree, far faster).
 
 compat="paper" (default) vs "reference_code" (the authors' pipeline) differ in:
   holdout      paper: fit on a 70/30 split of the items, accuracies on the 30%; reference: in-sample (train)
@@ -34,7 +47,7 @@ import torch
 
 from monosemantic.errors import UserError
 from monosemantic.metrics._common import as_matrix, check_choice, check_same_items
-from monosemantic.metrics.stumps import best_column_splits, pick_root, sklearn_rand_state
+from monosemantic.metrics.stumps import ColumnSplits, best_column_splits, pick_root, sklearn_rand_state
 
 Compat = Literal["paper", "reference_code"]
 TEST_FRACTION = 0.3
@@ -50,8 +63,10 @@ class FMSResult(dict):
     (stump accuracy after zeroing the top p), ``local`` {p: ...}, ``global``, ``depth`` (D of the full tree),
     ``acc_by_depth`` (list of [D+1] arrays: accuracy of the full tree truncated to depth 0..D under the active
     truncation rule), ``fms`` {p: ...}. Means over concepts: ``acc0_mean``, ``local_mean`` {p}, ``global_mean``,
-    ``fms_mean`` {p}. Settings: ``concepts``, ``compat``, ``holdout``, ``seed``, ``p``, ``train_rows``,
-    ``test_rows`` (the rows accuracies are computed on).
+    ``fms_mean`` {p}. Settings: ``concepts``, ``compat``, ``holdout``, ``seed``, ``p``, ``balance``; ``n_rows``
+    [C] (items each concept was scored on: 2·min(positives, negatives) balanced, N unbalanced); ``train_rows``,
+    ``test_rows`` (the items the trees are fitted on / accuracies are computed on: one array for all concepts
+    unbalanced, a list of one array per concept balanced).
     """
 
     def __getattr__(self, name: str) -> Any:
@@ -127,15 +142,20 @@ def fms(
     holdout: bool | None = None,
     seed: int = 0,
     compat: Compat = "paper",
+    balance: bool = True,
 ) -> FMSResult:
     """FMS of latents [N, K] for labels [N] (class ids: one concept per class present, one-vs-rest) or [N, C]
     (binary columns: one concept per column). For a single binary concept pass labels as [N, 1].
 
     p: the FMS@p to compute (top-p latents removed). holdout: fit on 70% of the items and measure on the other
-    30% (`fms_split`); default True for compat="paper", False (in-sample) for "reference_code". seed: the split
-    and every tree's random_state. Latents are cast to float32, as scikit-learn does. Returns an `FMSResult`.
+    30% (`fms_split`); default True for compat="paper", False (in-sample) for "reference_code". seed: the split,
+    the balanced draw and every tree's random_state. balance: score each concept on its positives and as many
+    seeded random negatives (`balanced_rows`; the split then applies to that subset), or on all items (False).
+    Latents are cast to float32, as scikit-learn does. Returns an `FMSResult`.
     """
     check_choice("compat", compat, ("paper", "reference_code"))
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise UserError(f"seed must be a whole number in [0, 2**32); got {seed!r}")  # sklearn's random_state range
     x = as_matrix(latents, "latents").detach().to("cpu", torch.float32).contiguous()
     n = x.shape[0]
     y_all, concepts = _concepts(labels, n)
@@ -143,71 +163,124 @@ def fms(
     if not ps or min(ps) < 1:
         raise UserError(f"p must be one or more positive integers (latents to remove); got {p!r}")
     use_holdout = (compat == "paper") if holdout is None else bool(holdout)
-    if use_holdout:
-        train_rows, test_rows = fms_split(n, seed)
-    else:
-        if n < 2:
-            raise UserError(f"FMS needs at least 2 items; got {n}")
-        train_rows = test_rows = np.arange(n)
     x_np = x.numpy()
-    x_tr = np.ascontiguousarray(x_np[train_rows]) if use_holdout else x_np
-    x_te = x_np[test_rows] if use_holdout else x_np
-    y_tr, y_te = y_all[train_rows], y_all[test_rows]
-    splits = best_column_splits(torch.from_numpy(x_tr), torch.from_numpy(y_tr))
     state = sklearn_rand_state(seed)
     max_p = max(ps)
-    x_fit, x_eval = _tree_inputs(x_tr, x_te)
-
     n_c = len(concepts)
-    acc0 = np.zeros(n_c)
-    root = np.full(n_c, -1, dtype=np.int64)
-    removed = np.full((n_c, max_p), -1, dtype=np.int64)
-    acc_after = np.zeros((n_c, max_p))
-    glob = np.ones(n_c)
-    depth = np.zeros(n_c, dtype=np.int64)
-    by_depth: list[np.ndarray] = []
-    for ci in range(n_c):
-        yt, ye = y_tr[:, ci], y_te[:, ci]
-        majority = bool(yt.sum() * 2 > len(yt))  # ties go to the negative class, as sklearn's argmax does
-        pure = bool(yt.all() or not yt.any())
-        unusable = splits.constant.copy()
-        for step in range(max_p + 1):
-            col = -1 if pure else pick_root(splits.proxy[ci], unusable, state)
-            if col < 0:
-                acc = float(np.mean(ye == majority))
-            else:
-                go_left = x_te[:, col].astype(np.float64) <= splits.threshold[ci, col]
-                pred = np.where(go_left, splits.left_positive[ci, col], splits.right_positive[ci, col])
-                acc = float(np.mean(pred == ye))
-            if step == 0:
-                acc0[ci], root[ci] = acc, col
-            else:
-                acc_after[ci, step - 1] = acc
-            if step < max_p and col >= 0:
-                removed[ci, step] = col
-                unusable[col] = True
-        paper_rows, ref_rows = _full_tree_rows(x_fit, x_eval, yt, ye, seed, pure)
-        d = len(paper_rows) - 1
-        depth[ci] = d
-        rows = paper_rows if compat == "paper" else ref_rows
-        by_depth.append(rows)
-        if d >= 1:
-            keep = np.arange(1, d + 1) if compat == "paper" else np.r_[0, np.arange(2, d + 1)]
-            glob[ci] = 1.0 - float(np.sum(rows[keep] - acc0[ci])) / d
+    out = _Scores(n_c, max_p)
+    n_rows = np.full(n_c, n, dtype=np.int64)
+    if balance:
+        split_rows: list[tuple[np.ndarray, np.ndarray]] = []
+        for ci, concept in enumerate(concepts):
+            rows = balanced_rows(y_all[:, ci], seed, ci)
+            if use_holdout and len(rows) < 4:
+                raise UserError(f"concept {concept} has 1 positive or 1 negative item; a balanced FMS with a holdout "
+                                "needs 2 of each: drop it or score unbalanced (balance=False, score --no-fms-balance)")
+            train_rows, test_rows = _train_test(rows, use_holdout, seed)
+            split_rows.append((train_rows, test_rows))
+            n_rows[ci] = len(rows)
+            x_tr = x_np[train_rows]  # fancy indexing copies: C-contiguous, as the search wants
+            x_te = x_tr if test_rows is train_rows else x_np[test_rows]
+            y_tr, y_te = y_all[train_rows, ci : ci + 1], y_all[test_rows, ci]
+            splits = best_column_splits(torch.from_numpy(x_tr), torch.from_numpy(y_tr))
+            out.concept(ci, splits, 0, x_tr, x_te, y_tr[:, 0], y_te, state, seed, compat)
+        train_out: Any = [tr for tr, _ in split_rows]
+        test_out: Any = [te for _, te in split_rows]
+    else:
+        train_out, test_out = _train_test(np.arange(n), use_holdout, seed)
+        x_tr = np.ascontiguousarray(x_np[train_out]) if use_holdout else x_np
+        x_te = x_np[test_out] if use_holdout else x_np
+        y_tr, y_te = y_all[train_out], y_all[test_out]
+        splits = best_column_splits(torch.from_numpy(x_tr), torch.from_numpy(y_tr))  # every concept in one search
+        x_fit, x_eval = _tree_inputs(x_tr, x_te)  # shared by every concept's full tree
+        for ci in range(n_c):
+            out.concept(ci, splits, ci, x_tr, x_te, y_tr[:, ci], y_te[:, ci], state, seed, compat,
+                        tree_inputs=(x_fit, x_eval))
 
+    acc0, acc_after, glob = out.acc0, out.acc_after, out.glob
     local = {q: 2.0 * (acc0 - acc_after[:, q - 1]) for q in ps}
     if compat == "paper":
         local = {q: np.clip(v, 0.0, 1.0) for q, v in local.items()}
         glob = np.clip(glob, 0.0, 1.0)
     scores = {q: acc0 * (local[q] + glob) / 2.0 for q in ps}
     return FMSResult(
-        concepts=concepts, acc0=acc0, root=root, removed=removed,
-        acc={q: acc_after[:, q - 1].copy() for q in ps}, local=local, **{"global": glob}, depth=depth,
-        acc_by_depth=by_depth, fms=scores,
+        concepts=concepts, acc0=acc0, root=out.root, removed=out.removed,
+        acc={q: acc_after[:, q - 1].copy() for q in ps}, local=local, **{"global": glob}, depth=out.depth,
+        acc_by_depth=out.by_depth, fms=scores,
         acc0_mean=float(acc0.mean()), local_mean={q: float(v.mean()) for q, v in local.items()},
         global_mean=float(glob.mean()), fms_mean={q: float(v.mean()) for q, v in scores.items()},
-        compat=compat, holdout=use_holdout, seed=seed, p=ps, train_rows=train_rows, test_rows=test_rows,
+        compat=compat, holdout=use_holdout, seed=seed, p=ps, balance=bool(balance), n_rows=n_rows,
+        train_rows=train_out, test_rows=test_out,
     )
+
+
+def balanced_rows(positive: np.ndarray, seed: int, concept_index: int) -> np.ndarray:
+    """The items a balanced FMS scores one concept on (sorted): every item of its smaller side (positives or
+    negatives) and as many of the other side, drawn without replacement by
+    ``numpy.random.default_rng([seed, concept_index])``, so the draw is reproducible and differs per concept."""
+    pos = np.flatnonzero(positive)
+    neg = np.flatnonzero(~np.asarray(positive, dtype=bool))
+    small, large = (pos, neg) if len(pos) <= len(neg) else (neg, pos)
+    if len(large) > len(small):
+        large = np.random.default_rng([seed, concept_index]).choice(large, size=len(small), replace=False)
+    return np.sort(np.concatenate([small, large]))
+
+
+def _train_test(rows: np.ndarray, use_holdout: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not use_holdout:
+        if len(rows) < 2:
+            raise UserError(f"FMS needs at least 2 items; got {len(rows)}")
+        return rows, rows
+    tr, te = fms_split(len(rows), seed)
+    return rows[tr], rows[te]
+
+
+class _Scores:
+    """Per-concept results, filled one concept at a time."""
+
+    def __init__(self, n_c: int, max_p: int) -> None:
+        self.max_p = max_p
+        self.acc0 = np.zeros(n_c)
+        self.root = np.full(n_c, -1, dtype=np.int64)
+        self.removed = np.full((n_c, max_p), -1, dtype=np.int64)
+        self.acc_after = np.zeros((n_c, max_p))
+        self.glob = np.ones(n_c)
+        self.depth = np.zeros(n_c, dtype=np.int64)
+        self.by_depth: list[np.ndarray] = []
+
+    def concept(
+        self, ci: int, splits: ColumnSplits, si: int, x_tr: np.ndarray, x_te: np.ndarray, yt: np.ndarray,
+        ye: np.ndarray, state: int, seed: int, compat: Compat, tree_inputs: tuple[Any, Any] | None = None,
+    ) -> None:
+        """Score concept ci from row si of `splits` (its stump search on x_tr) and a full tree on x_tr."""
+        max_p = self.max_p
+        majority = bool(yt.sum() * 2 > len(yt))  # ties go to the negative class, as sklearn's argmax does
+        pure = bool(yt.all() or not yt.any())
+        unusable = splits.constant.copy()
+        for step in range(max_p + 1):
+            col = -1 if pure else pick_root(splits.proxy[si], unusable, state)
+            if col < 0:
+                acc = float(np.mean(ye == majority))
+            else:
+                go_left = x_te[:, col].astype(np.float64) <= splits.threshold[si, col]
+                pred = np.where(go_left, splits.left_positive[si, col], splits.right_positive[si, col])
+                acc = float(np.mean(pred == ye))
+            if step == 0:
+                self.acc0[ci], self.root[ci] = acc, col
+            else:
+                self.acc_after[ci, step - 1] = acc
+            if step < max_p and col >= 0:
+                self.removed[ci, step] = col
+                unusable[col] = True
+        x_fit, x_eval = tree_inputs if tree_inputs is not None else _tree_inputs(x_tr, x_te)
+        paper_rows, ref_rows = _full_tree_rows(x_fit, x_eval, yt, ye, seed, pure)
+        d = len(paper_rows) - 1
+        self.depth[ci] = d
+        rows = paper_rows if compat == "paper" else ref_rows
+        self.by_depth.append(rows)
+        if d >= 1:
+            keep = np.arange(1, d + 1) if compat == "paper" else np.r_[0, np.arange(2, d + 1)]
+            self.glob[ci] = 1.0 - float(np.sum(rows[keep] - self.acc0[ci])) / d
 
 
 def _tree_inputs(x_tr: np.ndarray, x_te: np.ndarray) -> tuple[Any, Any]:

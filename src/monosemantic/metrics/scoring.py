@@ -53,6 +53,9 @@ class ScoreConfig:
     """How token activations become item activations (images are already items)."""
     fms_p: list[int] = field(default_factory=lambda: [1, 5])
     """FMS@p: how many top latents are removed for local disentanglement."""
+    fms_balance: bool = True
+    """FMS: score each one-vs-rest concept on its positives and as many seeded random negatives (the paper's
+    balanced tasks); off (--no-fms-balance, False) scores every concept on all items."""
     chunk_rows: int = 16384
     """Rows encoded at a time."""
     device: str = "auto"
@@ -242,7 +245,7 @@ def score(cfg: ScoreConfig, *, progress: bool = True) -> dict[str, Any]:
         else:
             acts = item_activations(store, hook, sae_info[1].encode, sae_info[1].cfg.d_sae, cfg.pool, cfg.chunk_rows,
                                     device)
-        summary, per_unit = _score_set(set_id, sae_info, acts, emb, labels, label_names, cfg.fms_p)
+        summary, per_unit = _score_set(set_id, sae_info, acts, emb, labels, label_names, cfg.fms_p, cfg.fms_balance)
         summaries.append(summary)
         rows.extend(per_unit)
         top_v, top_i = torch.topk(acts.acts, min(16, store.n_items), dim=0)
@@ -268,7 +271,7 @@ def _finite(values: torch.Tensor) -> list[float | None]:
 
 def _score_set(
     set_id: str, sae_info: tuple[Path, Any] | None, acts: ItemActivations, emb: torch.Tensor,
-    labels: np.ndarray | None, label_names: list[str], fms_p: list[int],
+    labels: np.ndarray | None, label_names: list[str], fms_p: list[int], fms_balance: bool = True,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from monosemantic import metrics as M
 
@@ -298,7 +301,7 @@ def _score_set(
         per_class = M.best_unit_per_class(corr)
         summary["corr_mean"] = _num(per_class["corr_mean"])
         summary["entropy_mean"] = _num(per_class["entropy_mean"])
-        result = M.fms(x, torch.as_tensor(labels), p=tuple(fms_p))
+        result = M.fms(x, torch.as_tensor(labels), p=tuple(fms_p), balance=fms_balance)
         summary["fms"] = _fms_summary(result, label_names, fms_p)
         for info in summary["fms"]["per_concept"].values():
             root, value = info["root"], info.get("fms@1")
@@ -315,8 +318,11 @@ def _score_set(
 
 
 def _fms_summary(result: Any, label_names: list[str], fms_p: list[int]) -> dict[str, Any]:
-    """The FMS result as plain JSON: means, and one entry per concept with its root (best single) latent."""
-    out: dict[str, Any] = {f"fms@{p}": _num(result["fms_mean"][p]) for p in fms_p}
+    """The FMS result as plain JSON: the variant, means, and one entry per concept with its root (best single)
+    latent and the number of items it was scored on."""
+    # "variant" first: the numbers of the two variants differ a lot, so a reader must see which one this is
+    out: dict[str, Any] = {"variant": fms_variant(result["balance"])}
+    out.update({f"fms@{p}": _num(result["fms_mean"][p]) for p in fms_p})
     out["acc0"] = _num(result["acc0_mean"])
     per = {}
     for c, concept in enumerate(result["concepts"]):
@@ -325,9 +331,15 @@ def _fms_summary(result: Any, label_names: list[str], fms_p: list[int]) -> dict[
         entry["acc0"] = _num(np.asarray(result["acc0"])[c])
         root = int(np.asarray(result["root"])[c])
         entry["root"] = root if root >= 0 else None
+        entry["n_rows"] = int(np.asarray(result["n_rows"])[c])
         per[name] = entry
     out["per_concept"] = per
     return out
+
+
+def fms_variant(balance: bool) -> str:
+    """The name scores.json gives an FMS variant: "balanced" or "unbalanced" (see `metrics.fms`)."""
+    return "balanced" if balance else "unbalanced"
 
 
 def _num(v: Any) -> float | None:

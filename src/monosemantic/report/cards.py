@@ -12,7 +12,7 @@ import struct
 from typing import Any
 
 from monosemantic.report.data import num
-from monosemantic.report.figures import set_colors
+from monosemantic.report.figures import fms_title, set_colors
 from monosemantic.report.sections import esc, fmt, fmt_count
 
 _DATA_URI = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+")
@@ -76,7 +76,8 @@ def _card(card: dict[str, Any], t: int, sets: list[str], colors: dict[str, str],
           images: ImageClasses) -> str:
     s = sets.index(str(card["set"]))
     stats = (
-        f"<span><b>MS</b> {fmt(card.get('ms'))}</span><span><b>FMS</b> {fmt(card.get('fms'))}</span>"
+        f"<span><b>MS</b> {fmt(card.get('ms'))}</span>"
+        f"<span><b>{esc(fms_title(track, 'FMS'))}</b> {fmt(card.get('fms'))}</span>"
         f"<span><b>firing</b> {fmt(card.get('firing_rate'), 2, pct=True)}</span>"
         + (f"<span><b>active on</b> {fmt_count(card['active_items'])} items</span>"
            if num(card.get("active_items")) is not None else "")

@@ -54,6 +54,22 @@ def _ms_mean(unit_set: dict[str, Any]) -> float | None:
     return num(unit_set["ms"].get("mean"))
 
 
+def fms_variant(track: dict[str, Any]) -> str | None:
+    """Which FMS variant produced a track's FMS numbers: "balanced" or "unbalanced" (see `metrics.fms`), "mixed"
+    when its unit sets disagree, None when no set has FMS. Scores from before the variant was recorded are
+    unbalanced: that was the only variant then."""
+    found = {str(s["fms"].get("variant") or "unbalanced") for s in track["unit_sets"] if isinstance(s.get("fms"), dict)}
+    if not found:
+        return None
+    return found.pop() if len(found) == 1 else "mixed"
+
+
+def fms_title(track: dict[str, Any], name: str = "FMS@1") -> str:
+    """A label for FMS numbers that names their variant, e.g. "FMS@1 (balanced)"."""
+    variant = fms_variant(track)
+    return name if variant is None else f"{name} ({variant})"
+
+
 def best_sae(track: dict[str, Any]) -> dict[str, Any] | None:
     """The SAE of a track with the highest mean MS (None if the track has no scored SAE)."""
     saes = [s for s in track["unit_sets"] if s["kind"] != "neurons" and _ms_mean(s) is not None]
@@ -165,10 +181,14 @@ def _fms_per_concept(track: dict[str, Any]) -> FigureSpec | None:
          "fms@5": [num((r["per"].get(c) or {}).get("fms@5")) for c in concepts]}
         for r in kept
     ]
-    caption = "FMS@1 of the best single unit for each labelled concept (concept vs rest)."
+    variant = fms_variant(track)
+    scored_on = {"balanced": ", each scored on its items and as many random other items",
+                 "unbalanced": ", each scored on all items"}.get(str(variant), "")
+    caption = f"{fms_title(track)} of the best single unit for each labelled concept (concept vs rest{scored_on})."
     if len(kept) < len(rows):
         caption += f" Showing the neurons and the {len(kept) - len(neurons)} SAEs with the highest FMS@1."
-    return _spec("fms_per_concept", "FMS per concept", caption, {"concepts": concepts, "sets": sets})
+    return _spec("fms_per_concept", "FMS per concept", caption,
+                 {"concepts": concepts, "sets": sets, "ylabel": fms_title(track)})
 
 
 def _ms_vs_firing(track: dict[str, Any]) -> FigureSpec | None:

@@ -164,7 +164,7 @@ def draw_fms_per_concept(data: dict[str, Any], new_figure: NewFigure) -> Any:
     names = [plain(c, 16) for c in concepts]
     slanted = max(map(len, names), default=0) > 6
     ax.set_xticks(x, names, fontsize=8.5, rotation=30 if slanted else 0, ha="right" if slanted else "center")
-    ax.set_ylabel("FMS@1", color=_TEXT)
+    ax.set_ylabel(plain(data.get("ylabel") or "FMS@1"), color=_TEXT)  # names the variant, e.g. FMS@1 (balanced)
     ax.set_xlabel("concept", color=_TEXT)
     ax.grid(False, axis="x")
     _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0))

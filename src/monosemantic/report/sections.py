@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from monosemantic.report.data import num
-from monosemantic.report.figures import set_colors
+from monosemantic.report.figures import fms_title, set_colors
 
 # Units active on fewer items than this are hidden from the features table until the filter is changed.
 MIN_ACTIVE_DEFAULT = 16
@@ -65,7 +65,8 @@ def summary_table(track: dict[str, Any], t: int) -> str:
         "<tr><th>Units</th><th class=n>Width</th><th class=n>k</th><th class=n title='mean active units per input'>"
         "L0</th><th class=n title='fraction of variance unexplained (lower is better)'>FVU</th>"
         "<th class=n title='fraction of units that never fire'>Dead</th><th class=ms>MS mean ± std</th>"
-        "<th class=n>MS best</th><th class=n>MS worst</th><th class=n>FMS@1</th><th class=n>FMS@5</th>"
+        f"<th class=n>MS best</th><th class=n>MS worst</th><th class=n>{esc(fms_title(track, 'FMS@1'))}</th>"
+        f"<th class=n>{esc(fms_title(track, 'FMS@5'))}</th>"
         "<th class=n>Δ MS vs neurons</th></tr>"
     )
     rows = []
@@ -152,7 +153,7 @@ def kpi_tiles(track: dict[str, Any], t: int) -> str:
     tiles = [
         tile("Mean MS", None if neurons is None else neurons["ms"].get("mean"),
              None if best is None else best["ms"].get("mean"), None if best is None else best["id"]),
-        tile("FMS@1", None if neurons is None else (neurons.get("fms") or {}).get("fms@1"),
+        tile(fms_title(track), None if neurons is None else (neurons.get("fms") or {}).get("fms@1"),
              None if fms_best is None else (fms_best.get("fms") or {}).get("fms@1"),
              None if fms_best is None else fms_best["id"]),
     ]
@@ -230,7 +231,7 @@ def features_block(track: dict[str, Any], t: int, card_keys: set[tuple[str, str]
         f"<option value='{i}'>{esc(s)}</option>" for i, s in sorted(enumerate(payload["labels"]), key=lambda p: p[1])
     )
     cols = (
-        ("set", "Units", "s"), ("id", "Id", "n"), ("ms", "MS", "n"), ("fms", "FMS", "n"),
+        ("set", "Units", "s"), ("id", "Id", "n"), ("ms", "MS", "n"), ("fms", fms_title(track, "FMS"), "n"),
         ("fr", "Firing rate", "n"), ("active", "Active items", "n"), ("label", "Best label", "s"),
         ("corr", "Best corr", "n"), ("ent", "Label entropy", "n"), ("card", "Card", "s"),
     )

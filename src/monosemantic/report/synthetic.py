@@ -95,7 +95,7 @@ def _unit_set(rng: np.random.Generator, d: int, spec: tuple[str, float, int] | N
         per[c] = {"fms@1": round(f1, 4), "fms@5": round(f1 * rng.uniform(0.6, 0.9), 4),
                   "acc0": round(float(rng.uniform(0.6, 0.97)), 4)}
     out["ms"] = _summary(ms)
-    out["fms"] = {"fms@1": float(np.mean([p["fms@1"] for p in per.values()])),
+    out["fms"] = {"variant": "balanced", "fms@1": float(np.mean([p["fms@1"] for p in per.values()])),
                   "fms@5": float(np.mean([p["fms@5"] for p in per.values()])), "per_concept": per}
     out["corr_mean"] = round(0.2 + 0.3 * fms_level, 4)
     out["entropy_mean"] = round(2.0 - fms_level * 2, 4)
