@@ -143,6 +143,7 @@ def fms(
     seed: int = 0,
     compat: Compat = "paper",
     balance: bool = True,
+    root: Any = None,
 ) -> FMSResult:
     """FMS of latents [N, K] for labels [N] (class ids: one concept per class present, one-vs-rest) or [N, C]
     (binary columns: one concept per column). For a single binary concept pass labels as [N, 1].
@@ -151,7 +152,9 @@ def fms(
     30% (`fms_split`); default True for compat="paper", False (in-sample) for "reference_code". seed: the split,
     the balanced draw and every tree's random_state. balance: score each concept on its positives and as many
     seeded random negatives (`balanced_rows`; the split then applies to that subset), or on all items (False).
-    Latents are cast to float32, as scikit-learn does. Returns an `FMSResult`.
+    root: the latent each concept's score starts from, one per concept (a G-SAE's reserved latents: the paper
+    scores the latent tied to the concept); None lets the stump pick the best single latent. Latents are cast to
+    float32, as scikit-learn does. Returns an `FMSResult`.
     """
     check_choice("compat", compat, ("paper", "reference_code"))
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
@@ -169,6 +172,7 @@ def fms(
     n_c = len(concepts)
     out = _Scores(n_c, max_p)
     n_rows = np.full(n_c, n, dtype=np.int64)
+    forced = _forced_roots(root, n_c, x.shape[1])
     if balance:
         split_rows: list[tuple[np.ndarray, np.ndarray]] = []
         for ci, concept in enumerate(concepts):
@@ -183,7 +187,7 @@ def fms(
             x_te = x_tr if test_rows is train_rows else x_np[test_rows]
             y_tr, y_te = y_all[train_rows, ci : ci + 1], y_all[test_rows, ci]
             splits = best_column_splits(torch.from_numpy(x_tr), torch.from_numpy(y_tr))
-            out.concept(ci, splits, 0, x_tr, x_te, y_tr[:, 0], y_te, state, seed, compat)
+            out.concept(ci, splits, 0, x_tr, x_te, y_tr[:, 0], y_te, state, seed, compat, forced=forced[ci])
         train_out: Any = [tr for tr, _ in split_rows]
         test_out: Any = [te for _, te in split_rows]
     else:
@@ -195,7 +199,7 @@ def fms(
         x_fit, x_eval = _tree_inputs(x_tr, x_te)  # shared by every concept's full tree
         for ci in range(n_c):
             out.concept(ci, splits, ci, x_tr, x_te, y_tr[:, ci], y_te[:, ci], state, seed, compat,
-                        tree_inputs=(x_fit, x_eval))
+                        tree_inputs=(x_fit, x_eval), forced=forced[ci])
 
     acc0, acc_after, glob = out.acc0, out.acc_after, out.glob
     local = {q: 2.0 * (acc0 - acc_after[:, q - 1]) for q in ps}
@@ -212,6 +216,15 @@ def fms(
         compat=compat, holdout=use_holdout, seed=seed, p=ps, balance=bool(balance), n_rows=n_rows,
         train_rows=train_out, test_rows=test_out,
     )
+
+
+def _forced_roots(root: Any, n_c: int, k: int) -> list[int | None]:
+    if root is None:
+        return [None] * n_c
+    roots = [int(r) for r in np.asarray(root).reshape(-1)]
+    if len(roots) != n_c or any(not 0 <= r < k for r in roots):
+        raise UserError(f"root must give one latent in [0, {k}) per concept ({n_c}); got {roots}")
+    return list(roots)
 
 
 def balanced_rows(positive: np.ndarray, seed: int, concept_index: int) -> np.ndarray:
@@ -251,15 +264,19 @@ class _Scores:
     def concept(
         self, ci: int, splits: ColumnSplits, si: int, x_tr: np.ndarray, x_te: np.ndarray, yt: np.ndarray,
         ye: np.ndarray, state: int, seed: int, compat: Compat, tree_inputs: tuple[Any, Any] | None = None,
+        forced: int | None = None,
     ) -> None:
-        """Score concept ci from row si of `splits` (its stump search on x_tr) and a full tree on x_tr."""
+        """Score concept ci from row si of `splits` (its stump search on x_tr) and a full tree on x_tr; ``forced``
+        is the latent acc0 is measured on (the best one when None)."""
         max_p = self.max_p
         majority = bool(yt.sum() * 2 > len(yt))  # ties go to the negative class, as sklearn's argmax does
         pure = bool(yt.all() or not yt.any())
         unusable = splits.constant.copy()
         for step in range(max_p + 1):
             col = -1 if pure else pick_root(splits.proxy[si], unusable, state)
-            if col < 0:
+            if step == 0 and forced is not None:
+                col = forced
+            if col < 0 or (step == 0 and unusable[col]):  # a constant forced latent predicts the majority class
                 acc = float(np.mean(ye == majority))
             else:
                 go_left = x_te[:, col].astype(np.float64) <= splits.threshold[si, col]

@@ -164,7 +164,7 @@ def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stag
     from monosemantic.metrics.scoring import ScoreConfig, load_scores, score
 
     inputs = {"extract": extract_stage.hash, "embed": embed_stage.hash, "saes": [s.hash for s in sae_stages],
-              "pool": track.pool}
+              "pool": track.pool, "fms": "balanced"}
     stage = state.stage(f"{track.name}/score", "scores", inputs)
     if not stage.done:
         _say(track.name, "score", "MS, FMS, label correlation and entropy; neurons vs every SAE")

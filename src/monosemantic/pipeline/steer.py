@@ -101,7 +101,7 @@ def run_steer_track(state: Any, st: SteerTrackConfig, seed: int) -> dict[str, An
     alphas = list(st.alphas) or list(task.alphas)
     inputs = {"extract": extract_stage.hash, "saes": {a: s.hash for a, s in stages.items()}, "alphas": alphas,
               "n_prompts": st.n_prompts, "max_new_tokens": st.max_new_tokens, "fms_rows": st.fms_rows, "seed": seed,
-              "version": 1}
+              "version": 2}
     stage = state.stage(f"{st.name}/steer", "steer", inputs, suffix=".json")
     if stage.done:
         _say(st.name, "steer", "cached")
@@ -230,16 +230,19 @@ def _encode(sae: Any, x: Any, what: str) -> torch.Tensor:
 
 
 def score_concepts(sae: Any, arch: str, x: Any, y: np.ndarray, per_token: bool, seed: int) -> dict[str, Any]:
-    """Balanced FMS@1/@5 of the SAE's latents per concept; the concept latent (vanilla: the root of the FMS tree;
-    G-SAE: the reserved latent) and its detection AUROC (vanilla: its activation; G-SAE: its pre-TopK logit)."""
+    """Balanced FMS@1/@5 per concept of the concept latent (vanilla: the root of the FMS tree, the best single
+    latent; G-SAE: the reserved latent, as the paper scores it; ``best_latent_fms@1`` is the G-SAE's best single
+    latent) and its detection AUROC (vanilla: its activation; G-SAE: its pre-TopK logit)."""
     from sklearn.metrics import roc_auc_score
 
     from monosemantic.metrics import fms
 
     f = _encode(sae, x, "latents")
-    res = fms(f, torch.from_numpy(y), p=FMS_P, seed=seed, balance=True)
-    roots = [int(r) for r in res["root"]]
     n_c = y.shape[1]
+    labels = torch.from_numpy(y)
+    res = fms(f, labels, p=FMS_P, seed=seed, balance=True, root=list(range(n_c)) if arch == "gsae" else None)
+    free = fms(f, labels, p=FMS_P, seed=seed, balance=True) if arch == "gsae" else res
+    roots = [int(r) for r in free["root"]]
     if arch == "gsae":
         detector, latents = _encode(sae, x, "logits"), list(range(n_c))
         scores = [detector[:, c].numpy() for c in range(n_c)]
@@ -258,6 +261,7 @@ def score_concepts(sae: Any, arch: str, x: Any, y: np.ndarray, per_token: bool, 
         "fms@1_per_concept": [float(v) for v in res["fms"][1]], "fms@5_per_concept": [float(v) for v in res["fms"][5]],
         "root": roots, "latents": latents, "auroc": [None if not np.isfinite(a) else a for a in auroc],
         "auroc_mean": float(np.nanmean(auroc)) if np.isfinite(auroc).any() else None, "signs": signs,
+        "best_latent_fms@1": free["fms_mean"][1],
         "root_is_reserved": [r == c for c, r in enumerate(roots)] if arch == "gsae" else None,
     }
 

@@ -40,8 +40,9 @@ def _device(module: Any) -> torch.device:
 
 @torch.inference_mode()
 def generate(model: Any, prompts: Sequence[str], *, max_new_tokens: int = 32, batch_size: int = 32,
-             progress: Callable[[int], None] | None = None) -> list[Generation]:
-    """Greedy continuations of ``prompts`` (same order), ``max_new_tokens`` each, in left-padded batches."""
+             progress: Callable[[int], None] | None = None, min_new_tokens: int = 0) -> list[Generation]:
+    """Greedy continuations of ``prompts`` (same order), ``max_new_tokens`` each, in left-padded batches;
+    ``min_new_tokens`` holds back the end-of-sequence token that long (benchmarks compare equal token counts)."""
     module, tok = _lm(model)
     if max_new_tokens < 1:
         raise UserError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
@@ -53,7 +54,8 @@ def generate(model: Any, prompts: Sequence[str], *, max_new_tokens: int = 32, ba
         enc = tok(chunk, return_tensors="pt", padding=True, padding_side="left")
         ids = enc["input_ids"].to(device)
         gen = module.generate(input_ids=ids, attention_mask=enc["attention_mask"].to(device), do_sample=False,
-                              max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=eos,
+                              max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens or None,
+                              pad_token_id=tok.pad_token_id, eos_token_id=eos,
                               temperature=None, top_p=None, top_k=None)
         for p, row in zip(chunk, gen[:, ids.shape[1] :].tolist(), strict=True):
             if eos is not None and eos in row:
