@@ -325,3 +325,22 @@ def test_balanced_bad_input() -> None:
     assert fms(x, labels, balance=False)["n_rows"].tolist() == [20, 20]
     with pytest.raises(UserError, match="seed"):
         fms(x, np.arange(20) % 2, seed=-1)
+
+
+def test_root_forces_the_latent_each_concept_starts_from() -> None:
+    # latent 0 separates the concept perfectly, latent 1 only on half of the positives: the free score starts from
+    # latent 0; forced to latent 1 (a G-SAE's reserved latent), acc0 is latent 1's own stump accuracy, in-sample
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 100)
+    x = np.zeros((200, 3), dtype=np.float32)
+    x[:, 0] = y
+    x[100:150, 1] = 1.0  # half of the positives
+    x[:, 2] = rng.random(200)
+    free = fms(torch.from_numpy(x), torch.from_numpy(y[:, None]), p=1, holdout=False, balance=False)
+    forced = fms(torch.from_numpy(x), torch.from_numpy(y[:, None]), p=1, holdout=False, balance=False, root=[1])
+    assert free["root"][0] == 0 and free["acc0"][0] == 1.0
+    assert forced["root"][0] == 1 and forced["removed"][0, 0] == 1
+    assert forced["acc0"][0] == pytest.approx(150 / 200)  # the 50 flagged positives right, the other 50 wrong
+    assert forced["acc"][1][0] == 1.0  # with latent 1 zeroed, latent 0 is the best stump again
+    with pytest.raises(UserError, match="root must give one latent"):
+        fms(torch.from_numpy(x), torch.from_numpy(y[:, None]), p=1, root=[5])

@@ -69,7 +69,7 @@ def alpha_sweep(model: Any, prompts: Sequence[str], methods: Sequence[Method], a
                 success: Success, *, max_new_tokens: int = 32, batch_size: int = 32, n_examples: int = 4,
                 max_ppl_ratio: float = MAX_PPL_RATIO, progress: bool = True) -> dict[str, Any]:
     """Steer every prompt with every method at every α and score the continuations (see the module docstring)."""
-    total = len(prompts) * (1 + len(methods) * sum(1 for a in alphas if a != 0))
+    total = len(prompts) * (1 + sum(1 for m in methods for a in alphas if not _reuses_base(m, a)))
     bar = tqdm(total=total, desc="steer", unit="prompt", disable=not progress, dynamic_ncols=True, mininterval=0.5)
     try:
         base = generate(model, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=bar.update)
@@ -80,7 +80,7 @@ def alpha_sweep(model: Any, prompts: Sequence[str], methods: Sequence[Method], a
         for m in methods:
             for a in alphas:
                 edits = m.edits(float(a))
-                if all(e.is_identity() for e in edits) and m.error_term == "keep_error":
+                if _reuses_base(m, a):
                     gens = base  # an identity edit generates exactly the baseline (tested), so it is not rerun
                 else:
                     with steering(model, m.sae, edits, error_term=m.error_term):
@@ -93,6 +93,11 @@ def alpha_sweep(model: Any, prompts: Sequence[str], methods: Sequence[Method], a
     return {"prompts": list(prompts[:n_examples]), "baseline": baseline, "rows": rows,
             "headline": headline(rows, max_ppl_ratio), "max_ppl_ratio": max_ppl_ratio,
             "max_new_tokens": max_new_tokens, "n_prompts": len(prompts)}
+
+
+def _reuses_base(m: Method, alpha: float) -> bool:
+    """An identity edit with keep_error generates exactly the baseline (tested), so it is not rerun."""
+    return m.error_term == "keep_error" and all(e.is_identity() for e in m.edits(float(alpha)))
 
 
 def headline(rows: Sequence[dict[str, Any]], max_ppl_ratio: float = MAX_PPL_RATIO) -> dict[str, dict[str, Any]]:

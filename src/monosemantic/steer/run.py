@@ -41,8 +41,6 @@ class SteerConfig:
     """Prompts per generation batch."""
     hook: str | None = None
     """Module path to steer at (default: the hook recorded in the SAE)."""
-    max_length: int = 128
-    """Prompt tokens kept."""
     device: str = "auto"
     """Where to run: auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps."""
     out: Path | None = None
@@ -71,7 +69,7 @@ def read_prompts(cfg: SteerConfig) -> list[str]:
 def check_config(cfg: SteerConfig) -> None:
     if cfg.mode not in EDIT_KINDS:
         raise UserError(f"unknown --mode {cfg.mode!r}; choose {', '.join(EDIT_KINDS)}")
-    for name in ("max_new_tokens", "batch_size", "max_length"):
+    for name in ("max_new_tokens", "batch_size"):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     if not cfg.latent:
@@ -114,7 +112,7 @@ def run_steer(cfg: SteerConfig, *, progress: bool = True) -> list[dict[str, Any]
     for a in cfg.alpha:
         check_edits(sae, [Edit(tuple(cfg.latent), cfg.mode, a, cfg.gamma)])
     device = resolve_device(cfg.device)
-    model = load_model(cfg.model, max_length=cfg.max_length)
+    model = load_model(cfg.model)  # prompts are generated from whole; the model's own length limit applies
     if model.tokenizer is None or not hasattr(model.module, "generate"):
         raise UserError(f"model {cfg.model!r} is not a causal language model; steer a text generator such as smollm2")
     model = model.to_device(device)
