@@ -1,9 +1,10 @@
 """Speed of steering and of G-SAE training (Härle et al., arXiv 2506.19382).
 
 1. Greedy generation with the bundled SmolLM2-135M-Instruct, unsteered against steered through an SAE at
-   `model.layers.15` (width 8 x 576 = 4,608, k = 32): the latent edits (clamp, keep_error), the FMS paper's direction
-   rule with a TopK SAE and with a G-SAE. Every run generates exactly the same number of tokens for the same prompts
-   (end-of-sequence held back), best of `--repeats`. Target: steered <= 1.25 x unsteered.
+   `model.layers.15` (width 6 x 576 = 3,456, k = 288: the steering tracks' setting): a latent edit (clamp,
+   keep_error) and the FMS paper's direction rule with a TopK SAE and with a G-SAE. Every run generates exactly
+   the same number of tokens for the same prompts (end-of-sequence held back), best of `--repeats`.
+   Target: steered <= 1.25 x unsteered.
 2. Training throughput of a G-SAE against a TopK SAE of the same width and k on one store (the same batches,
    tokens/s of the training loop from the training log). Target: G-SAE within 20% of TopK.
 
@@ -40,7 +41,7 @@ def _sae(arch: str, concepts: list[str] | None = None) -> SAE:
     meta: dict = {"hook_name": HOOK}
     if concepts:
         meta["monosemantic"] = {"gsae": {"concepts": concepts, "activation": "topk-sigmoid"}}
-    sae = SAE.create(SAEConfig(d_in=576, d_sae=4608, architecture=arch, k=32, metadata=meta))
+    sae = SAE.create(SAEConfig(d_in=576, d_sae=3456, architecture=arch, k=288, metadata=meta))
     sae.init_weights(torch.Generator().manual_seed(0))
     return sae.eval()
 
@@ -87,12 +88,12 @@ def training(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_store(Path(tmp) / "store", {HOOK: x}, item_index=np.arange(n_items).repeat(per), labels=labels,
                     label_names=["concept"])
-        print(f"\n## training: {len(x):,} rows x 576, d_sae 4,608, k 32, batch 4,096, {args.tokens} tokens each")
+        print(f"\n## training: {len(x):,} rows x 576, d_sae 3,456, k 288, batch 4,096, {args.tokens} tokens each")
         print("| architecture | tokens/s (loop) | vs TopK |\n|---|---:|---:|")
         speeds = {}
         for arch in ("topk", "gsae"):
             tc = train_config({"acts": str(Path(tmp) / "store"), "out": str(Path(tmp) / arch), "arch": arch,
-                               "width": [8], "k": [32], "tokens": args.tokens, "batch_size": 4096,
+                               "width": [6], "k": [288], "tokens": args.tokens, "batch_size": 4096,
                                "progress": False, "log_every": 10})
             folder = train(tc)[0]
             log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]

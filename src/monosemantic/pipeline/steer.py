@@ -42,10 +42,12 @@ class SteerTrackConfig:
     """Use only the first N items of the task's training data."""
     max_length: int = 64
     """Tokens per item."""
-    expansion: float = 8.0
-    """Width of both SAEs as a multiple of the layer width."""
-    k: int = 32
-    """Latents kept per row by both SAEs (the G-SAE needs k >= its concepts)."""
+    expansion: float = 6.0
+    """Width of both SAEs as a multiple of the layer width (the paper's Llama-3-8B SAEs: 6)."""
+    k: int = 288
+    """Latents kept per row by both SAEs; the default is half SmolLM2's width 576, the paper's ratio (k = 2048 for
+    d = 4096). Far smaller k leave the G-SAE's reserved latents out of the TopK, so their decoder rows never
+    learn (measured: at k = 32 of 4,608 latents the reserved latent was never selected)."""
     train_tokens: str = "2M"
     """Training rows per SAE, with K/M/G suffixes."""
     batch_size: int = 2048
