@@ -8,13 +8,16 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     from monosemantic.config import field_docs
     from monosemantic.pipeline.config import RunConfig, TrackConfig
+    from monosemantic.pipeline.steer import SteerTrackConfig
 
     keys, track_keys = _keys(RunConfig, field_docs(RunConfig)), _keys(TrackConfig, field_docs(TrackConfig))
+    steer_keys = _keys(SteerTrackConfig, field_docs(SteerTrackConfig))
     p = sub.add_parser(
         "run", help="run a pipeline (extract -> train -> score -> report) described in a TOML file",
         description="Run every stage described in CONFIG. Each stage's output is cached under the run folder by a "
         "hash of its inputs, so a re-run skips finished stages and a changed setting redoes only what depends on it."
-        f"\n\ntop-level keys:\n{keys}\n\n[[tracks]] keys:\n{track_keys}",
+        f"\n\ntop-level keys:\n{keys}\n\n[[tracks]] keys:\n{track_keys}\n\n[[steer]] keys (steering tracks: a "
+        f"vanilla TopK SAE against a G-SAE on one task):\n{steer_keys}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", help="TOML file (see `monosemantic demo --print-config` for a complete example)")
