@@ -70,10 +70,18 @@ def _examples(track: dict[str, Any]) -> str:
             f"<tbody>{body}</tbody></table></div>")
 
 
+def oriented_auroc(entry: dict[str, Any]) -> float | None:
+    """Mean detection AUROC over concepts, each taken in the direction the latent steers (a root latent that fires
+    for the concept's absence is steered with −α, so its AUROC counts as 1 − AUROC)."""
+    vals = [a if s > 0 else 1.0 - a for a, s in zip(entry["auroc"], entry.get("signs") or [1.0] * len(entry["auroc"]),
+                                                    strict=True) if a is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
 def _track(track: dict[str, Any]) -> str:
     sae, sweep = track["sae"], track["sweep"]
     quality = [{"method": METHOD_NAMES[m], "fms1": sae[m]["fms@1"], "fms5": sae[m]["fms@5"],
-                "auroc": sae[m]["auroc_mean"], "latents": ", ".join(str(j) for j in sae[m]["latents"]),
+                "auroc": oriented_auroc(sae[m]), "latents": ", ".join(str(j) for j in sae[m]["latents"]),
                 "fvu": sae[m].get("fvu"), "l0": sae[m].get("l0")} for m in ("vanilla", "gsae")]
     head = sweep["headline"]
     base = sweep["baseline"]
@@ -91,7 +99,8 @@ def _track(track: dict[str, Any]) -> str:
         f"<p>Concepts: {esc(', '.join(track['concepts']))}. Both SAEs have {track['d_sae']:,} latents and k = "
         f"{track['k']}. FMS is the <b>{esc(track['fms_variant'])}</b> variant (each concept's positives and as many "
         f"seeded negatives) on {track['fms_rows']:,} held-out rows ({esc(track['pooling'])}). Detection AUROC: the "
-        f"vanilla root latent's activation, the G-SAE reserved latent's pre-TopK logit. Steering: x ← x + α β γ "
+        f"vanilla root latent's activation (as 1 − AUROC where the latent marks the concept's absence and is "
+        f"steered with −α), the G-SAE reserved latent's pre-TopK logit. Steering: x ← x + α β γ "
         f"W_dec[j], β = ‖x‖/‖W_dec[j]‖, γ = {esc(track['gamma'])}, on every position, {sweep['n_prompts']} prompts, "
         f"{sweep['max_new_tokens']} greedy tokens. Success: {esc(track['definition'])}.{extra}</p>"
         + value_table(quality, (("method", "SAE", None), ("fms1", "FMS@1", 3), ("fms5", "FMS@5", 3),
