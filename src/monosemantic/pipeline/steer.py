@@ -11,84 +11,19 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
 from monosemantic.errors import UserError
+from monosemantic.pipeline.config import HOLDOUT, SteerTrackConfig
 
 FORMAT = "monosemantic-steer"
 RESULT_NAME = "steer.json"
 FMS_P = (1, 5)
-HOLDOUT = 0.2
-
-
-@dataclass(frozen=True)
-class SteerTrackConfig:
-    """One steering task on one model layer: a vanilla TopK SAE against a G-SAE."""
-
-    name: str
-    """Short name of the track (folder names, the report)."""
-    task: Literal["attitude", "style", "privacy"]
-    """attitude (positive vs negative tweets), style (original vs modern Shakespeare) or privacy (8 PII classes)."""
-    model: str = "smollm2"
-    """Causal LM to steer: a registered name, a Hugging Face id or a local folder."""
-    layer: str = "model.layers.15"
-    """Residual-stream hook the SAEs are trained on and steer at (a middle block)."""
-    max_items: int | None = None
-    """Use only the first N items of the task's training data."""
-    max_length: int = 64
-    """Tokens per item."""
-    expansion: float = 6.0
-    """Width of both SAEs as a multiple of the layer width (the paper's Llama-3-8B SAEs: 6)."""
-    k: int = 288
-    """Latents kept per row by both SAEs; the default is half SmolLM2's width 576, the paper's ratio (k = 2048 for
-    d = 4096). Far smaller k leave the G-SAE's reserved latents out of the TopK, so their decoder rows never
-    learn (measured: at k = 32 of 4,608 latents the reserved latent was never selected)."""
-    train_tokens: str = "2M"
-    """Training rows per SAE, with K/M/G suffixes."""
-    batch_size: int = 2048
-    """Training rows per step."""
-    fms_rows: int = 3000
-    """At most this many held-out items (token rows for privacy) for FMS and AUROC."""
-    n_prompts: int = 64
-    """Prompts steered per α."""
-    alphas: list[float] = field(default_factory=list)
-    """The α grid (default: the task's own)."""
-    max_new_tokens: int = 32
-    """Tokens generated per prompt (greedy)."""
-    gen_batch_size: int = 32
-    """Prompts per generation batch."""
-    device: str = "auto"
-    """Where to run: auto, cpu, cuda, cuda:N or mps."""
-
-    def as_track(self) -> Any:
-        from monosemantic.pipeline.config import TrackConfig
-        from monosemantic.steer.tasks import get_task
-
-        task = get_task(self.task)
-        return TrackConfig(name=self.name, model=self.model, layer=self.layer, data=task.dataset, tokens="skip-first",
-                           max_items=self.max_items, max_length=self.max_length, archs=["topk", "gsae"],
-                           expansions=[self.expansion], ks=[float(self.k)], train_tokens=self.train_tokens,
-                           batch_size=self.batch_size, device=self.device, holdout=HOLDOUT, n_cards=0)
-
-    def check(self, seed: int) -> None:
-        from monosemantic.steer.tasks import get_task
-
-        where = f"steering track {self.name!r}"
-        try:
-            get_task(self.task)
-        except UserError as exc:
-            raise UserError(f"{where}: {exc}") from None
-        for key in ("n_prompts", "max_new_tokens", "gen_batch_size", "fms_rows", "k"):
-            if getattr(self, key) < 1:
-                raise UserError(f"{where}: {key} must be at least 1, got {getattr(self, key)}")
-        if any(not np.isfinite(a) for a in self.alphas):
-            raise UserError(f"{where}: alphas must be finite numbers, got {self.alphas}")
-        self.as_track().check(seed)
 
 
 def run_steer_track(state: Any, st: SteerTrackConfig, seed: int) -> dict[str, Any]:

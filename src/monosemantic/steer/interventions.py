@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -29,11 +29,7 @@ from torch import Tensor, nn
 from monosemantic.errors import UserError
 from monosemantic.sae.core import SAE
 from monosemantic.sources.hooks import resolve_hook
-
-EditKind = Literal["clamp", "add", "scale", "ablate", "direction"]
-Gamma = Literal["const", "act", "balanced"]
-ErrorTerm = Literal["keep_error", "reconstruction"]
-EDIT_KINDS: tuple[str, ...] = ("clamp", "add", "scale", "ablate", "direction")
+from monosemantic.steer.kinds import EDIT_KINDS, EditKind, ErrorTerm, Gamma
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.errors import UserError
-from monosemantic.steer.interventions import EDIT_KINDS, Edit, EditKind, ErrorTerm, Gamma, sae_hook, steering
+from monosemantic.steer.kinds import EDIT_KINDS, EditKind, ErrorTerm, Gamma
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,7 @@ def check_sae_fits(model: Any, sae: Any, hook: str | None) -> str:
     import torch
 
     from monosemantic.sources.hooks import StopForward, capture, resolve_hook
+    from monosemantic.steer.interventions import sae_hook
 
     path = resolve_hook(model.module, hook) if hook else sae_hook(sae, model.module)
     with torch.inference_mode(), capture(model.module, [path]) as got, contextlib.suppress(StopForward):
@@ -104,7 +105,7 @@ def run_steer(cfg: SteerConfig, *, progress: bool = True) -> list[dict[str, Any]
     from monosemantic.sae import SAE
     from monosemantic.sources import load_model
     from monosemantic.steer.generate import generate
-    from monosemantic.steer.interventions import check_edits
+    from monosemantic.steer.interventions import Edit, check_edits, steering
 
     check_config(cfg)
     prompts = read_prompts(cfg)
