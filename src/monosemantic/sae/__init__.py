@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# The subpackage first: importing it later would rebind `monosemantic.sae.architectures` from the function below
+# to the package (the import system sets a parent's attribute when a subpackage first loads).
+import monosemantic.sae.architectures  # noqa: F401
 from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, architectures, register
 from monosemantic.sae.options import (
     ArchOptions,

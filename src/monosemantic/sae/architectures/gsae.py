@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from monosemantic.errors import UserError
+from monosemantic.sae.architectures.topk import check_k, integer_k
 from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
 from monosemantic.sae.kernels import sparse_decode, topk_encode
 from monosemantic.sae.options import ArchOptions, GSAEOptions
@@ -67,8 +68,7 @@ class GuidedSAE(SAE):
 
     @classmethod
     def validate(cls, cfg: SAEConfig) -> None:
-        if cfg.k is None or int(cfg.k) != cfg.k or not 1 <= cfg.k <= cfg.d_sae:
-            raise UserError(f"the G-SAE needs an integer k between 1 and d_sae={cfg.d_sae}, got k={cfg.k}")
+        check_k(cfg, "the G-SAE")
         n = len(cls.settings(cfg).get("concepts") or [])
         if n < 1:
             raise UserError("the G-SAE needs labelled concepts: train it on a store extracted from labelled data")
@@ -81,15 +81,14 @@ class GuidedSAE(SAE):
     @classmethod
     def build_config(cls, d_in: int, d_sae: int, k: float | None, options: ArchOptions,
                      metadata: dict[str, Any] | None = None) -> SAEConfig:
-        if k is not None and int(k) != k:
-            raise UserError(f"the G-SAE needs an integer k, got {k:g}")
+        k = integer_k(k, "the G-SAE")
         meta = dict(metadata or {})
         ours = dict(meta.get("monosemantic") or {})
         opts: GSAEOptions = options if isinstance(options, GSAEOptions) else GSAEOptions()
         ours["gsae"] = {"concepts": list(ours.pop("concepts", None) or []), "activation": opts.gsae_activation,
                         "concept_reduction": opts.concept_reduction, "concept_weight": opts.concept_weight}
         meta["monosemantic"] = ours
-        return super().build_config(d_in, d_sae, None if k is None else int(k), options, meta)
+        return super().build_config(d_in, d_sae, k, options, meta)
 
     # ------------------------------------------------------------------ inference
 

@@ -17,6 +17,19 @@ from monosemantic.sae.kernels import sparse_decode, topk_encode
 from monosemantic.sae.options import ArchOptions, TopKOptions
 
 
+def check_k(cfg: SAEConfig, what: str) -> None:
+    """A TopK-style config needs an integer k in [1, d_sae]."""
+    if cfg.k is None or int(cfg.k) != cfg.k or not 1 <= cfg.k <= cfg.d_sae:
+        raise UserError(f"{what} needs an integer k between 1 and d_sae={cfg.d_sae}, got k={cfg.k}")
+
+
+def integer_k(k: float | None, what: str) -> int | None:
+    """The sweep's k as an int (None stays None); a fractional k is refused."""
+    if k is not None and int(k) != k:
+        raise UserError(f"{what} needs an integer k, got {k:g}")
+    return None if k is None else int(k)
+
+
 class TopKFamily(SAE):
     """What the TopK-family architectures share: k sets sparsity, AuxK revives dead latents."""
 
@@ -49,15 +62,12 @@ class TopKSAE(TopKFamily):
 
     @classmethod
     def validate(cls, cfg: SAEConfig) -> None:
-        if cfg.k is None or int(cfg.k) != cfg.k or not 1 <= cfg.k <= cfg.d_sae:
-            raise UserError(f"TopK needs an integer k between 1 and d_sae={cfg.d_sae}, got k={cfg.k}")
+        check_k(cfg, "TopK")
 
     @classmethod
     def build_config(cls, d_in: int, d_sae: int, k: float | None, options: ArchOptions,
                      metadata: dict[str, Any] | None = None) -> SAEConfig:
-        if k is not None and int(k) != k:
-            raise UserError(f"TopK needs an integer k, got {k:g}")
-        return super().build_config(d_in, d_sae, None if k is None else int(k), options, metadata)
+        return super().build_config(d_in, d_sae, integer_k(k, "TopK"), options, metadata)
 
     def activation(self, pre: Tensor) -> Tensor:
         vals, idx = pre.topk(int(self.cfg.k), dim=-1)  # type: ignore[arg-type]
