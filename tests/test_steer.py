@@ -434,3 +434,14 @@ def test_check_sae_fits_refuses_another_width(smollm2):
     assert "the SAE reads width 64" in msg and "width 576" in msg and "model.layers.15" in msg
     fits = _random_sae(d_in=576)
     assert check_sae_fits(smollm2, fits, "model.layers.3") == "model.layers.3"
+
+
+def test_headline_can_bound_repetition_too() -> None:
+    # a degenerate loop (high repetition, low perplexity) wins on perplexity alone, not once repetition is bounded
+    rows = [
+        {"method": "m", "alpha": 0.0, "success_rate": 0.1, "ppl_median": 3.0, "ppl_ratio": 1.0, "repetition": 0.1},
+        {"method": "m", "alpha": 0.1, "success_rate": 0.4, "ppl_median": 3.3, "ppl_ratio": 1.1, "repetition": 0.15},
+        {"method": "m", "alpha": 0.3, "success_rate": 1.0, "ppl_median": 3.6, "ppl_ratio": 1.2, "repetition": 0.8},
+    ]
+    assert headline(rows)["m"]["alpha"] == 0.3
+    assert headline(rows, max_repetition=0.2)["m"]["alpha"] == 0.1

@@ -7,8 +7,7 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     from monosemantic.config import field_docs
-    from monosemantic.pipeline.config import RunConfig, TrackConfig
-    from monosemantic.pipeline.config import SteerTrackConfig
+    from monosemantic.pipeline.config import RunConfig, SteerTrackConfig, TrackConfig
 
     keys, track_keys = _keys(RunConfig, field_docs(RunConfig)), _keys(TrackConfig, field_docs(TrackConfig))
     steer_keys = _keys(SteerTrackConfig, field_docs(SteerTrackConfig))

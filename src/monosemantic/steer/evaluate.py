@@ -10,7 +10,8 @@ under steering and scored:
 - repetition: the mean share of repeated word 3-grams.
 
 The headline of a method is its best success rate among the α whose median perplexity stays within
-``max_ppl_ratio`` (1.5) times the unsteered one (α = 0 always qualifies).
+``max_ppl_ratio`` (1.5) times the unsteered one (α = 0 always qualifies). Repetitive loops can keep a low perplexity,
+so a second headline also bounds the repetition (at most the unsteered one + ``REPETITION_MARGIN``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from monosemantic.steer.scorers import repetition_many
 
 Success = Callable[[Sequence[str], Sequence[str]], np.ndarray]
 MAX_PPL_RATIO = 1.5
+REPETITION_MARGIN = 0.1
 
 
 @dataclass
@@ -92,6 +94,7 @@ def alpha_sweep(model: Any, prompts: Sequence[str], methods: Sequence[Method], a
         bar.close()
     return {"prompts": list(prompts[:n_examples]), "baseline": baseline, "rows": rows,
             "headline": headline(rows, max_ppl_ratio), "max_ppl_ratio": max_ppl_ratio,
+            "headline_fluent": headline(rows, max_ppl_ratio, baseline["repetition"] + REPETITION_MARGIN),
             "max_new_tokens": max_new_tokens, "n_prompts": len(prompts)}
 
 
@@ -100,11 +103,15 @@ def _reuses_base(m: Method, alpha: float) -> bool:
     return m.error_term == "keep_error" and all(e.is_identity() for e in m.edits(float(alpha)))
 
 
-def headline(rows: Sequence[dict[str, Any]], max_ppl_ratio: float = MAX_PPL_RATIO) -> dict[str, dict[str, Any]]:
-    """Per method: the row with the best success rate among those whose perplexity ratio is within the bound."""
+def headline(rows: Sequence[dict[str, Any]], max_ppl_ratio: float = MAX_PPL_RATIO,
+             max_repetition: float | None = None) -> dict[str, dict[str, Any]]:
+    """Per method: the row with the best success rate among those whose perplexity ratio is within the bound (and,
+    with ``max_repetition``, whose repetition is at most that: degenerate loops can have a low perplexity)."""
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         ok = r["alpha"] == 0 or (r["ppl_ratio"] is not None and r["ppl_ratio"] <= max_ppl_ratio)
+        if max_repetition is not None and r["alpha"] != 0:
+            ok = ok and r["repetition"] is not None and r["repetition"] <= max_repetition
         if not ok or r["success_rate"] is None:
             continue
         best = out.get(r["method"])
