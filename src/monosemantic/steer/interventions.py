@@ -95,29 +95,30 @@ def apply_edits(sae: SAE, h: Tensor, edits: Sequence[Edit], error_term: ErrorTer
     if not live and error_term == "keep_error":
         return h
     x = h.to(sae.W_dec.dtype)
-    f = sae.encode(x)
+    # the constant-γ direction rule reads no latent, so it needs no encoding at all
+    needs_f = error_term != "keep_error" or any(e.kind != "direction" or e.gamma != "const" for e in live)
+    f = sae.encode(x) if needs_f else None
     out = x if error_term == "keep_error" else sae.decode(f)
     for e in live:
-        idx = torch.as_tensor(e.latents, dtype=torch.long, device=f.device)
-        cur = f.index_select(-1, idx)
+        idx = torch.as_tensor(e.latents, dtype=torch.long, device=x.device)
         if e.kind == "direction":
-            out = out + _direction(sae, x, cur, idx, e)
+            out = out + _direction(sae, x, None if f is None else f.index_select(-1, idx), idx, e)
             continue
+        assert f is not None
+        cur = f.index_select(-1, idx)
         new = _new_values(cur, e)
         out = out + sae.decode_delta(idx, new - cur)
         f = f.index_copy(-1, idx, new)  # later edits of the same latents start from this one
     return out.to(h.dtype)
 
 
-def _direction(sae: SAE, x: Tensor, f_s: Tensor, idx: Tensor, e: Edit) -> Tensor:
+def _direction(sae: SAE, x: Tensor, f_s: Tensor | None, idx: Tensor, e: Edit) -> Tensor:
     w = sae.W_dec.index_select(0, idx)  # [S, d]
     beta = x.norm(dim=-1, keepdim=True) / w.norm(dim=-1).clamp_min(1e-12)  # [N, S]
     if e.gamma == "const":
-        gamma = torch.ones_like(f_s)
-    elif e.gamma == "act" or e.alpha <= 0:
-        gamma = f_s
-    else:
-        gamma = 1 - f_s
+        return e.alpha * beta @ w
+    assert f_s is not None
+    gamma = f_s if e.gamma == "act" or e.alpha <= 0 else 1 - f_s  # balanced: 1 − f_j only when adding
     return e.alpha * (beta * gamma) @ w
 
 
