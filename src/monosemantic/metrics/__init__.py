@@ -1,10 +1,11 @@
 """metrics stage: pure functions on tensors (items x units activations, labels, embeddings).
 
-- MonoSemanticity score (spec B.2-B.3): `monosemanticity_score`, `monosemanticity_score_chunks`, `summarize`
-- FMS (spec C.2-C.3): `fms`, `fms_split`, `FMSResult`
-- MedSAE label metrics (spec D.2-D.5): `label_correlation`, `correlation_entropy`, `best_unit_per_class`,
-  `precision_recall_f1`
-- Top-activating items and Jaccard uniqueness (spec B.7): `top_activating`, `jaccard_uniqueness`
+- MonoSemanticity score (Pach et al., arXiv 2504.02821): `monosemanticity_score`, `monosemanticity_score_chunks`,
+  `summarize`
+- FMS (Härle et al., arXiv 2506.19382): `fms`, `fms_split`, `FMSResult`
+- MedSAE label metrics (Renzulli et al., arXiv 2510.26411): `label_correlation`, `correlation_entropy`,
+  `best_unit_per_class`, `precision_recall_f1`
+- Top-activating items and Jaccard uniqueness (arXiv 2504.02821): `top_activating`, `jaccard_uniqueness`
 - Atoms (arXiv 2509.20784): `aip_metric`, `whiten`, `aip`, `coherence`, `sample_coherence`, `unique_fraction`,
   `q_star`, `r2`, `pairwise_angles`, `angle_histograms`, `SingularMomentWarning`
 - Recovery of synthetic ground truth (arXiv 2506.15963): `recovery`, `decoder_recovery`, `gt_per_latent`, `l_gt`

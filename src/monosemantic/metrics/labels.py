@@ -1,4 +1,4 @@
-"""Unit-label metrics of MedSAE (Renzulli et al. 2025; spec D.2, D.3, D.5): Pearson correlation, the entropy of
+"""Unit-label metrics of MedSAE (Renzulli et al. 2025, arXiv 2510.26411): Pearson correlation, the entropy of
 the normalised |ρ|, the best unit per class, and precision/recall/F1 of binarised firing."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from monosemantic.errors import UserError
 from monosemantic.metrics._common import as_matrix, auto_chunk, exact_matmul, label_matrix
 
 FIRING_EPS = 1e-7
-"""An activation counts as positive (firing) when it is > FIRING_EPS (spec D.5)."""
+"""An activation counts as positive (firing) when it is > FIRING_EPS."""
 
 
 def label_correlation(acts: Any, labels: Any, *, chunk_size: int | None = None) -> torch.Tensor:
@@ -65,7 +65,7 @@ def correlation_entropy(corr: Any) -> torch.Tensor:
 
 
 def best_unit_per_class(corr: Any, alive_threshold: float = 0.2) -> dict[str, Any]:
-    """Per class c, the alive unit with the largest signed ρ[j, c] (spec D.2), and its entropy (D.3).
+    """Per class c, the alive unit with the largest signed ρ[j, c], and its entropy.
 
     A unit is alive when max_c |ρ[j, c]| > alive_threshold. Returns ``indices`` int64 [C] (-1 when no unit is
     alive), ``scores`` float64 [C] (CorrScore, NaN when none), ``entropy`` [C] (EntropyScore, NaN when none),
@@ -106,7 +106,7 @@ def precision_recall_f1(
     *,
     chunk_units: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Precision/recall/F1 of each unit's binarised firing against each label (spec D.5).
+    """Precision/recall/F1 of each unit's binarised firing against each label.
 
     Unit j fires on item i when A[i, j] > t_j, where t_j is the k-th smallest of its positive (> 1e-7)
     activations with k = max(1, floor((1 - top_fraction) · #positive)): the top `top_fraction` of its positive

@@ -1,4 +1,4 @@
-"""MonoSemanticity score (MS, Pach et al. 2025; spec B.2-B.3), exact and streamed.
+"""MonoSemanticity score (MS, Pach et al. 2025, arXiv 2504.02821), exact and streamed.
 
 For unit k with min-max normalised activations ã_nk and unit-norm encoder embeddings ê_n (s_nm = ê_n·ê_m):
 

@@ -1,4 +1,4 @@
-"""Top-activating items per unit and the pairwise Jaccard uniqueness of those sets (spec B.7)."""
+"""Top-activating items per unit and the pairwise Jaccard uniqueness of those sets (Pach et al., arXiv 2504.02821)."""
 
 from __future__ import annotations
 

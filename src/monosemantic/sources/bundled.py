@@ -1,4 +1,4 @@
-"""The models that ship inside registry packages and load with no network (see offline-assets.md)."""
+"""The models that ship inside registry packages and load with no network."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """TopK (Gao et al. 2024, arXiv 2406.04093 §2.3): keep the k largest ReLU pre-activations of each row.
 
 Training uses the sparse kernels (``kernels.py``): the encoder backward and the decoder touch only the B·k kept
-entries. Dead latents are revived by AuxK (§A.2 of the same paper).
+entries. Dead latents are revived by AuxK (its Appendix A.2).
 """
 
 from __future__ import annotations
