@@ -42,10 +42,14 @@ def _curve(track: dict[str, Any]) -> tuple[str, str, str]:
         for r in rows:
             ax.annotate(f"{r['alpha']:g}", (r["ppl_ratio"], r["success_rate"]), fontsize=6, alpha=0.7)
     ax.axvline(sweep["max_ppl_ratio"], color="grey", lw=0.8, ls="--")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
     ax.set_xscale("log")
-    ax.set_xlabel("median perplexity / unsteered median (log)")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("median perplexity / unsteered median (log scale)")
     ax.set_ylabel("success rate")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return (f"{track['task']}: success against perplexity",
             f"each point one α (labelled); the dashed line is the {sweep['max_ppl_ratio']:g}× perplexity bound.",
@@ -98,7 +102,8 @@ def _track(track: dict[str, Any]) -> str:
         extra = (f" The style classifier's held-out accuracy is "
                  f"{track['style_classifier_heldout_accuracy']:.3f}.")
     return (
-        f"<h3>{esc(track['track'])}: {esc(track['task'])} ({esc(track['model'])} {esc(track['layer'])}, "
+        f"<h3>{esc(track['track'] if track['track'] == track['task'] else track['track'] + ': ' + track['task'])} "
+        f"({esc(track['model'])} {esc(track['layer'])}, "
         f"{esc(track['dataset'])})</h3>"
         f"<p>Concepts: {esc(', '.join(track['concepts']))}. Both SAEs have {track['d_sae']:,} latents and k = "
         f"{track['k']}. FMS is the <b>{esc(track['fms_variant'])}</b> variant (each concept's positives and as many "
