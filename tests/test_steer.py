@@ -445,3 +445,12 @@ def test_headline_can_bound_repetition_too() -> None:
     ]
     assert headline(rows)["m"]["alpha"] == 0.3
     assert headline(rows, max_repetition=0.2)["m"]["alpha"] == 0.1
+
+
+def test_public_api_names_are_the_functions() -> None:
+    # `generate` is also a submodule's name: the package must hand out the function, as the README uses it
+    import monosemantic.steer as steer_pkg
+    from monosemantic.steer import generate as gen_fn
+
+    assert callable(gen_fn) and gen_fn.__name__ == "generate"
+    assert all(hasattr(steer_pkg, name) for name in steer_pkg.__all__)

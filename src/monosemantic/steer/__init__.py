@@ -7,21 +7,13 @@ causal LM at the SAE's hook; ``alpha_sweep`` scores methods over an α grid (suc
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from monosemantic.steer.evaluate import Method, alpha_sweep, headline
+from monosemantic.steer.generate import Generation, continuation_perplexity, generate
+from monosemantic.steer.interventions import Edit, apply_edits, edit_latents, steering
+from monosemantic.steer.run import SteerConfig, run_steer
+from monosemantic.steer.tasks import TASKS, Task, get_task
 
-_WHERE = {
-    "Method": "evaluate", "alpha_sweep": "evaluate", "headline": "evaluate",
-    "Generation": "generate", "continuation_perplexity": "generate", "generate": "generate",
-    "Edit": "interventions", "apply_edits": "interventions", "edit_latents": "interventions",
-    "steering": "interventions", "SteerConfig": "run", "run_steer": "run", "TASKS": "tasks", "Task": "tasks",
-    "get_task": "tasks",
-}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    # loaded on first use, so `monosemantic steer --help` (which needs only SteerConfig) does not import torch
-    if name not in _WHERE:
-        raise AttributeError(f"module 'monosemantic.steer' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"monosemantic.steer.{_WHERE[name]}"), name)
+__all__ = [
+    "TASKS", "Edit", "Generation", "Method", "SteerConfig", "Task", "alpha_sweep", "apply_edits",
+    "continuation_perplexity", "edit_latents", "generate", "get_task", "headline", "run_steer", "steering",
+]
