@@ -134,7 +134,8 @@ def concept_rows(store: Any, per_token: bool, limit: int, seed: int) -> tuple[An
     x = store.gather(None, rows)
     item_of = np.searchsorted(items, store.item_index[rows])
     labels = store.labels[items]
-    labels = labels[:, None] if labels.ndim == 1 else labels
+    if labels.ndim == 1:  # class ids: one binary concept column per class, as the store's row labels have
+        labels = np.eye(len(store.label_names), dtype=np.int64)[labels]
     return _Grouped(x, torch.from_numpy(item_of), len(items)), labels.astype(np.int64)
 
 
@@ -184,7 +185,10 @@ def score_concepts(sae: Any, arch: str, x: Any, y: np.ndarray, per_token: bool, 
         detector, latents = _encode(sae, x, "logits"), list(range(n_c))
         scores = [detector[:, c].numpy() for c in range(n_c)]
     else:
-        latents = [max(r, 0) for r in roots]
+        if min(roots) < 0:
+            raise UserError(f"no latent of the vanilla SAE separates concept {roots.index(min(roots))} on the held-out "
+                            "rows (every latent is constant there); train it longer or use more items")
+        latents = roots
         scores = [f[:, j].numpy() for j in latents]
     auroc, signs = [], []
     for c in range(n_c):

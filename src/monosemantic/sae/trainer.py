@@ -384,7 +384,8 @@ def _finish(run: _Run) -> list[Path]:
         stats: ReconStats = evaluate(s.eval(), batches)
         result = stats.result()
         result["dead_fraction_train"] = float((sf >= tc.dead_tokens).double().mean())
-        result.update(s.eval_extra(torch.cat(batches), eval_labels))
+        if eval_labels is not None:  # only label-trained architectures have held-out results of their own
+            result.update(s.eval_extra(torch.cat(batches), eval_labels))
         extra: dict[str, Any] = {"eval.json": result, "sparsity.safetensors": {"sparsity": stats.log_frequency()}}
         if paths.log(p.name).exists():
             extra["train_log.jsonl"] = paths.log(p.name)

@@ -36,7 +36,9 @@ def text_model(
         tokenizer.pad_token = tokenizer.eos_token
 
     def prepare(texts: Sequence[str]) -> Batch:
-        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        # right padding: a stored row's position is then its token's index in the text (per-token labels rely on it)
+        enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt",
+                        padding_side="right")
         return Batch(
             inputs={"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]},
             mask=enc["attention_mask"].bool(),
