@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = from_namespace(ScoreConfig, args)
     result = score(cfg)
-    print(f"encoder: {result['encoder']}  ({result['n_items']:,} items, pool={result['pool']})")
+    print(f"encoder: {result['encoder']}  ({result['n_items']:,} items, pool={result['pool']}; FMS "
+          f"{'balanced' if cfg.fms_balance else 'unbalanced'})")
     print(f"{'unit set':<28} {'width':>6} {'dead':>6} {'MS mean':>8} {'best':>6} {'worst':>6} {'FMS@1':>6}")
     for s in result["unit_sets"]:
         ms = s["ms"]
