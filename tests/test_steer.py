@@ -73,6 +73,24 @@ def _capture(module: torch.nn.Module, into: list[torch.Tensor]):
     return module.register_forward_hook(lambda _m, _i, out: into.append(out[0] if isinstance(out, tuple) else out))
 
 
+def _steered_io(model, sae, edits, ids, error_term="keep_error"):
+    """One steered forward: (hook output before the steering hook, after it, the steering record, the logits)."""
+    layer = dict(model.named_modules())[HOOK]
+    raw: list[torch.Tensor] = []
+    edited: list[torch.Tensor] = []
+    before = _capture(layer, raw)  # registered before the steering hook: sees the unedited output
+    try:
+        with torch.no_grad(), steering(model, sae, edits, error_term=error_term) as rec:
+            after = _capture(layer, edited)  # registered after: sees what the steering hook returned
+            try:
+                logits = model(ids).logits
+            finally:
+                after.remove()
+    finally:
+        before.remove()
+    return raw[0], edited[0], rec, logits
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the hook on a tiny model: clamp, error terms
 
@@ -81,21 +99,9 @@ def _capture(module: torch.nn.Module, into: list[torch.Tensor]):
 def test_clamp_sets_the_latent_at_every_position(one_thread, ids, error_term):
     model, j, alpha = _tiny_llama(), 2, 1.75
     sae = _orthonormal_sae(active=j)
-    layer = dict(model.named_modules())[HOOK]
-    raw: list[torch.Tensor] = []
-    edited: list[torch.Tensor] = []
-    before = _capture(layer, raw)  # registered before the steering hook: sees the unedited output
-    try:
-        with torch.no_grad(), steering(model, sae, [Edit((j,), "clamp", alpha)], error_term=error_term) as rec:
-            after = _capture(layer, edited)  # registered after: sees what the steering hook returned
-            try:
-                model(ids)
-            finally:
-                after.remove()
-    finally:
-        before.remove()
+    raw, edited, rec, _ = _steered_io(model, sae, [Edit((j,), "clamp", alpha)], ids, error_term)
     assert rec["hook"] == HOOK and rec["calls"] == 1 and rec["error_term"] == error_term
-    h, out = raw[0].reshape(-1, D), edited[0].reshape(-1, D)
+    h, out = raw.reshape(-1, D), edited.reshape(-1, D)
     assert not torch.equal(h, out)
     f_before, f_after = sae.encode(h), sae.encode(out)
     assert (f_before[:, j] > 1.0).all()  # the latent was active everywhere, at another value than α
@@ -115,45 +121,21 @@ def test_clamp_sets_the_latent_at_every_position(one_thread, ids, error_term):
 
 def test_identity_edit_with_keep_error_leaves_the_output_bitwise(one_thread, ids):
     model, sae = _tiny_llama(), _random_sae()
-    layer = dict(model.named_modules())[HOOK]
     with torch.no_grad():
         plain = model(ids).logits
     for edit in (Edit((1, 4), "add", 0.0), Edit((2,), "scale", 1.0), Edit((0, 3), "direction", 0.0, "balanced")):
-        raw: list[torch.Tensor] = []
-        edited: list[torch.Tensor] = []
-        before = _capture(layer, raw)
-        try:
-            with torch.no_grad(), steering(model, sae, [edit]) as rec:
-                after = _capture(layer, edited)
-                try:
-                    logits = model(ids).logits
-                finally:
-                    after.remove()
-        finally:
-            before.remove()
+        raw, edited, rec, logits = _steered_io(model, sae, [edit], ids)
         assert rec["calls"] == 1, edit  # the hook ran ...
-        assert torch.equal(edited[0], raw[0]), edit  # ... and changed nothing
+        assert torch.equal(edited, raw), edit  # ... and changed nothing
         assert torch.equal(logits, plain), edit
 
 
 def test_reconstruction_with_a_no_op_edit_writes_the_reconstruction(one_thread, ids):
     model, sae = _tiny_llama(), _random_sae(d_sae=64)
-    layer = dict(model.named_modules())[HOOK]
-    raw: list[torch.Tensor] = []
-    edited: list[torch.Tensor] = []
-    before = _capture(layer, raw)
-    try:
-        with torch.no_grad(), steering(model, sae, [Edit((5,), "add", 0.0)], error_term="reconstruction"):
-            after = _capture(layer, edited)
-            try:
-                model(ids)
-            finally:
-                after.remove()
-    finally:
-        before.remove()
-    h = raw[0].reshape(-1, D)
+    raw, edited, _, _ = _steered_io(model, sae, [Edit((5,), "add", 0.0)], ids, "reconstruction")
+    h = raw.reshape(-1, D)
     want = _relu_latents(sae, _np(h)) @ _np(sae.W_dec) + _np(sae.b_dec)  # decode(encode(h)), independently
-    got = edited[0].reshape(-1, D)
+    got = edited.reshape(-1, D)
     np.testing.assert_allclose(_np(got), want, rtol=1e-5, atol=1e-5)
     with torch.no_grad():
         torch.testing.assert_close(got, sae.decode(sae.encode(h)))

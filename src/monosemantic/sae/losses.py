@@ -81,7 +81,7 @@ class MatryoshkaReconstruction:
 
 @dataclass
 class AuxK:
-    """Dead-latent revival (Gao et al. 2024, arXiv 2406.04093 §A.2): the top k_aux dead latents reconstruct the
+    """Dead-latent revival (Gao et al. 2024, arXiv 2406.04093, Appendix A.2): the top k_aux dead latents reconstruct the
     detached residual. Zero when no latent is dead (kept as a tensor factor, so the device is never waited for)."""
 
     alpha: float = 1 / 32
