@@ -234,6 +234,31 @@ def test_permutation_test_matches_brute_force(score: str) -> None:
     assert p < 0.1
 
 
+def test_svcca_bf16_null_keeps_the_float32_p_value() -> None:
+    """bf16 products for the shuffles: every shuffle near the observation is redone in float32, so p is exact;
+    a weak pairing puts the observation inside the null, where that recheck matters."""
+    from monosemantic.compare.similarity import SvccaNull
+
+    x = unit_rows(400, 40, 0)
+    y = unit_rows(400, 33, 1)  # unrelated to x
+    exact = permutation_test(x, y, "svcca", n_perm=200, seed=4, null_dtype="float32")
+    fast = permutation_test(x, y, "svcca", n_perm=200, seed=4, null_dtype="bfloat16")
+    assert 0.05 < exact[2] < 0.95  # the observation sits inside the null
+    assert fast[0] == exact[0] and fast[2] == exact[2]
+    assert fast[1] == pytest.approx(exact[1], abs=1e-4)
+    # auto keeps float32 for small products; the recheck margin comes from a measured error
+    from monosemantic.compare.similarity import svcca_prepare
+
+    qx, qy = svcca_prepare(x, "variance_99"), svcca_prepare(y, "variance_99")
+    assert SvccaNull(qx, qy).dtype == "float32"
+    fast_null = SvccaNull(qx, qy, "bfloat16")
+    rng = np.random.default_rng(4)
+    fast_null(np.stack([rng.permutation(400) for _ in range(5)]), exact[0])
+    assert 0 < fast_null.margin < 1e-2
+    with pytest.raises(UserError, match="null dtype"):
+        permutation_test(x, y, "svcca", n_perm=5, null_dtype="float16")
+
+
 def test_permutation_p_value_formula_and_distance() -> None:
     x = unit_rows(10, 3, 0)
     obs, _, p = permutation_test(x, x, lambda a, b: 0.0, n_perm=9)
@@ -318,3 +343,36 @@ def test_sparse_candidate_hungarian_equals_dense(monkeypatch: pytest.MonkeyPatch
     sparse = pair_features(a, b, "hungarian")
     assert np.array_equal(dense.a_index, sparse.a_index)
     np.testing.assert_allclose(dense.corr, sparse.corr)
+
+
+def test_decoder_matching_against_exhaustive_search() -> None:
+    import itertools
+
+    from monosemantic.compare import decoder_matching
+
+    wa, wb = unit_rows(6, 4, 0), unit_rows(6, 4, 1)
+    m = decoder_matching(wa, wb)
+    cos = np.abs(wa @ wb.T)
+    best = max(itertools.permutations(range(6)), key=lambda p: sum(cos[p[j], j] for j in range(6)))
+    assert m.a_index.tolist() == list(best)
+    assert m.mean_abs_cos == pytest.approx(np.mean([cos[best[j], j] for j in range(6)]), abs=1e-12)
+    # a permuted, rescaled and sign-flipped copy is recovered exactly, far above chance
+    w = unit_rows(300, 16, 2)
+    perm = np.random.default_rng(3).permutation(300)
+    m = decoder_matching(w, -3.0 * w[perm])
+    assert (m.a_index == perm).all() and m.mean_abs_cos == pytest.approx(1.0)
+    assert m.random_mean < 0.8  # chance in 16 dimensions
+    with pytest.raises(UserError, match="one width"):
+        decoder_matching(w, unit_rows(300, 12, 4))
+
+
+def test_decoder_matching_candidate_graph_equals_dense(monkeypatch: pytest.MonkeyPatch) -> None:
+    import monosemantic.compare.matching as matching
+
+    w = unit_rows(200, 8, 5)
+    noisy = w[np.random.default_rng(6).permutation(200)] + 0.05 * unit_rows(200, 8, 7)
+    dense = matching.decoder_matching(w, noisy)
+    monkeypatch.setattr(matching, "DENSE_MAX", 10)
+    graph = matching.decoder_matching(w, noisy)
+    assert (graph.a_index == dense.a_index).all()
+    assert graph.mean_abs_cos == pytest.approx(dense.mean_abs_cos, abs=1e-12)

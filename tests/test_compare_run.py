@@ -181,6 +181,7 @@ def test_cli_across_tokenizers_writes_outputs(world: dict[str, Path], capsys: py
         assert 0 <= s["score"] <= 1 and 0 < s["p"] <= 1
     assert {r["concept"] for r in sae_cell.get("subspaces", [])} <= set(res["concepts"])
     assert (out / "grid.csv").read_text().startswith("a,b,kind")
+    assert "decoder_match" not in sae_cell  # the two toy models write into spaces of different widths
     assert (out / "pairs.csv").is_file()
     html = (out / "compare.html").read_text()
     assert "Comparing feature spaces" in html and "Layer-pair heatmaps" in html and "NaN" not in html
@@ -201,6 +202,8 @@ def test_same_tokenizer_aligns_tokens_and_same_sae_is_identical(world: dict[str,
     assert kept.all() and len(kept) >= 3  # the same SAE on the same activations pairs every live feature with itself
     assert cell["scores"]["svcca:variance_99"]["score"] == pytest.approx(1.0, abs=1e-6)
     assert cell["scores"]["rsa"]["score"] == pytest.approx(1.0, abs=1e-9)
+    dm = cell["decoder_match"]  # one SAE against itself: every decoder vector matches itself
+    assert dm["mean_abs_cos"] == pytest.approx(1.0) and dm["random_mean"] < 0.9
 
 
 def test_report_includes_compare_section(world: dict[str, Path]) -> None:
@@ -214,6 +217,7 @@ def test_report_includes_compare_section(world: dict[str, Path]) -> None:
     assert res is not None
     html = compare_section(res)
     assert "id=compare" in html and "Semantic subspaces" in html and "Example pairs" in html
+    assert "Decoder matching" in html and "mean |cos|" in html  # two seeds of one hook share a space
     from monosemantic.report.render import build_html
 
     page = build_html({"tracks": [], "compare": res}, {}, [], "figures.json")  # the main report links the section

@@ -6,6 +6,7 @@ sources, store, sae and metrics, never report.
 
 from monosemantic.compare.concepts import CONCEPTS, load_concepts, members
 from monosemantic.compare.filters import apply_filters, junk_filter, low_corr_filter, shared_token_filter
+from monosemantic.compare.matching import DecoderMatch, assign, decoder_matching
 from monosemantic.compare.pairing import PAIRINGS, CrossMoments, Pairing, TopKActs, one_to_one, pair_features
 from monosemantic.compare.similarity import (
     linear_cka,
@@ -20,9 +21,12 @@ __all__ = [
     "CONCEPTS",
     "PAIRINGS",
     "CrossMoments",
+    "DecoderMatch",
     "Pairing",
     "TopKActs",
     "apply_filters",
+    "assign",
+    "decoder_matching",
     "junk_filter",
     "linear_cka",
     "load_concepts",

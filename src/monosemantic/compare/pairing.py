@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from monosemantic.compare.matching import assign
 from monosemantic.errors import UserError, unknown_choice
 
 PairingMode = Literal["many_to_one", "one_to_one_first", "one_to_one_best", "hungarian"]
@@ -252,40 +253,13 @@ def one_to_one(p: Pairing, how: Literal["first", "best"]) -> Pairing:
 
 def _hungarian(mom: CrossMoments) -> Pairing:
     """Maximise the summed correlation over a one-to-one matching (dense, or a top-m candidate graph if large)."""
-    from scipy.optimize import linear_sum_assignment
-
-    a_index = np.full(mom.fb, -1, dtype=np.int64)
-    corr = np.full(mom.fb, np.nan)
     if mom.fa * mom.fb <= DENSE_HUNGARIAN_MAX:
-        c = mom.correlation().numpy()
-        rows, cols = linear_sum_assignment(-c)
-        a_index[cols], corr[cols] = rows, c[rows, cols]
-        return Pairing(a_index, corr, "hungarian", mom.n)
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-
-    idx, val = mom.top_a(16)
-    # weights 2 - C are positive, so no candidate edge is mistaken for a missing one
-    graph = csr_matrix(((2.0 - val).ravel(), (np.repeat(np.arange(mom.fb), idx.shape[1]), idx.ravel())),
-                       shape=(mom.fb, mom.fa))
-    try:
-        _, match = _full_matching(graph, min_weight_full_bipartite_matching)
-    except ValueError:
-        raise UserError("no one-to-one matching covers every feature among the 16 best candidates of each; "
-                        "use --pairing one_to_one_best for SAEs this wide") from None
-    rows = np.flatnonzero(match >= 0)
-    a_index[rows] = match[rows]
-    lookup = {(int(j), int(i)): float(v) for j, (ii, vv) in enumerate(zip(idx, val, strict=True))
-              for i, v in zip(ii, vv, strict=True)}
-    corr[rows] = [lookup[(int(j), int(a_index[j]))] for j in rows]
+        a_index, corr = assign(mom.correlation().numpy())
+    else:
+        idx, val = mom.top_a(16)
+        a_index, corr = assign(idx=idx, val=val, rows=mom.fa,
+                               hint="use --pairing one_to_one_best for SAEs this wide")
     return Pairing(a_index, corr, "hungarian", mom.n)
-
-
-def _full_matching(graph: object, fn: object) -> tuple[np.ndarray, np.ndarray]:
-    rows, cols = fn(graph)  # type: ignore[operator]
-    match = np.full(graph.shape[0], -1, dtype=np.int64)  # type: ignore[attr-defined]
-    match[rows] = cols
-    return rows, match
 
 
 def pair_features(

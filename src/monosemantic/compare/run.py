@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from monosemantic.compare.concepts import load_concepts, members
 from monosemantic.compare.filters import apply_filters
 from monosemantic.compare.inputs import UnitSet, align_stores, load_side, pooled_chunk
+from monosemantic.compare.matching import decoder_matching
 from monosemantic.compare.pairing import (
     FLOAT64_MAX_ENTRIES,
     CrossMoments,
@@ -86,6 +87,9 @@ class CompareConfig:
     """TOML or JSON file of concept sets (name = [keywords]) instead of the paper's eight."""
     neurons: bool = True
     """Also pair the raw neurons of each hook, as a baseline."""
+    decoder_match: bool = True
+    """Also match the two SAEs' whole decoders one-to-one by |cos| (Hungarian), where both write into one space
+    (decoders of one width), against the same matching to random directions."""
     max_items: int | None = None
     """Use only the first N items shared by both stores."""
     chunk_units: int = 2048
@@ -253,6 +257,10 @@ def _cell(cfg: CompareConfig, sa: UnitSet, sb: UnitSet, mom: CrossMoments, wa: d
         cell["note"] = ("raw neurons have the identity as their decoder, so decoder geometry is the same in every "
                         "space; this baseline compares pairing correlations and kept counts only")
         return cell
+    if cfg.decoder_match and xa.shape[1] == yb.shape[1]:
+        dm = decoder_matching(xa, yb, seed)
+        cell["decoder_match"] = {"mean_abs_cos": dm.mean_abs_cos, "random_mean": dm.random_mean,
+                                 "matched": int((dm.a_index >= 0).sum())}
     if len(a_idx) < MIN_PAIRS:
         cell["note"] = (f"only {len(a_idx)} pair(s) survived the filters (need at least {MIN_PAIRS}); no "
                         "similarity scores for this cell")
@@ -343,14 +351,16 @@ def _write_csvs(tmp: Path, result: dict[str, Any]) -> None:
         w = csv.writer(fh)
         w.writerow(["a", "b", "kind", "paired", "kept", "mean_corr_before", "mean_corr_after", "svcca", "svcca_null",
                     "svcca_p", "svcca_k1", "svcca_k1_null", "svcca_k1_p", "rsa", "rsa_null", "rsa_p", "cka",
-                    "procrustes"])
+                    "procrustes", "decoder_abs_cos", "decoder_abs_cos_random"])
         for c in result["cells"]:
             s = c.get("scores") or {}
             row = [c["a"], c["b"], c["kind"], c["counts"]["paired"], c["counts"]["kept"], c["mean_corr_before"],
                    c["mean_corr_after"]]
             for key in ("svcca:variance_99", "svcca:reference_k1", "rsa"):
                 row += [s.get(key, {}).get(f) for f in ("score", "null_mean", "p")]
-            row += [s.get("cka", {}).get("score"), s.get("procrustes", {}).get("score")]
+            dm = c.get("decoder_match") or {}
+            row += [s.get("cka", {}).get("score"), s.get("procrustes", {}).get("score"), dm.get("mean_abs_cos"),
+                    dm.get("random_mean")]
             w.writerow(_clean(row))
     with open(tmp / "pairs.csv", "w", newline="") as fh:
         w = csv.writer(fh)

@@ -111,6 +111,19 @@ def _subspace_table(cells: list[dict[str, Any]]) -> str:
             f"</tr>{rows}</table>")
 
 
+def _decoder_table(cells: list[dict[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr><td>{esc(c['a'])}</td><td>{esc(c['b'])}</td><td>{c['decoder_match']['matched']:,}</td>"
+        f"<td>{_num(c['decoder_match']['mean_abs_cos'])}</td><td>{_num(c['decoder_match']['random_mean'])}</td></tr>"
+        for c in cells if c.get("decoder_match"))
+    if not rows:
+        return "<p class=note>No decoder matching (it needs two SAEs writing into one space).</p>"
+    return ("<p class=legend-note>Every B decoder vector matched one-to-one to an A decoder vector (Hungarian, by "
+            "|cos|), without activations; chance is the same matching against as many random directions.</p>"
+            "<table class=summary><tr><th>A</th><th>B</th><th>matched</th><th>mean |cos|</th><th>chance</th></tr>"
+            f"{rows}</table>")
+
+
 def _examples(cells: list[dict[str, Any]]) -> str:
     out = ""
     for c in cells:
@@ -143,6 +156,7 @@ def compare_section(result: dict[str, Any]) -> str:
             "the same way as a baseline.</p>"
             f"<h3>Layer-pair heatmaps</h3><div class=plots>{maps}</div>"
             f"<h3>Kept pairs and correlations</h3>{_counts_table(cells)}"
+            f"<h3>Decoder matching</h3>{_decoder_table(sae_cells)}"
             f"<h3>Semantic subspaces</h3>{_subspace_table(sae_cells)}"
             f"<h3>Example pairs</h3>{_examples(sae_cells)}</section>")
 
