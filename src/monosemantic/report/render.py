@@ -14,6 +14,7 @@ from monosemantic.report.compare_section import compare_section, find_compare
 from monosemantic.report.data import DATA_NAME, FORMAT_VERSION, load_report_data
 from monosemantic.report.figures import draw, figure_specs, to_png_data_uri
 from monosemantic.report.files import write_atomic
+from monosemantic.report.knowledge_section import find_knowledge, knowledge_section
 from monosemantic.report.sections import esc, facts, features_block, kpi_tiles, summary_table
 from monosemantic.report.steer_section import find_steer, steer_section
 from monosemantic.report.synth_section import find_synth, synth_section
@@ -56,6 +57,8 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
         data = {**data, "atoms": atoms}
     if (steered := find_steer(run_dir)) is not None:
         data = {**data, "steer": steered}
+    if (known := find_knowledge(run_dir)) is not None:
+        data = {**data, "knowledge": known}
     html_path = run_dir / REPORT_NAME if out is None else Path(out)
     if html_path.is_dir():
         html_path = html_path / REPORT_NAME
@@ -133,6 +136,9 @@ def build_html(data: dict[str, Any], pngs: Pngs, specs: list[Any], figures_name:
     if data.get("steer"):  # the [[steer]] tracks of the run
         body += steer_section(data["steer"])
         toc += "<li><a href='#steer'>Steering: vanilla SAE vs G-SAE</a></li>"
+    if data.get("knowledge"):  # a `monosemantic knowledge` result saved in the run folder
+        body += knowledge_section(data["knowledge"])
+        toc += "<li><a href='#knowledge'>Knowledge: features vs neurons</a></li>"
     meta = " · ".join(
         esc(x) for x in (
             data.get("created"),

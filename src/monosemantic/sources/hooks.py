@@ -1,14 +1,16 @@
 """Hook points are module paths (``encoder.layer.3``, ``model.layers.15``, ``features.13``).
 
 A path may be given in full or as a unique dotted suffix, so the same name works across transformers versions
-that nest vision towers differently. Capturing stops the forward pass once every requested hook has fired.
+that nest vision towers differently. A path ending in ``:input`` names the module's (first) input instead of its
+output: ``model.layers.15.mlp.down_proj:input`` is the MLP activation of a LLaMA block, act(gate) * up, which no
+module returns. Capturing stops the forward pass once every requested hook has fired.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +25,43 @@ class StopForward(Exception):
     """Raised inside the last needed hook so the layers after it never run."""
 
 
+INPUT_SUFFIX = ":input"
+# down-projections whose input is an MLP's hidden activation (LLaMA/Gemma, OPT/BERT-style, GPT-2)
+_MLP_OUT = ("mlp.down_proj", "mlp.fc2", "mlp.c_proj", "mlp.dense_4h_to_h")
+
+
+def split_hook(path: str) -> tuple[str, bool]:
+    """The module path of a hook and whether the hook reads the module's input (``path:input``)."""
+    if path.endswith(INPUT_SUFFIX):
+        return path[: -len(INPUT_SUFFIX)], True
+    return path, False
+
+
 def resolve_hook(module: nn.Module, path: str) -> str:
-    """The full module path for ``path`` (exact, or the unique module whose path ends with it)."""
+    """The full module path for ``path`` (exact, or the unique module whose path ends with it), keeping an
+    ``:input`` suffix."""
+    base, is_input = split_hook(path)
+    return _resolve_module(module, base) + (INPUT_SUFFIX if is_input else "")
+
+
+def register_hook(module: nn.Module, path: str, fn: Callable[[Any], Any]) -> Any:
+    """Call ``fn`` on the output of hook ``path`` (a full path from ``resolve_hook``), or on the first input for an
+    ``:input`` path, on every forward pass; a non-None return value replaces it. Returns the removable handle."""
+    base, is_input = split_hook(path)
+    target = dict(module.named_modules())[base]
+    if not is_input:
+        return target.register_forward_hook(lambda _m, _i, out: fn(out))
+
+    def pre(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not args:
+            raise UserError(f"hook {path!r}: the module got no positional input; hook its output instead")
+        new = fn(args[0])
+        return None if new is None else ((new, *args[1:]), kwargs)
+
+    return target.register_forward_pre_hook(pre, with_kwargs=True)
+
+
+def _resolve_module(module: nn.Module, path: str) -> str:
     names = [n for n, _ in module.named_modules() if n]
     if path in names:
         return path
@@ -71,16 +108,15 @@ def capture(module: nn.Module, paths: Sequence[str], stop: bool = True) -> Itera
     handles = []
 
     def make(path: str):
-        def hook(_mod: nn.Module, _inp: Any, out: Any) -> None:
+        def hook(out: Any) -> None:
             captured[path] = as_tokens(out).detach()
             if stop and wanted.issubset(captured):
                 raise StopForward
 
         return hook
 
-    lookup = dict(module.named_modules())
     for path in paths:
-        handles.append(lookup[path].register_forward_hook(make(path)))
+        handles.append(register_hook(module, path, make(path)))
     try:
         yield captured
     finally:
@@ -100,6 +136,9 @@ def run_captured(model_forward: Any, batch: Any, module: nn.Module, paths: Seque
 
 @dataclass(frozen=True)
 class HookInfo:
+    """One hook point found by `list_hooks`: its module path, output width d, the output shape of one sample
+    pass (e.g. [1, T, d] or [1, C, H, W]) and the module's class name."""
+
     path: str
     width: int
     shape: tuple[int, ...]
@@ -108,7 +147,8 @@ class HookInfo:
 
 @torch.inference_mode()
 def list_hooks(module: nn.Module, model_forward: Any, batch: Any) -> list[HookInfo]:
-    """Every module on the forward path, in execution order, with its output width (one sample pass)."""
+    """Every module on the forward path, in execution order, with its output width (one sample pass); MLP
+    down-projections also list their input (``path:input``, the MLP activation) just before them."""
     seen: dict[str, HookInfo] = {}
     handles = []
     for name, mod in module.named_modules():
@@ -127,6 +167,14 @@ def list_hooks(module: nn.Module, model_forward: Any, batch: Any) -> list[HookIn
             seen[name] = HookInfo(name, int(t.shape[-1]), shape, kind)
 
         handles.append(mod.register_forward_hook(hook))
+        if isinstance(mod, nn.Linear) and name.endswith(_MLP_OUT):
+
+            def pre(_m: nn.Module, inp: Any, name: str = name) -> None:
+                key = name + INPUT_SUFFIX
+                if key not in seen and inp and isinstance(inp[0], torch.Tensor):
+                    seen[key] = HookInfo(key, int(inp[0].shape[-1]), tuple(inp[0].shape), "MLP activation (input)")
+
+            handles.append(mod.register_forward_pre_hook(pre))
     try:
         model_forward(batch)
     finally:

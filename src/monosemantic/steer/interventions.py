@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from monosemantic.errors import UserError
 from monosemantic.sae.core import SAE
-from monosemantic.sources.hooks import resolve_hook
+from monosemantic.sources.hooks import register_hook, resolve_hook
 from monosemantic.steer.kinds import EDIT_KINDS, EditKind, ErrorTerm, Gamma
 
 
@@ -140,13 +140,12 @@ def steering(model: Any, sae: SAE, edits: Sequence[Edit], *, hook: str | None = 
         raise UserError(f"unknown error term {error_term!r}; choose keep_error or reconstruction")
     check_edits(sae, edits)
     path = resolve_hook(module, hook) if hook else sae_hook(sae, module)
-    target = dict(module.named_modules())[path]
     param = next(module.parameters(), None)
     if param is not None and sae.W_dec.device != param.device:
         sae = sae.to(param.device)
     record: dict[str, Any] = {"hook": path, "error_term": error_term, "calls": 0}
 
-    def hook_fn(_mod: nn.Module, _inp: Any, out: Any) -> Any:
+    def hook_fn(out: Any) -> Any:
         h = out[0] if isinstance(out, tuple | list) else out
         if not isinstance(h, Tensor):
             raise UserError(f"hook {path!r} returns {type(h).__name__}, not a tensor; steer another module")
@@ -162,7 +161,7 @@ def steering(model: Any, sae: SAE, edits: Sequence[Edit], *, hook: str | None = 
             return type(out)((new, *out[1:]))
         return new
 
-    handle = target.register_forward_hook(hook_fn)
+    handle = register_hook(module, path, hook_fn)
     try:
         yield record
     finally:
