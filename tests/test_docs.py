@@ -1,0 +1,172 @@
+"""The documentation site: a strict offline build, and every tutorial's code run as a reader would run it.
+
+Tutorials are executed block by block in a fresh folder: ```python blocks share one namespace per page, ```bash
+blocks may hold only `monosemantic ...` commands (run in-process through the CLI's `main`, which must return 0),
+and a fenced block with ``title="NAME"`` (a config file) is written to NAME first. A block preceded by
+``<!-- docs-test: skip (reason) -->`` is shown but not run (a hub download, `make demo`, opening a browser).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+TUTORIALS = sorted((DOCS / "tutorials").glob("*.md"))
+
+FENCE = re.compile(
+    r"(?P<skip><!-- docs-test: skip[^>]*-->\s*\n)?^```(?P<lang>\w+)(?P<attrs>[^\n]*)\n(?P<body>.*?)^```\s*$",
+    re.M | re.S,
+)
+
+
+@dataclass
+class Block:
+    lang: str
+    body: str
+    title: str | None
+    skip: bool
+    line: int
+
+
+def blocks(page: Path) -> list[Block]:
+    text = page.read_text()
+    out = []
+    for m in FENCE.finditer(text):
+        title = re.search(r'title="([^"]+)"', m["attrs"])
+        out.append(Block(m["lang"], m["body"], title[1] if title else None, bool(m["skip"]),
+                         text.count("\n", 0, m.start("body"))))
+    return out
+
+
+def commands(body: str) -> list[str]:
+    """The shell commands of a bash block: continuation lines joined, comments and blank lines dropped."""
+    joined = re.sub(r"\\\n\s*", " ", body)
+    return [line.split(" #")[0].strip() for line in joined.splitlines() if line.strip() and not line.lstrip()
+            .startswith("#")]
+
+
+def run_page(page: Path) -> None:
+    from monosemantic.cli import main
+
+    namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
+    for b in blocks(page):
+        where = f"{page.relative_to(ROOT)}:{b.line}"
+        if b.skip:
+            continue
+        if b.title:
+            Path(b.title).parent.mkdir(parents=True, exist_ok=True)
+            Path(b.title).write_text(b.body)
+        elif b.lang == "python":
+            start = time.perf_counter()
+            exec(compile(b.body, where, "exec"), namespace)  # noqa: S102 - running the tutorial is the test
+            print(f"{time.perf_counter() - start:6.1f} s  {where} (python)")
+        elif b.lang == "bash":
+            for cmd in commands(b.body):
+                argv = shlex.split(cmd)
+                assert argv[0] == "monosemantic", f"{where}: only monosemantic commands run in tests: {cmd!r}"
+                start = time.perf_counter()
+                assert main(argv[1:]) == 0, f"{where}: {cmd!r} failed"
+                print(f"{time.perf_counter() - start:6.1f} s  {where} {cmd[:60]}")
+
+
+def _json(path: str) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def _check_first(_: Path) -> None:
+    scores = _json("scores/minilm-l3/scores.json")
+    sets = {s["id"] for s in scores["unit_sets"]} if "unit_sets" in scores else set(scores)
+    assert any("neurons" in s for s in sets), sets
+    html = Path("runs/first/report.html").read_text()
+    assert "MiniLM" in html or "minilm" in html
+    assert Path("runs/first/report_data.json").is_file()
+
+
+def _check_own(_: Path) -> None:
+    assert (Path("stores/tiny") / "manifest.json").is_file()
+    assert (Path("saes/tiny-topk") / "cfg.json").is_file()
+
+
+def _check_sweeps(_: Path) -> None:
+    saes = sorted(p.name for p in Path("saes/sweep").iterdir() if (p / "cfg.json").is_file())
+    assert len(saes) == 4, saes
+    assert Path("scores/sweep/units.csv").is_file()
+
+
+def _check_steering(_: Path) -> None:
+    rows = [json.loads(line) for line in Path("runs/steer.jsonl").read_text().splitlines()]
+    assert rows and {"prompt"} <= set(rows[0])
+
+
+def _check_compare(_: Path) -> None:
+    assert Path("runs/compare/compare.json").is_file() and Path("runs/compare/compare.html").is_file()
+
+
+def _check_synth(_: Path) -> None:
+    assert Path("runs/synth/synth.json").is_file()
+    assert Path("runs/atoms/atoms.json").is_file()
+
+
+CHECKS: dict[str, Callable[[Path], None]] = {
+    "first-ten-minutes": _check_first,
+    "own-model": _check_own,
+    "sweeps-and-report": _check_sweeps,
+    "steering": _check_steering,
+    "compare": _check_compare,
+    "synth-atoms": _check_synth,
+}
+
+
+def test_every_tutorial_has_runnable_code_and_a_check() -> None:
+    assert {p.stem for p in TUTORIALS} >= set(CHECKS), "a tutorial listed here is missing from docs/tutorials"
+    for page in TUTORIALS:
+        run = [b for b in blocks(page) if not b.skip]
+        assert any(b.lang in ("python", "bash") and not b.title for b in run), f"{page.name} runs no code"
+        assert page.stem in CHECKS, f"{page.name} has no output check in tests/test_docs.py"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_page(page)
+    CHECKS[page.stem](tmp_path)
+
+
+def test_strict_build_works_offline(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)], cwd=ROOT,
+                          capture_output=True, text=True, env={**_env(), "NO_MKDOCS_2_WARNING": "1"})
+    assert proc.returncode == 0, f"mkdocs build --strict failed (pip install -e '.[docs]'):\n{proc.stderr[-4000:]}"
+    pages = list(site.rglob("*.html"))
+    assert len(pages) >= 20
+    for page in pages:
+        html = page.read_text()
+        # a page that opens from disk must fetch nothing: no CDN script, stylesheet or font
+        assert not re.search(r"""(src|href)=["']https?://[^"']+\.(js|css|woff2?)""", html), page
+        assert "fonts.googleapis" not in html, page
+    api = (site / "api" / "metrics.html").read_text()
+    for name in ("monosemantic.metrics.monosemanticity_score", "monosemantic.metrics.fms.fms"):
+        assert f'id="{name}"' in api, name
+    assert "activations: [N, K]" in api  # docstrings render, shapes included
+    # links must name their .html file, or they break under file://
+    index = (site / "index.html").read_text()
+    assert 'href="tutorials/first-ten-minutes.html"' in index
+    assert (site / "search" / "search_index.js").is_file()  # the offline plugin's search works from disk
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
