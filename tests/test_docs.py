@@ -69,7 +69,7 @@ def run_page(page: Path) -> None:
             Path(b.title).write_text(b.body)
         elif b.lang == "python":
             start = time.perf_counter()
-            exec(compile(b.body, where, "exec"), namespace)  # noqa: S102 - running the tutorial is the test
+            exec(compile(b.body, where, "exec"), namespace)  # running the tutorial is the test
             print(f"{time.perf_counter() - start:6.1f} s  {where} (python)")
         elif b.lang == "bash":
             for cmd in commands(b.body):

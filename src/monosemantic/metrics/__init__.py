@@ -9,7 +9,8 @@
 - Atoms (arXiv 2509.20784): `aip_metric`, `whiten`, `aip`, `coherence`, `sample_coherence`, `unique_fraction`,
   `q_star`, `r2`, `pairwise_angles`, `angle_histograms`, `SingularMomentWarning`
 - Recovery of synthetic ground truth (arXiv 2506.15963): `recovery`, `decoder_recovery`, `gt_per_latent`, `l_gt`
-- Reconstruction (spec §0.2): `mse`, `fvu`, `explained_variance`, `cosine_similarity`, `l0`, `dead_fraction`,
+- Reconstruction (FVU, L0 and dead latents as Gao et al., arXiv 2406.04093, report them): `mse`, `fvu`,
+  `explained_variance`, `cosine_similarity`, `l0`, `dead_fraction`,
   `dense_fraction`, `firing_frequency`, `ce_recovered`
 
 Item-level pooling of token rows is `monosemantic.store.pool_by_item`; these functions take item-level tensors.

@@ -5,7 +5,7 @@ For unit k with min-max normalised activations ã_nk and unit-norm encoder embed
     MS_k = Σ_{n≠m} ã_nk ã_mk s_nm / Σ_{n≠m} ã_nk ã_mk                   (denominator="weights")
     MS_k = Σ_{n≠m} ã_nk ã_mk s_nm / (N (N-1))                           (denominator="pairs")
 
-The n<m form of the spec differs from the n≠m form by a factor 2 in both sums, which cancels. The closed form
+The paper's n<m form differs from the n≠m form by a factor 2 in both sums, which cancels. The closed form
 needs V = Êᵀ Ã (e x K), S1 = Σ_n ã and S2 = Σ_n ã²: num = ||V_k||² - S2_k, den = S1_k² - S2_k, so the cost is
 O(N·K·e) instead of O(N²·K), and only V, S1, S2 (O(K·e)) live beyond one chunk of rows. Every accumulator is
 fp64 because num is a difference of two large terms.

@@ -1,4 +1,5 @@
-"""Reconstruction quality of an SAE: tensor metrics (spec §0.2) and, for causal LMs, CE loss recovered."""
+"""Reconstruction quality of an SAE: tensor metrics (FVU, L0, dead fraction; see the methods pages of the docs)
+and, for causal LMs, CE loss recovered."""
 
 from __future__ import annotations
 

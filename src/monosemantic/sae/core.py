@@ -49,7 +49,8 @@ class SAEConfig:
 
     @property
     def group_ends(self) -> list[int]:
-        """Exclusive end index of each Matryoshka prefix (``m_i`` in the spec); ``[d_sae]`` otherwise."""
+        """Exclusive end index of each Matryoshka prefix (``m_i``; Bussmann et al., arXiv 2503.17547); ``[d_sae]``
+        otherwise."""
         if not self.group_sizes:
             return [self.d_sae]
         ends, total = [], 0
@@ -182,9 +183,11 @@ class SAE(nn.Module):
         return self.activation(self.pre_acts(x))
 
     def decode(self, f: Tensor) -> Tensor:
+        """Reconstruction x̂ = f W_dec + b_dec: latents [..., d_sae] -> [..., d_in]."""
         return f.to(self.W_dec.dtype) @ self.W_dec + self.b_dec
 
     def forward(self, x: Tensor) -> Tensor:
+        """``decode(encode(x))``: activations [..., d_in] -> reconstructions [..., d_in]."""
         return self.decode(self.encode(x))
 
     def decode_delta(self, idx: Tensor, delta: Tensor) -> Tensor:
@@ -268,6 +271,8 @@ class SAE(nn.Module):
     # ------------------------------------------------------------------ files
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the SAE as a SAELens-loadable folder (``cfg.json``, ``sae_weights.safetensors``); returns it.
+        An existing SAE folder is replaced only with ``overwrite``."""
         from monosemantic.sae.io import save_sae
 
         return save_sae(self, Path(path), overwrite=overwrite)
@@ -284,6 +289,7 @@ class SAE(nn.Module):
         return self.cfg.group_ends
 
     def extra_repr(self) -> str:
+        """The line ``print(sae)`` shows: architecture, d_in, d_sae and k."""
         return f"{self.name}: d_in={self.cfg.d_in}, d_sae={self.cfg.d_sae}, k={self.cfg.k}"
 
 

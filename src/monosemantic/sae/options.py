@@ -60,6 +60,7 @@ class WarmupOptions(ArchOptions):
     """Warm-up of the L1 / L0 coefficient: a fraction of the steps when below 1, else steps."""
 
     def check(self) -> None:
+        """Raise a UserError for a negative sparsity warm-up."""
         if not self.sparsity_warmup >= 0:
             raise UserError(f"--sparsity-warmup must be at least 0, got {self.sparsity_warmup:g}")
 
@@ -77,12 +78,15 @@ class TopKOptions(ArchOptions):
     """Dead latents used by AuxK per row (default d_in // 2)."""
 
     def check(self) -> None:
+        """Raise a UserError for a negative AuxK coefficient or a k_aux below 1."""
         if not self.auxk_alpha >= 0:
             raise UserError(f"--auxk-alpha must be at least 0, got {self.auxk_alpha:g}")
         if self.k_aux is not None and self.k_aux < 1:
             raise UserError(f"--k-aux must be at least 1, got {self.k_aux}")
 
     def aux_count(self, d_in: int) -> int:
+        """k_aux, the dead latents AuxK may use per row: the option, or d_in // 2 (Gao et al., arXiv 2406.04093,
+        Appendix A.2)."""
         return self.k_aux or d_in // 2
 
 
@@ -99,6 +103,7 @@ class BatchTopKOptions(TopKOptions):
     """BatchTopK/Matryoshka training: sparse kernels, dense autograd, or auto (sparse when k/d_sae <= 0.05)."""
 
     def check(self) -> None:
+        """The TopK checks, and a threshold start step of at least 0."""
         super().check()
         if self.threshold_start_step < 0:
             raise UserError(f"--threshold-start-step must be at least 0, got {self.threshold_start_step}")
@@ -139,6 +144,7 @@ class JumpReLUOptions(WarmupOptions):
     """JumpReLU: initial threshold θ."""
 
     def check(self) -> None:
+        """The base checks, and a positive target L0, bandwidth and initial threshold."""
         super().check()
         for name in ("target_l0", "bandwidth", "threshold_init"):
             if not getattr(self, name) > 0:
@@ -164,5 +170,6 @@ class GSAEOptions(ArchOptions):
     """G-SAE: multiplier of the concept BCE term in the loss."""
 
     def check(self) -> None:
+        """Raise a UserError for a negative concept-loss weight."""
         if not self.concept_weight >= 0:
             raise UserError(f"--concept-weight must be at least 0, got {self.concept_weight:g}")

@@ -96,9 +96,11 @@ class TrainConfig:
     """Show a progress bar with tokens/s, FVU and L0."""
 
     def total_tokens(self) -> int:
+        """Training rows per SAE, ``tokens`` parsed (``"2M"`` -> 2,000,000)."""
         return parse_count(self.tokens)
 
     def arch_class(self) -> type[SAE]:
+        """The registered `SAE` subclass of ``arch``."""
         from monosemantic.sae.core import get_architecture
 
         return get_architecture(self.arch)

@@ -28,6 +28,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 @dataclass
 class Dataset:
+    """A dataset of N items, text (strings) or images (uint8 arrays [H, W, 3]), loaded lazily in slices.
+
+    Made by `load_dataset`; ``len(dataset)`` is N, ``labels`` [N] (class ids) or [N, C] (binary concept
+    columns) when the data has labels.
+    """
+
     name: str
     modality: Modality
     n: int
@@ -48,6 +54,7 @@ class Dataset:
         return self.n
 
     def item_record(self, i: int) -> dict[str, Any]:
+        """The JSON record a store keeps for item i: its text, or a reference that `load_image` can resolve."""
         if self.record is not None:
             return self.record(i)
         if self.modality == "text":

@@ -19,6 +19,8 @@ from monosemantic.errors import UserError
 
 @dataclass
 class Generation:
+    """One greedy continuation made by `generate`: the prompt, the continuation's text and its token ids."""
+
     prompt: str
     text: str
     """The continuation, decoded without special tokens."""

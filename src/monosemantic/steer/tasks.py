@@ -31,6 +31,9 @@ from monosemantic.steer.interventions import Gamma
 
 @dataclass(frozen=True)
 class Task:
+    """A steering task of the FMS paper's experiment: the bundled data that trains the SAEs, how concepts are
+    scored (per item or per token), the α grid and γ rule, the held-out prompts and the success measure."""
+
     name: str
     dataset: str
     """The bundled dataset whose store trains the SAEs (its label columns are the concepts)."""
@@ -132,6 +135,7 @@ TASKS: dict[str, Task] = {
 
 
 def get_task(name: str) -> Task:
+    """The bundled task ``name`` (attitude, style or privacy); an unknown name is a one-line error listing them."""
     if name not in TASKS:
         raise unknown_choice("steering task", name, TASKS)
     return TASKS[name]

@@ -20,6 +20,8 @@ DTYPE_NAMES = ("float32", "bfloat16", "float16")
 
 @dataclass
 class ShardInfo:
+    """One shard file of a store: its name, row count, the items it holds and the sha256 of its bytes."""
+
     file: str
     rows: int
     items: list[int]
@@ -29,6 +31,9 @@ class ShardInfo:
 
 @dataclass
 class Manifest:
+    """``manifest.json`` of a store: what was extracted (model, dataset, hooks and widths, token selection,
+    dtype, settings) and what is on disk (shards, total rows, items done)."""
+
     model: dict[str, Any]
     """name, source, fingerprint (sha256 of the weights), modality."""
     dataset: dict[str, Any]
@@ -54,10 +59,12 @@ class Manifest:
         return int(self.dataset["n_items"])
 
     def save(self, root: Path) -> None:
+        """Write ``root/manifest.json``."""
         write_json(root / MANIFEST, asdict(self))
 
     @classmethod
     def load(cls, root: Path) -> Manifest:
+        """Read ``root/manifest.json``; a missing or malformed manifest is a one-line `UserError`."""
         path = root / MANIFEST
         if not root.is_dir():
             if root.exists():

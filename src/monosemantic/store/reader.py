@@ -77,6 +77,7 @@ class ActivationStore:
         return list(self.manifest.hooks)
 
     def width(self, hook: str) -> int:
+        """Width d of ``hook``'s activation rows (each batch of that hook is [B, d])."""
         return int(self.manifest.hooks[self._hook(hook)]["width"])
 
     @property

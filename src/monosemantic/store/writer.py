@@ -29,6 +29,11 @@ PARTIAL_SUFFIX = ".overwrite-partial"
 
 
 class StoreWriter:
+    """Writes a store shard by shard: `add` buffers whole items' rows (each hook [rows, d]), full shards are
+    written in a background thread under a temporary name and renamed when complete, and `close` swaps the
+    finished store into place and returns it as an `ActivationStore`. Made by `StoreWriter.open`, which resumes
+    an interrupted store with the same settings."""
+
     def __init__(self, root: Path, manifest: Manifest, final: Path, shard_rows: int) -> None:
         self.root, self.manifest, self.final, self.shard_rows = root, manifest, final, shard_rows
         self._buffer: list[dict[str, torch.Tensor]] = []
