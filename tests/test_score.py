@@ -122,3 +122,41 @@ def test_bad_inputs(setup: dict[str, Path], tmp_path: Path, capsys: pytest.Captu
                           out=tmp_path / "o4"))
     with pytest.raises(UserError, match="not an SAE folder"):
         score(ScoreConfig(acts=setup["store"], sae=[tmp_path], embeddings=setup["emb"], out=tmp_path / "o5"))
+
+
+def test_hierarchy_depth_and_rank_normalised_sets(setup: dict[str, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A Matryoshka SAE gets a per-group depth under a label hierarchy; every unit set gets MedSAE's rank-normalised
+    label correlation and entropy, consistent with the per-class scores it comes from."""
+    from monosemantic.sae.trainconfig import train_config
+
+    (mat,) = train(train_config(dict(acts=setup["store"], out=tmp_path / "mat", arch="matryoshka", d_sae=[24], k=[3],
+                                     group_fraction=[0.25, 0.75], tokens="40K", batch_size=256, progress=False)))
+    hier = tmp_path / "h.toml"
+    hier.write_text('a = "X"\nb = "X"\nc = "Y"\n')
+    result = score(ScoreConfig(acts=setup["store"], sae=[setup["sae"], mat], embeddings=setup["emb"],
+                               out=tmp_path / "scores", hierarchy=str(hier)))
+    neurons, topk, matry = result["unit_sets"]
+    assert "hierarchy" not in topk and "hierarchy" not in neurons  # only nested groups have a depth
+    h = matry["hierarchy"]
+    assert [g["size"] for g in h["groups"]] == [6, 18] and h["paths"] == [["X", "a"], ["X", "b"], ["Y", "c"]]
+    assert all(g["mean_depth"] is None or 0 <= g["mean_depth"] <= 2 for g in h["groups"])
+    assert [lv["level"] for lv in h["levels"]] == [1, 2] and len(h["levels"][1]["nodes"]) == 3
+    for c in range(3):  # per class: the set with the highest CorrScore ranks 1, the lowest 0
+        col = [s["corr_per_class"][c] for s in result["unit_sets"]]
+        ranks = [s["rank_norm"]["corr_per_class"][c] for s in result["unit_sets"]]
+        assert ranks[int(np.argmax(col))] == 1.0 and ranks[int(np.argmin(col))] == 0.0
+    assert all(0 <= s["rank_norm"]["entropy_mean"] <= 1 for s in result["unit_sets"])
+    from monosemantic.report.hierarchy_section import hierarchy_block
+    from monosemantic.report.sections import summary_table
+
+    track = {"name": "t", "modality": "text", "unit_sets": result["unit_sets"]}
+    html = hierarchy_block(track, 0)
+    assert "Matryoshka groups and the label hierarchy" in html and html.count("group 0") + html.count("group 1") == 5
+    assert "Rank ρ" in summary_table(track, 0) and hierarchy_block({"unit_sets": [neurons]}, 0) == ""
+    # a hierarchy that does not cover the labels is one line, exit 2
+    hier.write_text('a = "X"\n')
+    rc = main(["score", "--acts", str(setup["store"]), "--sae", str(mat), "--embeddings", str(setup["emb"]),
+               "--out", str(tmp_path / "s2"), "--hierarchy", str(hier)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no parent for the label(s) ['b', 'c']" in err and "Traceback" not in err

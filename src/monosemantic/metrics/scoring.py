@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from monosemantic.devices import resolve_device
 from monosemantic.errors import UserError
+from monosemantic.metrics.hierarchy import Hierarchy, build_hierarchy, hierarchy_depth, load_parents, rank_normalised
 from monosemantic.metrics.items import ItemActivations, item_activations, weakest_firing
 from monosemantic.outputs import check_out, staged
 from monosemantic.store import ActivationStore
@@ -56,6 +57,9 @@ class ScoreConfig:
     fms_balance: bool = True
     """FMS: score each one-vs-rest concept on its positives and as many seeded random negatives (the paper's
     balanced tasks); off (--no-fms-balance, False) scores every concept on all items."""
+    hierarchy: str | None = None
+    """Label hierarchy for Matryoshka SAEs: a TOML or JSON file mapping each label to its parent, or a bundled one
+    (fashion-mnist: tops, bottoms, footwear, bags). Scores which nested group holds general vs specific latents."""
     chunk_rows: int = 16384
     """Rows encoded at a time."""
     device: str = "auto"
@@ -230,6 +234,7 @@ def score(cfg: ScoreConfig, *, progress: bool = True) -> dict[str, Any]:
     labels, label_names = _labels(cfg, store)
     if labels is not None and len(np.unique(labels)) < 2:
         raise UserError("the labels hold a single class; FMS and label correlation need at least two")
+    hierarchy = None if cfg.hierarchy is None else _hierarchy(cfg.hierarchy, labels, label_names)
     device = resolve_device(cfg.device)
     saes = [(p, SAE.load(p, device=device)) for p in sae_paths]
     for p, sae in saes:
@@ -246,12 +251,17 @@ def score(cfg: ScoreConfig, *, progress: bool = True) -> dict[str, Any]:
             acts = item_activations(store, hook, sae_info[1].encode, sae_info[1].cfg.d_sae, cfg.pool, cfg.chunk_rows,
                                     device)
         summary, per_unit = _score_set(set_id, sae_info, acts, emb, labels, label_names, cfg.fms_p, cfg.fms_balance)
+        groups = None if sae_info is None else sae_info[1].cfg.group_sizes
+        if hierarchy is not None and groups:
+            ms = torch.tensor([math.nan if v is None else v for v in summary["ms"]["values"]])
+            summary["hierarchy"] = hierarchy_depth(acts.acts.cpu(), torch.as_tensor(labels), hierarchy, groups, ms)
         summaries.append(summary)
         rows.extend(per_unit)
         top_v, top_i = torch.topk(acts.acts, min(16, store.n_items), dim=0)
         weak_v, weak_i = weakest_firing(acts.acts, 16)
         tops.update({f"{set_id}/top_values": top_v.T.contiguous(), f"{set_id}/top_items": top_i.T.contiguous(),
                      f"{set_id}/weak_values": weak_v, f"{set_id}/weak_items": weak_i})
+    _rank_sets(summaries)
     result = {
         "store": str(Path(cfg.acts).resolve()), "hook": hook, "model": store.manifest.model["name"],
         "dataset": store.manifest.dataset["name"], "n_items": store.n_items, "n_rows": store.n_rows,
@@ -301,6 +311,8 @@ def _score_set(
         per_class = M.best_unit_per_class(corr)
         summary["corr_mean"] = _num(per_class["corr_mean"])
         summary["entropy_mean"] = _num(per_class["entropy_mean"])
+        summary["corr_per_class"] = _finite(per_class["scores"])
+        summary["entropy_per_class"] = _finite(per_class["entropy"])
         result = M.fms(x, torch.as_tensor(labels), p=tuple(fms_p), balance=fms_balance)
         summary["fms"] = _fms_summary(result, label_names, fms_p)
         for info in summary["fms"]["per_concept"].values():
@@ -315,6 +327,27 @@ def _score_set(
         for j in range(x.shape[1])
     ]
     return summary, per_unit
+
+
+def _rank_sets(summaries: list[dict[str, Any]]) -> None:
+    """MedSAE's rank-normalised comparison across every unit set (raw neurons included), per class, then averaged:
+    1 for the set with the best label correlation (lowest entropy) of a class, 0 for the worst."""
+    sets = [s for s in summaries if "corr_per_class" in s]
+    if len(sets) < 2:
+        return
+    for key, higher in (("corr", True), ("entropy", False)):
+        table = [[math.nan if v is None else v for v in s[f"{key}_per_class"]] for s in sets]
+        ranked = rank_normalised(table, higher_is_better=higher)
+        for s, row in zip(sets, ranked, strict=True):
+            ok = row[~torch.isnan(row)]
+            s.setdefault("rank_norm", {})[f"{key}_mean"] = float(ok.mean()) if len(ok) else None
+            s["rank_norm"][f"{key}_per_class"] = _finite(row)
+
+
+def _hierarchy(spec: str, labels: np.ndarray | None, names: list[str]) -> Hierarchy:
+    if labels is None or np.ndim(labels) != 1:
+        raise UserError("--hierarchy needs one class label per item (the store's labels or --labels)")
+    return build_hierarchy(load_parents(spec), names)
 
 
 def _fms_summary(result: Any, label_names: list[str], fms_p: list[int]) -> dict[str, Any]:

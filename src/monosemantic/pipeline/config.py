@@ -56,6 +56,9 @@ class TrackConfig:
     """Text encoder: tokens per item when embedding."""
     pool: Literal["max", "mean"] = "max"
     """How token activations become item activations for item-level scores."""
+    hierarchy: str | None = None
+    """Label hierarchy for the Matryoshka SAEs' group depth: a TOML/JSON file (label = "parent") or a bundled one
+    (fashion-mnist)."""
     n_cards: int = 8
     """Feature cards per SAE in the report (the highest-MS live latents), plus as many neurons."""
     device: str = "auto"

@@ -165,12 +165,17 @@ def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stag
 
     inputs = {"extract": extract_stage.hash, "embed": embed_stage.hash, "saes": [s.hash for s in sae_stages],
               "pool": track.pool, "fms": "balanced"}
+    if track.hierarchy is not None:  # only then, so the stage hashes of earlier runs stay valid
+        from monosemantic.metrics.hierarchy import load_parents
+
+        inputs["hierarchy"] = load_parents(track.hierarchy)  # the mapping itself: an edited file redoes the stage
     stage = state.stage(f"{track.name}/score", "scores", inputs)
     if not stage.done:
         _say(track.name, "score", "MS, FMS, label correlation and entropy; neurons vs every SAE")
         started = stage.start()
         score(ScoreConfig(acts=extract_stage.path, sae=[s.path for s in sae_stages], embeddings=embed_stage.path,
-                          encoder=encoder, pool=track.pool, out=stage.path, device=track.device))
+                          encoder=encoder, pool=track.pool, out=stage.path, device=track.device,
+                          hierarchy=track.hierarchy))
         stage.finish(started)
     else:
         _say(track.name, "score", "cached")

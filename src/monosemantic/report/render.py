@@ -14,6 +14,7 @@ from monosemantic.report.compare_section import compare_section, find_compare
 from monosemantic.report.data import DATA_NAME, FORMAT_VERSION, load_report_data
 from monosemantic.report.figures import draw, figure_specs, to_png_data_uri
 from monosemantic.report.files import write_atomic
+from monosemantic.report.hierarchy_section import hierarchy_block
 from monosemantic.report.knowledge_section import find_knowledge, knowledge_section
 from monosemantic.report.sections import esc, facts, features_block, kpi_tiles, summary_table
 from monosemantic.report.steer_section import find_steer, steer_section
@@ -177,7 +178,7 @@ def _track(track: dict[str, Any], t: int, pngs: Pngs, specs: list[Any], images: 
     return (
         f"<section class=track id='t{t}'><h2>{esc(track['name'])} <span class=modality>{esc(track['modality'])}"
         f"</span></h2>{facts(track)}"
-        f"<h3 id='t{t}-summary'>Summary</h3>{summary_table(track, t)}"
+        f"<h3 id='t{t}-summary'>Summary</h3>{summary_table(track, t)}{hierarchy_block(track, t)}"
         f"<h3 id='t{t}-plots'>Plots</h3><div class=plots>{figures}</div>"
         f"<h3 id='t{t}-features'>Features <small>{n_features:,} units</small></h3>"
         f"{features_block(track, t, card_keys)}"

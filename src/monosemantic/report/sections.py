@@ -61,13 +61,19 @@ def summary_table(track: dict[str, Any], t: int) -> str:
     top = max((m for m in means if m is not None), default=None)
     top_shown = fmt(top)
     best = {key: _best(sets, key) for key in ("fms@1", "fms@5")}
+    ranked = any(s.get("rank_norm") for s in sets)
+    rank_head = (
+        "<th class=n title='rank-normalised label correlation, mean over classes (MedSAE): 1 = best of these sets'>"
+        "Rank ρ</th><th class=n title='rank-normalised entropy of the label correlations (lower entropy ranks "
+        "higher): 1 = best of these sets'>Rank H</th>"
+    ) if ranked else ""
     head = (
         "<tr><th>Units</th><th class=n>Width</th><th class=n>k</th><th class=n title='mean active units per input'>"
         "L0</th><th class=n title='fraction of variance unexplained (lower is better)'>FVU</th>"
         "<th class=n title='fraction of units that never fire'>Dead</th><th class=ms>MS mean ± std</th>"
         f"<th class=n>MS best</th><th class=n>MS worst</th><th class=n>{esc(fms_title(track, 'FMS@1'))}</th>"
         f"<th class=n>{esc(fms_title(track, 'FMS@5'))}</th>"
-        "<th class=n>Δ MS vs neurons</th></tr>"
+        f"<th class=n>Δ MS vs neurons</th>{rank_head}</tr>"
     )
     rows = []
     for s, mean in zip(sets, means, strict=True):
@@ -99,7 +105,10 @@ def summary_table(track: dict[str, Any], t: int) -> str:
                 f"{fmt(fms.get(key))}</td>"
                 for key in ("fms@1", "fms@5")
             )
-            + f"<td class=n>{_delta(mean, base, is_base)}</td></tr>"
+            + f"<td class=n>{_delta(mean, base, is_base)}</td>"
+            + ("".join(f"<td class=n>{fmt((s.get('rank_norm') or {}).get(key))}</td>"
+                       for key in ("corr_mean", "entropy_mean")) if ranked else "")
+            + "</tr>"
         )
     return (
         f"<div class=scroll><table class=summary id='t{t}-summary-table'><thead>{head}</thead>"
