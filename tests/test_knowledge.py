@@ -242,3 +242,17 @@ def test_a_bundled_relation_fills_its_templates_for_user_facts(tmp_path):
     path = tiny.write_facts(tmp_path / "f.jsonl", [row])
     (f,) = read_facts_jsonl(path, "zero-shot")
     assert f.prompts[0].text == "The capital of Atlantis is" and len(f.prompts) == 3
+
+
+def test_ablations_from_the_first_hooked_block_match_whole_forwards(one_thread, lm):
+    module, tok = lm
+    prompts, answers = _prompts()
+    saes = [("residual:" + tiny.RESID, tiny.RESID, tiny.resid_sae()), ("mlp:" + tiny.MLP, tiny.MLP, tiny.mlp_sae())]
+    prof = profile(module, tok, prompts, answers, saes, tiny.MLP, attribute=True)
+    choices = unit_choices(prof, [s for s, _, _ in saes], [1, 3], seed=0)
+    kw = {"saes": {s: (h, sae) for s, h, sae in saes}, "neuron_hook": tiny.MLP, "batch_size": 5}
+    fast = ablated_logprobs(module, tok, prompts, answers, choices, shortcut=True, **kw)
+    slow = ablated_logprobs(module, tok, prompts, answers, choices, shortcut=False, **kw)
+    assert len(module.model.layers) == 2  # the layers are put back
+    for cond in choices:
+        torch.testing.assert_close(fast[cond], slow[cond], atol=1e-5, rtol=1e-5)

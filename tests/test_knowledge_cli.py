@@ -15,12 +15,13 @@ from monosemantic.cli import main
 
 FAST = ["--n", "1", "--n", "2", "--edit-facts", "2", "--edit-n", "2", "--ppl-texts", "2", "--ppl-tokens", "16",
         "--unrelated", "24", "--test-units", "2", "--device", "cpu"]
+GROUPED = [{**row, "group": "north"} for row in tiny.FACTS[:3]] + tiny.FACTS[3:]
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("knowledge")
-    out = {"model": tiny.save_model(root / "tiny-llama"), "facts": tiny.write_facts(root / "facts.jsonl")}
+    out = {"model": tiny.save_model(root / "tiny-llama"), "facts": tiny.write_facts(root / "facts.jsonl", GROUPED)}
     out["resid"] = tiny.resid_sae().save(root / "resid")
     out["mlp"] = tiny.mlp_sae().save(root / "mlp")
     out["wide"] = tiny.resid_sae(d_in=16).save(root / "wide")
@@ -39,7 +40,7 @@ def test_knowledge_runs_end_to_end_and_writes_its_results(one_thread, setup, tmp
     out = tmp_path / "run"
     code, stdout, err = _run(["--model", str(setup["model"]), "--sae", str(setup["resid"]), "--sae",
                               str(setup["mlp"]), "--facts", str(setup["facts"]), "--out", str(out),
-                              "--save-patches", *FAST], capsys)
+                              "--save-patches", "--edit-sets", *FAST], capsys)
     assert code == 0, err
     assert "4 of 4 facts known" in stdout
     result = json.loads((out / "knowledge.json").read_text())
@@ -50,15 +51,20 @@ def test_knowledge_runs_end_to_end_and_writes_its_results(one_thread, setup, tmp
     assert {r["units"] for r in result["ablation"]} == {resid, "mlp:" + tiny.MLP, "neurons"}
     summary = {s["units"]: s for s in result["related_test"]["summary"]}
     assert set(summary) == {resid, "mlp:" + tiny.MLP, "neurons"}
-    methods = {e["method"] for e in result["edit"]["summary"]}
-    assert methods == {"FeatureEdit (columns)", "FeatureEdit (block)", "neurons"}
-    for e in result["edit"]["summary"]:
-        assert 0 <= e["reliability"] <= 1 and 0 <= e["locality"] <= 1 and e["n_facts"] == 2
+    methods = {(e["method"], e["target"]): e for e in result["edit"]["summary"]}
+    assert set(methods) == {(m, t) for m in ("FeatureEdit (columns)", "FeatureEdit (block)", "neurons")
+                            for t in ("facts", "sets")}
+    for (_, target), e in methods.items():
+        assert 0 <= e["reliability"] <= 1 and 0 <= e["locality"] <= 1
+        assert e["n_facts"] == (2 if target == "facts" else 1)
+    with open(out / "edits.csv") as fh:
+        edits = list(csv.DictReader(fh))
+    assert {e["target"] for e in edits} == {"Xland", "Yland", "group north"}
     with open(out / "ablation.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 * 2 * 2 * result["n_prompts"]
     assert (out / "units.csv").stat().st_size > 0 and (out / "edits.csv").stat().st_size > 0
-    assert len(list((out / "patches").iterdir())) == 6
+    assert len(list((out / "patches").iterdir())) == 9
     html = (out / "knowledge.html").read_text()
     assert "Knowledge: features vs neurons" in html and "Xland" in html and "FeatureEdit (columns)" in html
     assert result["cards"][0]["features"][resid][0]["id"] == 0

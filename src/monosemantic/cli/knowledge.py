@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     for s in result["related_test"]["summary"]:
         print(f"related vs unrelated, {s['units']}: {s['pass_fraction']:.3f} of {s['n_units']} units pass")
     for e in (result.get("edit") or {}).get("summary") or []:
-        print(f"{e['method']:<22} reliability {e['reliability']:.3f}  generalisation {e['generalisation']:.3f}  "
+        what = "" if e.get("target") != "sets" else " (sets)"
+        print(f"{e['method'] + what:<28} reliability {e['reliability']:.3f}  generalisation {e['generalisation']:.3f}  "
               f"locality {e['locality']:.3f}  ΔPPL {e['delta_ppl']:+.4f}")
     print(cfg.out)
     return 0

@@ -10,6 +10,7 @@ random features among those active at the row's sites, or n random neurons, outs
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +20,12 @@ from torch import Tensor, nn
 from monosemantic.knowledge.lm import (
     Encoded,
     answer_logprobs,
+    block_inputs,
     device_of,
     encode,
     feature_ablation,
+    first_block,
+    from_block,
     hooked,
     neuron_ablation,
 )
@@ -70,18 +74,22 @@ def unit_choices(prof: Profile, sae_ids: Sequence[str], ns: Sequence[int], seed:
 @torch.inference_mode()
 def ablated_logprobs(module: nn.Module, tok: Any, prompts: Sequence[Prompt], answers: Sequence[str],
                      choices: dict[Condition, Tensor], saes: dict[str, tuple[str, SAE]], neuron_hook: str | None, *,
-                     full: bool = False, batch_size: int = 32,
+                     full: bool = False, batch_size: int = 32, shortcut: bool = True,
                      progress: Callable[[int], None] | None = None) -> dict[Condition, Tensor]:
-    """[N] log P(answer) under each condition's ablation (summed over answer tokens with ``full``)."""
+    """[N] log P(answer) under each condition's ablation (summed over answer tokens with ``full``). With
+    ``shortcut`` the blocks below the first hooked one run once per batch, not once per condition."""
     device = device_of(module)
     batches: list[tuple[int, Encoded]] = [
         (a, encode(tok, prompts[a:a + batch_size], answers[a:a + batch_size], full=full, device=device))
         for a in range(0, len(prompts), batch_size)
     ]
     out: dict[Condition, Tensor] = {}
+    paths = [saes[c.units][0] for c in choices if c.units != "neurons"] + ([neuron_hook] if neuron_hook else [])
+    block = first_block(module, paths) if shortcut else None
+    starts = [block_inputs(module, enc, block) if block is not None else None for _, enc in batches]
     for cond, ids in choices.items():
         parts = []
-        for a, enc in batches:
+        for (a, enc), start in zip(batches, starts, strict=True):
             sel = ids[a:a + len(enc.ids)].to(device)
             if cond.units == "neurons":
                 assert neuron_hook is not None
@@ -89,8 +97,8 @@ def ablated_logprobs(module: nn.Module, tok: Any, prompts: Sequence[Prompt], ans
             else:
                 path, sae = saes[cond.units]
                 hooks = [(path, feature_ablation(sae, enc.sites, sel))]
-            with hooked(module, hooks):
-                parts.append(answer_logprobs(module, enc).sum(-1).float().cpu())
+            with hooked(module, hooks), from_block(module, block) if block is not None else nullcontext():
+                parts.append(answer_logprobs(module, enc, start).sum(-1).float().cpu())
             if progress is not None:
                 progress(len(enc.ids))
         out[cond] = torch.cat(parts)

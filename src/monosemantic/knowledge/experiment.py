@@ -184,42 +184,60 @@ class Experiment:
         nll, count = text_nll(self.module, self.tok, texts, max_tokens=cfg.ppl_tokens)
         ppl_before = M.perplexity(nll, count)
         modes = ("columns", "block") if cfg.edit_mode == "both" else (cfg.edit_mode,)
-        targets = list(range(min(cfg.edit_facts, len(self.facts))))
-        self.log(f"editing {len(targets)} facts ({', '.join(modes)} FeatureEdit and neurons), "
-                 f"n = {cfg.edit_n} units each")
-        for j in targets:
-            own = self.own[j]
-            feats = self.prof.features[sid][own]
-            top_f = [int(i) for i in feats.topk(cfg.edit_n).indices if feats[i] > 0]
-            assert self.prof.attribution is not None
-            top_n = [int(i) for i in self.prof.attribution[own].topk(cfg.edit_n).indices]
-            meta = {"fact": self.facts[j].subject, "relation": self.facts[j].relation}
-            patches = [feature_edit(self.module, sae, hook, top_f, mode=m, tau2=cfg.edit_threshold,  # type: ignore[arg-type]
-                                    tau3=cfg.block_threshold, meta=meta) for m in modes if top_f]
-            patches.append(neuron_edit(self.module, hook, top_n, meta=meta))
-            para = [r for r, (k, p, _) in enumerate(self.rows) if k == j and p.template != 0]
-            others = [self.own[k] for k in range(len(self.facts)) if k != j][: cfg.locality_facts]
+        targets: list[tuple[str, list[int]]] = [(self.facts[j].subject, [j])
+                                                for j in range(min(cfg.edit_facts, len(self.facts)))]
+        if cfg.edit_sets:
+            groups: dict[str, list[int]] = {}
+            for j, f in enumerate(self.facts):
+                if f.group:
+                    groups.setdefault(f.group, []).append(j)
+            targets += [(f"group {g}", js) for g, js in sorted(groups.items()) if len(js) >= 3]
+        self.log(f"editing {len(targets)} facts or sets ({', '.join(modes)} FeatureEdit and neurons), "
+                 f"n = {cfg.edit_n} units per fact")
+        for name, js in targets:
+            feats: list[int] = []
+            neurons: list[int] = []
+            for j in js:
+                acts = self.prof.features[sid][self.own[j]]
+                feats += [int(i) for i in acts.topk(cfg.edit_n).indices if acts[i] > 0]
+                assert self.prof.attribution is not None
+                neurons += [int(i) for i in self.prof.attribution[self.own[j]].topk(cfg.edit_n).indices]
+            feats, neurons = list(dict.fromkeys(feats)), list(dict.fromkeys(neurons))
+            meta = {"facts": [self.facts[j].subject for j in js], "relation": self.facts[js[0]].relation}
+            patches = [feature_edit(self.module, sae, hook, feats, mode=m, tau2=cfg.edit_threshold,  # type: ignore[arg-type]
+                                    tau3=cfg.block_threshold, meta=meta) for m in modes if feats]
+            patches.append(neuron_edit(self.module, hook, neurons, meta=meta))
+            own = [self.own[j] for j in js]
+            para = [r for r, (k, p, _) in enumerate(self.rows) if k in js and p.template != 0]
+            others = [self.own[k] for k in range(len(self.facts)) if k not in js][: cfg.locality_facts]
             for patch in patches:
-                self.edits.append(self._score_patch(patch, j, own, para, others, texts, ppl_before))
+                row = self._score_patch(patch, own, para, others, texts, ppl_before)
+                self.edits.append({"target": name, "set": len(js) > 1 or name.startswith("group"), **row})
                 if cfg.save_patches:
                     self.patches.append(patch)
         summary = []
-        for method in dict.fromkeys(e["method"] for e in self.edits):
-            es = [e for e in self.edits if e["method"] == method]
-            summary.append({"method": method, "n_facts": len(es), **{
-                k: float(np.nanmean([e[k] for e in es])) if es else None
-                for k in ("reliability", "generalisation", "locality", "delta_ppl", "n_entries", "n_columns")}})
+        for is_set in (False, True):
+            for method in dict.fromkeys(e["method"] for e in self.edits if e["set"] == is_set):
+                es = [e for e in self.edits if e["method"] == method and e["set"] == is_set]
+                summary.append({"method": method, "target": "sets" if is_set else "facts", "n_facts": len(es), **{
+                    k: float(np.nanmean([e[k] for e in es]))
+                    for k in ("reliability", "generalisation", "locality", "delta_ppl", "n_entries", "n_columns")}})
         self.result["edit"] = {"site": sid, "units_per_fact": cfg.edit_n, "tau2": cfg.edit_threshold,
                                "tau3": cfg.block_threshold, "ppl_before": ppl_before, "ppl_tokens": count,
                                "summary": summary}
 
-    def _score_patch(self, patch: WeightPatch, j: int, own: int, para: list[int], others: list[int],
+    def _first_tokens(self, rows: list[int]) -> torch.Tensor:
+        out = []
+        for r in rows:
+            _, prompt, answer = self.rows[r]
+            text = answer.strip() if prompt.text[-1:].isspace() else " " + answer.strip()
+            out.append(self.tok(text, add_special_tokens=False)["input_ids"][0])
+        return torch.tensor(out)
+
+    def _score_patch(self, patch: WeightPatch, own: list[int], para: list[int], others: list[int],
                      texts: list[str], ppl_before: float) -> dict[str, Any]:
-        rows = [own, *para, *others]
-        first = torch.tensor([self.tok(" " + self.rows[r][2].strip(), add_special_tokens=False)["input_ids"][0]
-                              if not self.rows[r][1].text[-1:].isspace() else
-                              self.tok(self.rows[r][2].strip(), add_special_tokens=False)["input_ids"][0]
-                              for r in rows])
+        rows = [*own, *para, *others]
+        first = self._first_tokens(rows)
         with patch.on(self.module), torch.inference_mode():
             got = []
             for a in range(0, len(rows), self.cfg.batch_size):
@@ -229,12 +247,12 @@ class Experiment:
                 got.append(top1(self.module, enc).cpu())
             after = torch.cat(got)
             nll, count = text_nll(self.module, self.tok, texts, max_tokens=self.cfg.ppl_tokens)
-        n_para = len(para)
+        a, b = len(own), len(own) + len(para)
         mask = next(iter(patch.masks.values()))
-        return {"fact": j, "subject": self.facts[j].subject, "method": patch.meta["method"],
-                "reliability": M.reliability(after[:1], first[:1]),
-                "generalisation": M.reliability(after[1:1 + n_para], first[1:1 + n_para]) if n_para else float("nan"),
-                "locality": M.locality(first[1 + n_para:], after[1 + n_para:]),
+        return {"method": patch.meta["method"], "n_erased": len(own),
+                "reliability": M.reliability(after[:a], first[:a]),
+                "generalisation": M.reliability(after[a:b], first[a:b]) if para else float("nan"),
+                "locality": M.locality(first[b:], after[b:]),
                 "delta_ppl": M.delta_ppl(ppl_before, M.perplexity(nll, count)),
                 "n_entries": patch.n_entries, "n_columns": int(mask.any(0).sum()),
                 "units": patch.meta.get("features") or patch.meta.get("neurons")}

@@ -9,6 +9,7 @@ arXiv 2502.12483, §3).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 from monosemantic.errors import UserError
 from monosemantic.sae.core import SAE
 from monosemantic.sources.facts import Prompt, matches
-from monosemantic.sources.hooks import register_hook
+from monosemantic.sources.hooks import StopForward, register_hook
 
 
 @dataclass
@@ -89,10 +90,12 @@ def device_of(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
-def answer_logprobs(module: nn.Module, enc: Encoded) -> Tensor:
-    """[B, A] log-probabilities of the answer tokens (0 where a row's answer is shorter)."""
+def answer_logprobs(module: nn.Module, enc: Encoded, start: Tensor | None = None) -> Tensor:
+    """[B, A] log-probabilities of the answer tokens (0 where a row's answer is shorter). With ``start`` (the
+    input of a block, from ``block_inputs``) the forward runs inside ``from_block`` and begins there."""
     pos = (enc.mask.cumsum(-1) - 1).clamp_min(0)
-    out = module(input_ids=enc.ids, attention_mask=enc.mask, position_ids=pos, logits_to_keep=enc.n_answer)
+    inputs = {"input_ids": enc.ids} if start is None else {"inputs_embeds": start}
+    out = module(**inputs, attention_mask=enc.mask, position_ids=pos, logits_to_keep=enc.n_answer, use_cache=False)
     logits = out.logits[:, -enc.n_answer:].float()
     logp = torch.log_softmax(logits, dim=-1)
     tgt = enc.answer.clamp_min(0)
@@ -105,6 +108,54 @@ def top1(module: nn.Module, enc: Encoded) -> Tensor:
     pos = (enc.mask.cumsum(-1) - 1).clamp_min(0)
     out = module(input_ids=enc.ids, attention_mask=enc.mask, position_ids=pos, logits_to_keep=enc.n_answer)
     return out.logits[:, -enc.n_answer].argmax(-1)
+
+
+# ---------------------------------------------------------------------------------------------------- shortcut
+
+
+def first_block(module: nn.Module, hooks: Sequence[str]) -> int | None:
+    """The first decoder block every hook lies in or after, for models with ``model.layers`` (LLaMA and kin);
+    None when the layers above it cannot be skipped."""
+    layers = getattr(getattr(module, "model", None), "layers", None)
+    if not isinstance(layers, nn.ModuleList) or not hooks:
+        return None
+    found = [re.match(r"model\.layers\.(\d+)(\.|:|$)", h) for h in hooks]
+    if not all(found):
+        return None
+    return min(int(m.group(1)) for m in found if m)
+
+
+@torch.inference_mode()
+def block_inputs(module: nn.Module, enc: Encoded, block: int) -> Tensor:
+    """[B, T, d] the hidden states entering decoder block ``block`` (the forward stops there)."""
+    got: dict[str, Tensor] = {}
+
+    def pre(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        got["h"] = (args[0] if args else kwargs["hidden_states"]).detach()
+        raise StopForward
+
+    handle = module.model.layers[block].register_forward_pre_hook(pre, with_kwargs=True)  # type: ignore[union-attr,index]
+    try:
+        pos = (enc.mask.cumsum(-1) - 1).clamp_min(0)
+        module(input_ids=enc.ids, attention_mask=enc.mask, position_ids=pos, logits_to_keep=1, use_cache=False)
+    except StopForward:
+        pass
+    finally:
+        handle.remove()
+    return got["h"]
+
+
+@contextmanager
+def from_block(module: nn.Module, block: int) -> Iterator[None]:
+    """Inside the block the model runs decoder blocks ``block`` onwards only, on ``inputs_embeds`` that are that
+    block's inputs: every forward below it is shared by all the ablations of one batch."""
+    inner = module.model  # type: ignore[union-attr]
+    layers = inner.layers
+    inner.layers = nn.ModuleList(list(layers)[block:])
+    try:
+        yield
+    finally:
+        inner.layers = layers
 
 
 # ---------------------------------------------------------------------------------------------------- ablations

@@ -41,7 +41,7 @@ def _csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def snippets(store_path: Path, saes: Sequence[tuple[str, str, Any]], wanted: dict[str, set[int]], *,
-             max_rows: int = 60000, per_feature: int = 3, context: int = 8) -> dict[str, dict[int, list[str]]]:
+             max_rows: int = 20000, per_feature: int = 3, context: int = 8) -> dict[str, dict[int, list[str]]]:
     """The top-activating token contexts of the ``wanted`` features of every SAE whose hook the store holds
     (``[[token]]`` marks the token), from up to ``max_rows`` evenly spaced rows."""
     from monosemantic.store import ActivationStore

@@ -45,6 +45,8 @@ class KnowledgeConfig:
     """Unrelated prompts (other relations, other subjects) for that test."""
     edit_facts: int = 20
     """Facts erased one at a time by FeatureEdit and by the neuron baseline (0: no editing)."""
+    edit_sets: bool = False
+    """Also erase every group of at least three known facts at once (the capitals of one continent)."""
     edit_n: int = 5
     """Features (FeatureEdit) and neurons (baseline) per erased fact."""
     edit_mode: str = "both"

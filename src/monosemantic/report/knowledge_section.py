@@ -22,7 +22,8 @@ _ABLATION_COLUMNS = (("units", "units", None), ("control", "control", None), ("n
                      ("n_prompts", "prompts", None))
 _TEST_COLUMNS = (("units", "units", None), ("n_units", "units tested", None), ("pass_fraction", "pass both", 3),
                  ("median_d", "median d", 2))
-_EDIT_COLUMNS = (("method", "method", None), ("n_facts", "facts", None), ("reliability", "reliability", 3),
+_EDIT_COLUMNS = (("method", "method", None), ("target", "erased", None), ("n_facts", "edits", None),
+                 ("reliability", "reliability", 3),
                  ("generalisation", "generalisation", 3), ("locality", "locality", 3),
                  ("delta_ppl", "ΔPPL (rel.)", 4), ("n_columns", "columns touched", 1),
                  ("n_entries", "entries zeroed", 0))
@@ -130,8 +131,8 @@ def knowledge_section(result: dict[str, Any]) -> str:
         edit_html = f"<p class=note>FeatureEdit not run: {esc(edit['skipped'])}.</p>"
     else:
         edit_html = (
-            f"<p>Each of {max((r['n_facts'] for r in edit.get('summary') or []), default=0)} facts erased on its "
-            f"own through the top {edit.get('units_per_fact')} features of {esc(_label(edit.get('site', '')))} "
+            "<p>Facts erased one at a time (and, where asked, whole groups at once) through the top "
+            f"{edit.get('units_per_fact')} features per fact of {esc(_label(edit.get('site', '')))} "
             f"(τ₂ = {edit.get('tau2')}, τ₃ = {edit.get('tau3')}) or the top neurons by attribution. Reliability: "
             "the edit prompt's greedy answer changes; generalisation: the same on its paraphrases; locality: other "
             "facts' answers unchanged; ΔPPL: relative perplexity change on held-out BBC News "
