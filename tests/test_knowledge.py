@@ -73,6 +73,7 @@ def test_neuron_attribution_is_activation_times_gradient(one_thread, lm):
     module, tok = lm
     prompts, answers = _prompts(1)
     prof = profile(module, tok, prompts[:1], answers[:1], [], tiny.MLP, attribute=True)
+    assert all(p.grad is None and p.requires_grad for p in module.parameters())  # the model is left as it was
     enc = encode(tok, prompts[:1], answers[:1])
     store = {}
 
@@ -256,3 +257,36 @@ def test_ablations_from_the_first_hooked_block_match_whole_forwards(one_thread, 
     assert len(module.model.layers) == 2  # the layers are put back
     for cond in choices:
         torch.testing.assert_close(fast[cond], slow[cond], atol=1e-5, rtol=1e-5)
+
+
+def test_full_answer_scores_every_answer_token_under_teacher_forcing(one_thread, lm):
+    module, tok = lm
+    prompts, _ = _prompts(2)
+    answers = ["Paris Rome", "Rome"]
+    with torch.no_grad():
+        got = answer_logprobs(module, encode(tok, prompts[:2], answers, full=True))
+    assert got.shape == (2, 2) and got[1, 1] == 0
+
+    @torch.no_grad()
+    def logp(text: str, nxt: str) -> float:
+        ids = torch.tensor([tok(text)["input_ids"]])
+        return float(torch.log_softmax(module(input_ids=ids).logits[0, -1], -1)[tok.convert_tokens_to_ids(nxt)])
+
+    want0 = logp(prompts[0].text, "Paris") + logp(prompts[0].text + " Paris", "Rome")
+    assert math.isclose(float(got[0].sum()), want0, rel_tol=1e-4, abs_tol=1e-5)
+    assert math.isclose(float(got[1].sum()), logp(prompts[1].text, "Rome"), rel_tol=1e-4, abs_tol=1e-5)
+
+
+def test_the_mlp_activation_is_a_hook_point(one_thread, lm):
+    from monosemantic.sources.hooks import capture, list_hooks, resolve_hook
+
+    module, _ = lm
+    assert resolve_hook(module, "layers.1.mlp.down_proj:input") == tiny.MLP
+    infos = {i.path: i for i in list_hooks(module, lambda ids: module(input_ids=ids), torch.tensor([[3, 4, 5]]))}
+    assert infos[tiny.MLP].width == tiny.D_MLP
+    ids = torch.tensor([[3, 4, 5, 6]])
+    with capture(module, [tiny.MLP, "model.layers.1.post_attention_layernorm"], stop=False) as got:
+        module(input_ids=ids)
+    mlp = module.model.layers[1].mlp
+    x = got["model.layers.1.post_attention_layernorm"]
+    torch.testing.assert_close(got[tiny.MLP], mlp.act_fn(mlp.gate_proj(x)) * mlp.up_proj(x))

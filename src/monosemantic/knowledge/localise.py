@@ -13,7 +13,8 @@ One batched forward per set of prompts records, for every row:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,20 @@ class Profile:
     """[N, d_mlp] Σ over the sites of activation × gradient of log P(answer) (with ``attribute``)."""
     logp: Tensor | None = None
     """[N] clean log P(answer) (with ``attribute``)."""
+
+
+@contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    """Parameters without gradients for the block: the attribution backward then fills only the hooked
+    activations' gradients, and leaves no ``.grad`` on the model."""
+    was = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in was:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in was:
+            p.requires_grad_(flag)
 
 
 def _site_reduce(values: Tensor, rows: Tensor, n_rows: int, how: str) -> Tensor:
@@ -82,7 +97,7 @@ def profile(module: nn.Module, tok: Any, prompts: Sequence[Prompt], answers: Seq
             fns.append((h, grab(h, False)))
         if neuron_hook:
             fns.append((neuron_hook, grab(neuron_hook, True)))
-        with hooked(module, fns):
+        with hooked(module, fns), _frozen(module):
             if attribute:
                 with torch.enable_grad():
                     lp = answer_logprobs(module, enc).sum(-1)
