@@ -54,7 +54,8 @@ def test_latent_depths_against_pairwise_loop() -> None:
         depths = []
         for a, b in itertools.combinations(top, 2):
             pa, pb = h.paths[labels[a]], h.paths[labels[b]]
-            depths.append(sum(1 for _ in itertools.takewhile(lambda x: x[0] == x[1], zip(pa, pb))))
+            common = itertools.takewhile(lambda x: x[0] == x[1], zip(pa, pb, strict=False))
+            depths.append(sum(1 for _ in common))
         assert len(depths) == 120 and float(got[j]) == pytest.approx(np.mean(depths))
     assert math.isnan(float(got[6]))
     assert torch.equal(latent_depths(acts, torch.tensor(labels), h)[:6], torch.round(got[:6]))

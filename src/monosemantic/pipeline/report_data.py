@@ -64,7 +64,7 @@ def _track(t: dict[str, Any]) -> dict[str, Any]:
         chosen = _choose(features, s["id"], track.n_cards)
         encode = _encoder_for(s["id"], saes)
         for row in chosen:
-            cards.append(_card(row, tops, store, modality, encode, scores["label_names"]))
+            cards.append(unit_card(row, tops, store, modality, encode, scores["label_names"]))
     return {
         "name": track.name, "modality": modality, "model": scores["model"], "hook": scores["hook"],
         "dataset": scores["dataset"], "n_items": scores["n_items"], "n_rows": scores["n_rows"],
@@ -102,7 +102,7 @@ def _encoder_for(set_id: str, saes: dict[str, Path]):
     return sae.encode
 
 
-def _card(row: dict[str, Any], tops: dict[str, torch.Tensor], store: ActivationStore, modality: str, encode,
+def unit_card(row: dict[str, Any], tops: dict[str, torch.Tensor], store: ActivationStore, modality: str, encode,
           label_names: list[str]) -> dict[str, Any]:
     sid, unit = row["set"], row["id"]
     top = list(zip(tops[f"{sid}/top_items"][unit].tolist(), tops[f"{sid}/top_values"][unit].tolist(), strict=True))

@@ -76,9 +76,10 @@ def _run(args: list[str], chromium: str | None, timeout: float) -> subprocess.Co
 
 
 def load_page(html_path: str | Path, *, width: int = 1400, height: int = 1000, budget_ms: int = 3000,
-              chromium: str | None = None, timeout: float = 90) -> PageLoad:
-    """Load ``html_path`` headless, let its scripts run for ``budget_ms`` of virtual time, return DOM and console."""
-    url = Path(html_path).resolve().as_uri()
+              chromium: str | None = None, timeout: float = 90, fragment: str = "") -> PageLoad:
+    """Load ``html_path`` headless (with ``#fragment`` when given), let its scripts run for ``budget_ms`` of virtual
+    time, return DOM and console."""
+    url = Path(html_path).resolve().as_uri() + (f"#{fragment}" if fragment else "")
     proc = _run(
         [f"--window-size={width},{height}", f"--virtual-time-budget={budget_ms}", "--enable-logging=stderr",
          "--v=0", "--dump-dom", url],

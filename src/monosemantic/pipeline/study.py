@@ -1,0 +1,243 @@
+"""The user-study harness: a blind pairwise study page built from a score folder, the agreement of any score with
+its answers, and a simulated participant whose choices follow the dataset's labels (MS paper, arXiv 2504.02821)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monosemantic.errors import UserError
+from monosemantic.metrics.agreement import agreement, label_purity, simulated_preferences
+from monosemantic.metrics.scoring import MIN_ITEMS_FOR_CARD, SCORES_NAME, expand_sae_paths, load_scores, load_tops
+from monosemantic.outputs import check_out, staged
+from monosemantic.store import ActivationStore
+
+PAIR_COLUMNS = ("unit_x", "unit_y", "R_user")
+# unit scores in units.csv for which lower means more coherent
+LOWER_IS_BETTER = {"entropy"}
+SCORE_COLUMNS = ("ms", "fms", "best_corr", "entropy", "firing_rate")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    scores: Path
+    """Score folder (from `monosemantic score`: scores.json, units.csv, top.safetensors)."""
+    acts: Path
+    """The activation store those scores were computed on (for the units' top inputs)."""
+    out: Path
+    """Study page (.html) for `study page`; folder for `study simulate` (pairs.csv, agreement.json)."""
+    sae: list[Path] = field(default_factory=list)
+    """SAE folder(s) of the scored sets, to highlight the tokens of text snippets (images need none)."""
+    pairs: int = 40
+    """Unit pairs to show (page) or simulate."""
+    noise: float = 0.1
+    """Simulated participant: std of the noise added to the label-purity difference before taking its sign."""
+    seed: int = 0
+    """Seed of the pair draw, the left/right order and the simulated noise."""
+    overwrite: bool = False
+    """Replace an existing --out."""
+
+
+def unit_id(set_id: str, unit: int) -> str:
+    return f"{set_id}/{unit}"
+
+
+def read_units(path: Path) -> dict[str, dict[str, float | None]]:
+    """``units.csv`` as ``{"set/unit": {score: value}}``."""
+    if not Path(path).is_file():
+        raise UserError(f"units file {path} does not exist (it is the units.csv of `monosemantic score`)")
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"set", "unit", "ms", "active_items"} <= set(rows[0]):
+        raise UserError(f"{path} is not a units.csv of `monosemantic score` (needs set, unit, ms, active_items)")
+
+    def num(v: str | None) -> float | None:
+        try:
+            return None if v in (None, "", "None", "nan") else float(v)
+        except ValueError:
+            return None
+
+    return {unit_id(r["set"], int(r["unit"])): {k: num(v) for k, v in r.items() if k not in ("set", "unit",
+                                                                                         "best_label")}
+            for r in rows}
+
+
+def read_pairs(path: Path, units: dict[str, Any]) -> list[tuple[str, str, float]]:
+    if not Path(path).is_file():
+        raise UserError(f"pairs file {path} does not exist")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in PAIR_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"{path} lacks the column(s) {missing}; a pairs file has {', '.join(PAIR_COLUMNS)} "
+                            "(units as set/unit, R_user > 0 when x was preferred)")
+        out = []
+        for line, r in enumerate(reader, start=2):
+            for key in ("unit_x", "unit_y"):
+                if r[key] not in units:
+                    raise UserError(f"{path} line {line}: unknown unit {r[key]!r}; units are named set/unit as in "
+                                    "units.csv (e.g. neurons/3)")
+            try:
+                out.append((r["unit_x"], r["unit_y"], float(r["R_user"])))
+            except ValueError:
+                raise UserError(f"{path} line {line}: R_user must be a number, got {r['R_user']!r}") from None
+    if not out:
+        raise UserError(f"{path} holds no pairs")
+    return out
+
+
+def agreement_table(pairs: list[tuple[str, str, float]], units: dict[str, dict[str, float | None]],
+                    scores: tuple[str, ...] = SCORE_COLUMNS) -> dict[str, Any]:
+    """Agreement of every score column with the answers (see ``metrics.agreement``)."""
+    r = np.array([p[2] for p in pairs])
+    table = {}
+    for name in scores:
+        if not any(name in u for u in units.values()):
+            continue
+        x = np.array([np.nan if units[a].get(name) is None else units[a][name] for a, _, _ in pairs], dtype=float)
+        y = np.array([np.nan if units[b].get(name) is None else units[b][name] for _, b, _ in pairs], dtype=float)
+        table[name] = agreement(x, y, r, lower_is_better=name in LOWER_IS_BETTER)
+    return table
+
+
+def draw_pairs(units: dict[str, dict[str, float | None]], n: int, seed: int) -> list[tuple[str, str]]:
+    """``n`` pairs of live units (an MS and at least 16 active items), spread over |ΔMS| bins of 0.1 so that easy
+    and hard pairs both appear; pairs within one set and across sets alike."""
+    live = sorted(u for u, v in units.items() if v.get("ms") is not None and (v.get("active_items") or 0)
+                  >= MIN_ITEMS_FOR_CARD)
+    if len(live) < 2:
+        raise UserError(f"only {len(live)} unit(s) have an MS and fire on at least {MIN_ITEMS_FOR_CARD} items; a "
+                        "study needs two or more")
+    rng = np.random.default_rng(seed)
+    by_bin: dict[int, list[tuple[str, str]]] = {}
+    seen: set[tuple[str, str]] = set()
+    for _ in range(max(50 * n, 1000)):
+        a, b = rng.choice(len(live), 2, replace=False)
+        pair = (live[a], live[b])
+        if pair in seen or pair[::-1] in seen:
+            continue
+        seen.add(pair)
+        d = abs(units[pair[0]]["ms"] - units[pair[1]]["ms"])  # type: ignore[operator]
+        by_bin.setdefault(int(d / 0.1), []).append(pair)
+    out: list[tuple[str, str]] = []
+    queues = [by_bin[k] for k in sorted(by_bin)]
+    while len(out) < n and any(queues):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return out
+
+
+def simulate(cfg: StudyConfig) -> dict[str, Any]:
+    """Answers of a participant who prefers units whose top items share one label, and every score's agreement with
+    them; writes pairs.csv and agreement.json to ``cfg.out``."""
+    units = read_units(Path(cfg.scores) / "units.csv")
+    check_out(Path(cfg.out), what="a study folder", marker="agreement.json", overwrite=cfg.overwrite,
+              inputs=[cfg.scores, cfg.acts])
+    store = ActivationStore.open(cfg.acts)
+    if store.labels is None or store.labels.ndim != 1:
+        raise UserError("the simulated participant follows the dataset's labels; this store has no class labels")
+    tops = load_tops(Path(cfg.scores))
+    pairs = draw_pairs(units, cfg.pairs, cfg.seed)
+    purity = {}
+    for u in {u for p in pairs for u in p}:
+        set_id, unit = u.rsplit("/", 1)
+        purity[u] = float(label_purity(store.labels[tops[f"{set_id}/top_items"][int(unit)].numpy()][None])[0])
+    r = simulated_preferences([purity[a] for a, _ in pairs], [purity[b] for _, b in pairs], noise=cfg.noise,
+                              seed=cfg.seed)
+    answered = [(a, b, float(v)) for (a, b), v in zip(pairs, r, strict=True)]
+    result = {"participant": f"label purity of the top {MIN_ITEMS_FOR_CARD} items, noise {cfg.noise}",
+              "pairs": len(answered), "agreement": agreement_table(answered, units)}
+    with staged(Path(cfg.out)) as tmp:
+        write_pairs(tmp / "pairs.csv", answered)
+        (tmp / "agreement.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def write_pairs(path: Path, pairs: list[tuple[str, str, float]]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(PAIR_COLUMNS)
+        w.writerows((a, b, f"{r:g}") for a, b, r in pairs)
+
+
+def build_page(cfg: StudyConfig) -> Path:
+    """The blind study page: ``cfg.pairs`` pairs of unit cards (top inputs only, no scores), sides shuffled."""
+    from monosemantic.pipeline.report_data import unit_card
+    from monosemantic.report.study_page import study_html
+
+    out = Path(cfg.out)
+    if out.suffix != ".html":
+        raise UserError(f"--out for the study page is an .html file; got {out}")
+    if out.exists() and not cfg.overwrite:
+        raise UserError(f"{out} exists; pass --overwrite to replace it")
+    if not (Path(cfg.scores) / SCORES_NAME).is_file():
+        raise UserError(f"{cfg.scores} is not a score folder (no {SCORES_NAME}); run `monosemantic score` first")
+    scores = load_scores(Path(cfg.scores))
+    units = read_units(Path(cfg.scores) / "units.csv")
+    store = ActivationStore.open(cfg.acts)
+    modality = store.manifest.model["modality"]
+    tops = load_tops(Path(cfg.scores))
+    encoders = _encoders(cfg, scores, modality)
+    rng = np.random.default_rng(cfg.seed + 1)
+    shown = []
+    for x, y in draw_pairs(units, cfg.pairs, cfg.seed):
+        cards = []
+        for u in (x, y):
+            set_id, unit = u.rsplit("/", 1)
+            row = {"set": set_id, "id": int(unit), **{k: units[u].get(k) for k in ("ms", "fms", "firing_rate")},
+                   "best_label": None, "active_items": units[u].get("active_items")}
+            cards.append(unit_card(row, tops, store, modality, encoders.get(set_id), scores["label_names"]))
+        shown.append({"x": x, "y": y, "swap": bool(rng.random() < 0.5), "cards": cards})
+    html = study_html(shown, modality=modality, title=f"Which unit is more coherent? ({scores['model']} "
+                      f"{scores['hook']} on {scores['dataset']})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(html)
+    tmp.replace(out)
+    return out
+
+
+def _encoders(cfg: StudyConfig, scores: dict[str, Any], modality: str) -> dict[str, Any]:
+    if modality == "image":
+        return {}
+    from monosemantic.sae import SAE
+
+    saes = {p.name: p for p in expand_sae_paths(cfg.sae)} if cfg.sae else {}
+    missing = [s["id"] for s in scores["unit_sets"] if s["kind"] == "sae" and s["id"] not in saes]
+    if missing:
+        raise UserError(f"text snippets need the SAE folders of the scored sets; pass --sae for {missing}")
+    return {"neurons": lambda x: x, **{k: SAE.load(p).encode for k, p in saes.items()}}
+
+
+@dataclass(frozen=True)
+class AgreeConfig:
+    pairs: Path
+    """Answers: a CSV with unit_x, unit_y, R_user (units as set/unit; R_user > 0 when x was preferred, 0 for can't
+    tell), e.g. the download of a study page."""
+    units: Path
+    """units.csv of `monosemantic score` (the scores to check)."""
+    score: list[str] = field(default_factory=lambda: list(SCORE_COLUMNS))
+    """Score columns of units.csv to check (entropy counts lower as more coherent)."""
+    out: Path | None = None
+    """Also write the table as JSON here."""
+
+
+def agree(cfg: AgreeConfig) -> dict[str, Any]:
+    """Every chosen score's agreement with the answers, overall and by |Δscore| bin."""
+    units = read_units(cfg.units)
+    unknown = [s for s in cfg.score if not any(s in u for u in units.values())]
+    if unknown:
+        raise UserError(f"{cfg.units} has no column(s) {unknown}; choose from {list(SCORE_COLUMNS)}")
+    table = agreement_table(read_pairs(cfg.pairs, units), units, tuple(cfg.score))
+    if cfg.out is not None:
+        out = Path(cfg.out)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(table, indent=1))
+        tmp.replace(out)
+    return table
