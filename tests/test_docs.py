@@ -8,6 +8,8 @@ and a fenced block with ``title="NAME"`` (a config file) is written to NAME firs
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shlex
@@ -76,7 +78,10 @@ def run_page(page: Path) -> None:
                 argv = shlex.split(cmd)
                 assert argv[0] == "monosemantic", f"{where}: only monosemantic commands run in tests: {cmd!r}"
                 start = time.perf_counter()
-                assert main(argv[1:]) == 0, f"{where}: {cmd!r} failed"
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err):
+                    code = main(argv[1:])
+                assert code == 0, f"{where}: {cmd!r} failed with exit code {code}: {err.getvalue()[-2000:]}"
                 print(f"{time.perf_counter() - start:6.1f} s  {where} {cmd[:60]}")
 
 
@@ -118,6 +123,12 @@ def _check_synth(_: Path) -> None:
     assert Path("runs/atoms/atoms.json").is_file()
 
 
+def _check_knowledge(_: Path) -> None:
+    result = _json("runs/knowledge/knowledge.json")
+    assert result["n_facts"] >= 1 and result["ablation"]
+    assert Path("runs/knowledge/knowledge.html").is_file()
+
+
 CHECKS: dict[str, Callable[[Path], None]] = {
     "first-ten-minutes": _check_first,
     "own-model": _check_own,
@@ -125,6 +136,7 @@ CHECKS: dict[str, Callable[[Path], None]] = {
     "steering": _check_steering,
     "compare": _check_compare,
     "synth-atoms": _check_synth,
+    "knowledge": _check_knowledge,
 }
 
 
@@ -136,10 +148,33 @@ def test_every_tutorial_has_runnable_code_and_a_check() -> None:
         assert page.stem in CHECKS, f"{page.name} has no output check in tests/test_docs.py"
 
 
+_MODELS: dict[tuple, object] = {}
+
+
+def _load_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command loads its model afresh, as it must for a user; across the pages of this test the same
+    bundled models would load a dozen times, so the real loader's result is remembered (tutorials never change a
+    model's weights, and steering removes its hooks)."""
+    import monosemantic.sources as sources
+    import monosemantic.store.extract as extract
+
+    real = sources.load_model
+
+    def cached(spec: str, **kw: object) -> object:
+        key = (spec, *sorted(kw.items()))
+        if key not in _MODELS:
+            _MODELS[key] = real(spec, **kw)
+        return _MODELS[key]
+
+    monkeypatch.setattr(sources, "load_model", cached)
+    monkeypatch.setattr(extract, "load_model", cached)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", TUTORIALS, ids=[p.stem for p in TUTORIALS])
 def test_tutorial_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_thread: None) -> None:
     monkeypatch.chdir(tmp_path)
+    _load_each_model_once(monkeypatch)
     run_page(page)
     CHECKS[page.stem](tmp_path)
 
