@@ -36,7 +36,7 @@ def _latents(z: Any) -> torch.Tensor:
 
 
 def mse(x: Any, x_hat: Any) -> float:
-    """Mean squared error over all elements (samples x features), fp64."""
+    """Mean squared error over all elements of x and x̂ [N, d] (samples x features), accumulated in fp64."""
     a, b = _pair(x, x_hat)
     total = 0.0
     step = auto_chunk(a.shape[1])
@@ -47,7 +47,8 @@ def mse(x: Any, x_hat: Any) -> float:
 
 
 def fvu(x: Any, x_hat: Any) -> float:
-    """Fraction of variance unexplained: Σ_d Var_n(x - x̂) / Σ_d Var_n(x), variances over the samples.
+    """Fraction of variance unexplained of x̂ for x, both [N, d]: Σ_d Var_n(x - x̂) / Σ_d Var_n(x), variances over
+    the N samples.
 
     The project's one FVU (``monosemantic.sae.evaluate.fvu_from_sums``, also behind the training log and
     ``eval.json``), here from float64 sums streamed over chunks of any size of input.
@@ -74,12 +75,13 @@ def fvu(x: Any, x_hat: Any) -> float:
 
 
 def explained_variance(x: Any, x_hat: Any) -> float:
-    """Fraction of variance explained, 1 - FVU."""
+    """Fraction of variance explained, 1 - FVU, of x̂ for x, both [N, d]."""
     return 1.0 - fvu(x, x_hat)
 
 
 def cosine_similarity(x: Any, x_hat: Any, eps: float = 1e-8) -> float:
-    """Mean over samples of cos(x, x̂) = x·x̂ / (max(|x|, eps) · max(|x̂|, eps)), as torch's cosine_similarity."""
+    """Mean over the N samples of cos(x, x̂) = x·x̂ / (max(|x|, eps) · max(|x̂|, eps)), x and x̂ [N, d], as
+    torch's cosine_similarity."""
     a, b = _pair(x, x_hat)
     a64, b64 = a.to(torch.float64), b.to(torch.float64)
     dot = (a64 * b64).sum(1)
@@ -95,18 +97,19 @@ def firing_frequency(latents: Any) -> torch.Tensor:
 
 
 def l0(latents: Any) -> float:
-    """Mean number of non-zero latents per sample."""
+    """Mean number of non-zero latents per sample of latents [N, F]."""
     z = _latents(latents)
     return float((z != 0).sum(dtype=torch.int64)) / z.shape[0]
 
 
 def dead_fraction(latents: Any) -> float:
-    """Fraction of latents that are zero on every sample."""
+    """Fraction of the F latents of latents [N, F] that are zero on every sample."""
     return float((firing_frequency(latents) == 0).to(torch.float64).mean())
 
 
 def dense_fraction(latents: Any, threshold: float = DENSE_THRESHOLD) -> float:
-    """Fraction of latents that fire on more than `threshold` of the samples (default 10%)."""
+    """Fraction of the F latents of latents [N, F] that fire on more than `threshold` of the samples (default
+    10%)."""
     return float((firing_frequency(latents) > threshold).to(torch.float64).mean())
 
 

@@ -168,13 +168,13 @@ class SAE(nn.Module):
     # ------------------------------------------------------------------ inference
 
     def pre_acts(self, x: Tensor) -> Tensor:
-        """Pre-activations ``(x − b_dec) W_enc + b_enc``."""
+        """Pre-activations ``(x − b_dec) W_enc + b_enc``: [..., d_in] -> [..., d_sae]."""
         if self.cfg.apply_b_dec_to_input:
             x = x - self.b_dec
         return x @ self.W_enc + self.b_enc
 
     def activation(self, pre: Tensor) -> Tensor:
-        """Inference activation applied to the pre-activations."""
+        """Inference activation applied to the pre-activations [..., d_sae] (same shape out)."""
         return torch.relu(pre)
 
     def encode(self, x: Tensor) -> Tensor:

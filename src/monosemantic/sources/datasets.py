@@ -398,7 +398,7 @@ def read_image(path: str) -> np.ndarray:
 
 
 def load_image(ref: dict[str, Any]) -> np.ndarray:
-    """The pixels behind an item reference written into a store."""
+    """The pixels behind an item reference written into a store: uint8 [H, W, 3]."""
     if "path" in ref:
         if not os.path.isfile(ref["path"]):
             raise UserError(

@@ -125,7 +125,8 @@ def capture(module: nn.Module, paths: Sequence[str], stop: bool = True) -> Itera
 
 
 def run_captured(model_forward: Any, batch: Any, module: nn.Module, paths: Sequence[str]) -> dict[str, torch.Tensor]:
-    """One forward pass that returns the requested hooks' outputs and skips the layers after them."""
+    """One forward pass that returns the requested hooks' outputs (path -> tensor, [B, T, d] for token models,
+    [B, C, H, W] or [B, d] for vision ones) and skips the layers after them."""
     with capture(module, paths) as captured, contextlib.suppress(StopForward):
         model_forward(batch)
     missing = [p for p in paths if p not in captured]

@@ -143,7 +143,8 @@ class ActivationStore:
         world_size: int = 1,
         drop_last: bool = True,
     ) -> Iterator[torch.Tensor]:
-        """Shuffled batches: a permutation seeded by (seed, epoch); batch b goes to rank b % world_size.
+        """Shuffled float32 batches [batch_size, d] of ``hook``'s rows (all rows, or ``rows``): a permutation seeded
+        by (seed, epoch); batch b goes to rank b % world_size.
 
         ``start`` skips this rank's first batches, so a resumed run sees exactly the batches it had not seen.
         """
@@ -160,7 +161,8 @@ class ActivationStore:
         return (n // batch_size) // world_size
 
     def split(self, holdout: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """(train rows, held-out rows), split by item so no item has rows on both sides."""
+        """(train rows, held-out rows) as int64 row-index arrays, split by item (a share ``holdout`` of the items)
+        so no item has rows on both sides."""
         if not 0 < holdout < 1:
             raise StoreError(f"holdout must be between 0 and 1, got {holdout}")
         n_eval = max(1, round(self.n_items * holdout))

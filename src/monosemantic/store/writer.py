@@ -158,7 +158,8 @@ class StoreWriter:
         position: torch.Tensor,
         token: torch.Tensor | None = None,
     ) -> None:
-        """Buffer rows of whole items; a shard is written once ``shard_rows`` rows are buffered."""
+        """Buffer rows of whole items: ``acts`` hook -> [rows, d], ``item``, ``position`` (and ``token``) [rows];
+        a shard is written once ``shard_rows`` rows are buffered."""
         dtype = DTYPES[self.manifest.dtype]
         entry = {acts_key(h): a.to(dtype) for h, a in acts.items()}
         entry["item"] = item.to(torch.int64)
@@ -237,7 +238,9 @@ def write_store(
     shard_rows: int = 1 << 16,
     overwrite: bool = False,
 ) -> ActivationStore:
-    """Write in-memory activations as a store (tests, or activations computed elsewhere)."""
+    """Write in-memory activations (hook -> [rows, d]) as a store (tests, or activations computed elsewhere);
+    ``item_index`` [rows] names each row's item (default: one item per row), ``labels`` [items] or
+    [items, C]."""
     tensors = {h: torch.as_tensor(np.asarray(a), dtype=torch.float32) for h, a in acts.items()}
     n_rows = len(next(iter(tensors.values())))
     item_index = np.arange(n_rows) if item_index is None else np.asarray(item_index, dtype=np.int64)
