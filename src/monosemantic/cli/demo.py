@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from importlib import resources
 
-CONFIGS = {"demo": "demo.toml", "steer-full": "steer.toml"}
+CONFIGS = {"demo": "demo.toml", "steer-full": "steer.toml", "ablation": "ablation.toml"}
 
 
 def demo_config_text(track: str = "demo") -> str:
@@ -19,11 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "TopK and Matryoshka SAEs at two widths and two k on each, score raw neurons against SAE latents (MS, FMS, "
         "label correlation and entropy), steer SmolLM2 through a vanilla SAE and a G-SAE on one task, and write an "
         "HTML report. `--track steer-full` runs the whole steering experiment instead (three tasks, vanilla SAE vs "
-        "G-SAE). The last line printed is the report's path.",
+        "G-SAE); `--track ablation` sweeps SAE width and k on a vision and a text layer (the MS paper's ablation). "
+        "The last line printed is the report's path.",
     )
     p.add_argument("--track", choices=sorted(CONFIGS), default="demo",
-                   help="demo: the demo's tracks (default); steer-full: the full steering experiment (runs/steer)")
-    p.add_argument("--out", default=None, help="run folder (default: runs/demo, or runs/steer for steer-full)")
+                   help="demo: the demo's tracks (default); steer-full: the full steering experiment (runs/steer); "
+                   "ablation: MS against SAE width and k (runs/ablation)")
+    p.add_argument("--out", default=None, help="run folder (default: the config's, e.g. runs/demo)")
     p.add_argument("--print-config", action="store_true", help="print the chosen TOML config and exit")
     p.set_defaults(func=run)
 

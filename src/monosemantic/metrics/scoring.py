@@ -42,8 +42,8 @@ class ScoreConfig:
     out: Path
     """Folder for scores.json, units.csv and top.safetensors."""
     encoder: str | None = None
-    """External encoder for MS (default: efficientnet_lite0 for images, minilm sentence embeddings for text); with
-    --embeddings, only the name recorded for them."""
+    """External encoder for MS (default: efficientnet_lite0 for images, wordllama static embeddings for text; minilm
+    sentence embeddings are the other bundled text encoder); with --embeddings, only the name recorded for them."""
     embeddings: Path | None = None
     """Precomputed encoder embeddings (.safetensors with an 'embeddings' [n_items, e] tensor) instead of --encoder."""
     labels: Path | None = None
@@ -69,8 +69,9 @@ class ScoreConfig:
 
 
 def default_encoder(modality: str) -> str:
-    """MS needs an encoder other than the analysed layer: EfficientNet for images, MiniLM sentences for text."""
-    return "efficientnet_lite0" if modality == "image" else "minilm"
+    """MS needs an encoder that shares nothing with the analysed networks: EfficientNet for images, WordLlama's static
+    embeddings for text (MiniLM, the other option, is itself one of the bundled models analysed)."""
+    return "efficientnet_lite0" if modality == "image" else "wordllama"
 
 
 def expand_sae_paths(paths: list[Path]) -> list[Path]:

@@ -51,7 +51,8 @@ class TrackConfig:
     group_fractions: list[float] = field(default_factory=lambda: [0.0625, 0.125, 0.25, 0.5625])
     """Matryoshka: fraction of latents per nested group (the CLIP setting of the MS paper)."""
     encoder: str | None = None
-    """External encoder for MS (default: efficientnet_lite0 for images, minilm sentence embeddings for text)."""
+    """External encoder for MS (default: efficientnet_lite0 for images, wordllama static embeddings for text; minilm
+    sentence embeddings are the other bundled text encoder)."""
     encoder_max_length: int = 128
     """Text encoder: tokens per item when embedding."""
     pool: Literal["max", "mean"] = "max"

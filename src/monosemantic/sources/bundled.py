@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -116,6 +117,38 @@ def _convert_gguf(gguf: Path, target: Path, label: str) -> None:
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
+
+
+class _Static(nn.Module):
+    """Holds a static embedder so the model has a module like every other (nothing to hook inside)."""
+
+    def __init__(self, embedder: Any) -> None:
+        super().__init__()
+        self.embedder = embedder
+
+
+def load_wordllama(max_length: int = 128) -> Model:
+    """WordLlama static token embeddings (256-d), averaged over a text's tokens: a text encoder for MS that shares
+    no weights with the analysed networks. It embeds; it has no layers to analyse."""
+    try:
+        import wordllama
+    except ImportError:
+        raise UserError("the encoder wordllama needs its package; install it with `pip install wordllama`") from None
+    # load() alone would try the hub; the 256-d weights ship inside the package
+    wl = wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True, dim=256)
+    weights = sorted(Path(wordllama.__file__).parent.rglob("*256*.safetensors"))
+
+    def prepare(texts: Sequence[Any]) -> Batch:
+        return Batch(inputs={"texts": [str(t) for t in texts]})
+
+    def embed(batch: Batch) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(wl.embed(batch.inputs["texts"]), dtype=np.float32))
+
+    return Model(
+        name="wordllama", modality="text", module=_Static(wl), prepare=prepare, forward=embed, embed=embed,
+        has_cls=False, fingerprint=file_sha256(*weights) if weights else "wordllama-0.4", tokenizer=None,
+        source=f"WordLlama {getattr(wordllama, '__version__', '')} static embeddings (256-d), mean over tokens",
+    )
 
 
 def _cnn_model(

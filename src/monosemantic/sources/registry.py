@@ -15,6 +15,7 @@ MODELS: dict[str, tuple[str, Callable[..., Model]]] = {
     "minilm": ("all-MiniLM-L6-v2 sentence encoder, 6 layers, d=384 (text)", bundled.load_minilm),
     "smollm2": ("SmolLM2-135M-Instruct causal LM, 30 layers, d=576 (text)", bundled.load_smollm2),
     "gemma3-270m": ("Gemma-3-270M causal LM, 18 layers, d=640 (text; Gemma Terms of Use)", bundled.load_gemma3),
+    "wordllama": ("WordLlama static embeddings, 256-d (text encoder for MS only: no layers)", bundled.load_wordllama),
     "mobilenet_v2": ("MobileNetV2, ImageNet weights (image)", bundled.load_mobilenet_v2),
     "efficientnet_lite0": ("EfficientNet-Lite0, ImageNet weights (image)", bundled.load_efficientnet_lite0),
 }
@@ -40,7 +41,7 @@ def load_model(spec: str, *, max_length: int = 128, image_size: int | None = Non
     hf_logging.disable_progress_bar()  # one bar per weight file is noise next to our own progress
     if spec in MODELS:
         loader = MODELS[spec][1]
-        if spec in ("minilm", "smollm2", "gemma3-270m"):
+        if spec in ("minilm", "smollm2", "gemma3-270m", "wordllama"):
             return loader(max_length=max_length)
         return loader(image_size=image_size or 224)
     if _looks_like_hf(spec):
