@@ -44,13 +44,16 @@ def resolve_hook(module: nn.Module, path: str) -> str:
     return _resolve_module(module, base) + (INPUT_SUFFIX if is_input else "")
 
 
-def register_hook(module: nn.Module, path: str, fn: Callable[[Any], Any]) -> Any:
+def register_hook(module: nn.Module, path: str, fn: Callable[[Any], Any], *, prepend: bool = False) -> Any:
     """Call ``fn`` on the output of hook ``path`` (a full path from ``resolve_hook``), or on the first input for an
-    ``:input`` path, on every forward pass; a non-None return value replaces it. Returns the removable handle."""
+    ``:input`` path, on every forward pass; a non-None return value replaces it. Returns the removable handle.
+
+    ``prepend`` runs ``fn`` before the module's other hooks: an edit must be what they see, and transformers 5
+    records ``hidden_states`` with hooks of its own (LLaVA reads its image features from them)."""
     base, is_input = split_hook(path)
     target = dict(module.named_modules())[base]
     if not is_input:
-        return target.register_forward_hook(lambda _m, _i, out: fn(out))
+        return target.register_forward_hook(lambda _m, _i, out: fn(out), prepend=prepend)
 
     def pre(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not args:
@@ -58,11 +61,14 @@ def register_hook(module: nn.Module, path: str, fn: Callable[[Any], Any]) -> Any
         new = fn(args[0])
         return None if new is None else ((new, *args[1:]), kwargs)
 
-    return target.register_forward_pre_hook(pre, with_kwargs=True)
+    return target.register_forward_pre_hook(pre, with_kwargs=True, prepend=prepend)
 
 
 def _resolve_module(module: nn.Module, path: str) -> str:
     names = [n for n, _ in module.named_modules() if n]
+    if not names:
+        raise UserError("this model has no layers to hook (an embedding-only encoder, for MS as --encoder); "
+                        "extract from a network with layers")
     if path in names:
         return path
     matches = [n for n in names if n.endswith("." + path)]

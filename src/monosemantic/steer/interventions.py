@@ -3,16 +3,21 @@
 Inside ``with steering(model, sae, edits):`` every forward pass of the model (prompt and generated tokens alike)
 encodes the activations ``h`` at the SAE's hook, edits the latents and writes the result back:
 
-- latent edits (``clamp`` f_j = α, ``add`` f_j += α, ``scale`` f_j *= α, ``ablate`` f_j = 0) change ``h`` by
-  ``decode(f') − decode(f)`` only (error term ``keep_error``, the default), or replace it with ``decode(f')``
-  (``reconstruction``, which also injects the SAE's reconstruction error: the clamp experiments of Pach et al.,
-  arXiv 2504.02821, §5);
+- latent edits (``clamp`` f_j = α, ``clamp_zero_others`` f_j = α and every other latent 0, ``add`` f_j += α,
+  ``scale`` f_j *= α, ``ablate`` f_j = 0) change ``h`` by ``decode(f') − decode(f)`` only (error term
+  ``keep_error``, the default), or replace it with ``decode(f')`` (``reconstruction``, which also injects the SAE's
+  reconstruction error: the clamp experiments of Pach et al., arXiv 2504.02821, §5);
 - the ``direction`` edit is the steering rule of Härle et al. (arXiv 2506.19382, §5): x' = x + α Σ_{i∈S} β γ W_dec[i]
   with β = ‖x‖ / ‖W_dec[i]‖ and γ = 1 (``const``), f_i (``act``) or, for α > 0, 1 − f_i (``balanced``; f_i for
   α ≤ 0). The SAE only supplies f and W_dec; with ``reconstruction`` the base is ``decode(f)`` instead of x.
 
 An edit that changes nothing (α = 0 for add and direction, α = 1 for scale) adds exactly zero, so generation is
 token for token the unsteered model's.
+
+The hooked output may be a sequence [B, T, d] (every token: a text position, or a vision tower's CLS and patches),
+a CNN map [B, C, H, W] (every spatial position, channels as d) or vectors [B, d]. With ``pooling="pooled"`` the
+edit reads each item's mean over positions and shifts every position by the change of that mean (the SAE of a
+pooled store sees one row per item).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from torch import Tensor, nn
 from monosemantic.errors import UserError
 from monosemantic.sae.core import SAE
 from monosemantic.sources.hooks import register_hook, resolve_hook
-from monosemantic.steer.kinds import EDIT_KINDS, EditKind, ErrorTerm, Gamma
+from monosemantic.sources.vlm import VISION_MARKERS
+from monosemantic.steer.kinds import EDIT_KINDS, POOLINGS, EditKind, ErrorTerm, Gamma, Pooling
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,8 @@ class Edit:
     latents: tuple[int, ...]
     """The latents edited together (the set S of the direction rule)."""
     kind: EditKind = "add"
-    """clamp (f_j = α), add (f_j += α), scale (f_j *= α), ablate (f_j = 0) or direction (x += α Σ β γ W_dec[j])."""
+    """clamp (f_j = α), clamp_zero_others (f_j = α, every other latent 0), add (f_j += α), scale (f_j *= α),
+    ablate (f_j = 0) or direction (x += α Σ β γ W_dec[j])."""
     alpha: float = 0.0
     """Strength α (ignored by ablate)."""
     gamma: Gamma = "const"
@@ -74,12 +81,13 @@ def edit_latents(f: Tensor, edits: Sequence[Edit]) -> Tensor:
         if e.kind == "direction" or e.is_identity():
             continue
         idx = torch.as_tensor(e.latents, dtype=torch.long, device=f.device)
-        f = f.index_copy(-1, idx, _new_values(f.index_select(-1, idx), e))
+        base = torch.zeros_like(f) if e.kind == "clamp_zero_others" else f
+        f = base.index_copy(-1, idx, _new_values(f.index_select(-1, idx), e))
     return f
 
 
 def _new_values(cur: Tensor, e: Edit) -> Tensor:
-    if e.kind == "clamp":
+    if e.kind in ("clamp", "clamp_zero_others"):
         return torch.full_like(cur, e.alpha)
     if e.kind == "add":
         return cur + e.alpha
@@ -105,6 +113,12 @@ def apply_edits(sae: SAE, h: Tensor, edits: Sequence[Edit], error_term: ErrorTer
             out = out + _direction(sae, x, None if f is None else f.index_select(-1, idx), idx, e)
             continue
         assert f is not None
+        if e.kind == "clamp_zero_others":
+            # every latent changes, so the whole decoder is read; b_dec cancels in the difference
+            edited = edit_latents(f, [e])
+            out = out + (sae.decode(edited) - sae.decode(f))
+            f = edited
+            continue
         cur = f.index_select(-1, idx)
         new = _new_values(cur, e)
         out = out + sae.decode_delta(idx, new - cur)
@@ -130,38 +144,94 @@ def sae_hook(sae: SAE, module: nn.Module) -> str:
     return resolve_hook(module, str(hook))
 
 
+def _as_items(h: Tensor) -> Tensor:
+    """A hooked output as [B, P, d]: sequences as they are, CNN maps [B, C, H, W] as H·W positions (a view, not a
+    copy, where the layout allows), vectors as one position."""
+    if h.dim() == 4:
+        return h.flatten(2).transpose(1, 2)
+    if h.dim() == 2:
+        return h.unsqueeze(1)
+    return h
+
+
+def _from_items(x: Tensor, like: Tensor) -> Tensor:
+    """Undo `_as_items` for an output shaped like ``like``."""
+    if like.dim() == 4:
+        return x.transpose(1, 2).reshape(like.shape)
+    return x.reshape(like.shape)
+
+
+def edit_output(sae: SAE, h: Tensor, edits: Sequence[Edit], error_term: ErrorTerm = "keep_error",
+                pooling: Pooling = "tokens") -> Tensor:
+    """The edited hook output ``h`` ([B, T, d], [B, C, H, W] or [B, d]); ``h`` itself when nothing changes.
+
+    ``tokens`` edits every position; ``pooled`` edits each item's mean over positions and adds the change of the
+    mean to every position."""
+    items = _as_items(h)
+    if pooling == "pooled":
+        mean = items.mean(dim=1)
+        new_mean = apply_edits(sae, mean, edits, error_term)
+        if new_mean is mean:
+            return h
+        return _from_items(items + (new_mean - mean).unsqueeze(1), h)
+    rows = items.reshape(-1, items.shape[-1])
+    new = apply_edits(sae, rows, edits, error_term)
+    if new is rows:
+        return h
+    return _from_items(new.reshape(items.shape), h)
+
+
+def hook_width(h: Tensor) -> int:
+    """The width d of a hooked output: channels of a CNN map, else the last dimension."""
+    return int(h.shape[1] if h.dim() == 4 else h.shape[-1])
+
+
 @contextmanager
 def steering(model: Any, sae: SAE, edits: Sequence[Edit], *, hook: str | None = None,
-             error_term: ErrorTerm = "keep_error") -> Iterator[dict[str, Any]]:
+             error_term: ErrorTerm = "keep_error", pooling: Pooling = "tokens",
+             first: bool | None = None) -> Iterator[dict[str, Any]]:
     """Apply ``edits`` at the SAE's hook of ``model`` (a ``monosemantic`` Model or a plain ``nn.Module``) on every
-    forward pass inside the block. Yields a small record: the hook, the error term and the calls seen."""
+    forward pass inside the block, at every position (``tokens``) or on each item's mean (``pooled``). Yields a
+    small record: the hook, the error term, the pooling, the calls seen and the positions edited.
+
+    ``first`` runs the edit before the block's other forward hooks, so that they see the edited output; it is
+    needed where transformers 5 records ``hidden_states`` with hooks of its own, as LLaVA does for the image
+    features it reads from its vision tower. Default: only for hooks inside a vision tower."""
     module: nn.Module = getattr(model, "module", model)
     if error_term not in ("keep_error", "reconstruction"):
         raise UserError(f"unknown error term {error_term!r}; choose keep_error or reconstruction")
+    if pooling not in POOLINGS:
+        raise UserError(f"unknown pooling {pooling!r}; choose {' or '.join(POOLINGS)}")
     check_edits(sae, edits)
     path = resolve_hook(module, hook) if hook else sae_hook(sae, module)
     param = next(module.parameters(), None)
     if param is not None and sae.W_dec.device != param.device:
         sae = sae.to(param.device)
-    record: dict[str, Any] = {"hook": path, "error_term": error_term, "calls": 0}
+    record: dict[str, Any] = {"hook": path, "error_term": error_term, "pooling": pooling, "calls": 0, "positions": 0}
 
     def hook_fn(out: Any) -> Any:
         h = out[0] if isinstance(out, tuple | list) else out
         if not isinstance(h, Tensor):
             raise UserError(f"hook {path!r} returns {type(h).__name__}, not a tensor; steer another module")
-        if h.shape[-1] != sae.cfg.d_in:
-            raise UserError(f"the SAE reads width {sae.cfg.d_in} but hook {path!r} gives width {h.shape[-1]}; use "
+        if h.dim() not in (2, 3, 4):
+            raise UserError(f"hook {path!r} returns a tensor of shape {tuple(h.shape)}; steer a module whose output "
+                            "is [B, T, d], [B, C, H, W] or [B, d]")
+        if hook_width(h) != sae.cfg.d_in:
+            raise UserError(f"the SAE reads width {sae.cfg.d_in} but hook {path!r} gives width {hook_width(h)}; use "
                             "an SAE trained on this model and hook")
         record["calls"] += 1
+        record["positions"] += int(_as_items(h).shape[0] * _as_items(h).shape[1])
         with torch.no_grad():
-            new = apply_edits(sae, h.reshape(-1, h.shape[-1]), edits, error_term).reshape(h.shape)
+            new = edit_output(sae, h, edits, error_term, pooling)
         if new is h or new.data_ptr() == h.data_ptr():
             return None
         if isinstance(out, tuple | list):
             return type(out)((new, *out[1:]))
         return new
 
-    handle = register_hook(module, path, hook_fn)
+    if first is None:
+        first = any(m in path.split(".") for m in VISION_MARKERS)
+    handle = register_hook(module, path, hook_fn, prepend=first)
     try:
         yield record
     finally:

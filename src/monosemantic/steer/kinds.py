@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-EditKind = Literal["clamp", "add", "scale", "ablate", "direction"]
+EditKind = Literal["clamp", "clamp_zero_others", "add", "scale", "ablate", "direction"]
 Gamma = Literal["const", "act", "balanced"]
 ErrorTerm = Literal["keep_error", "reconstruction"]
-EDIT_KINDS: tuple[str, ...] = ("clamp", "add", "scale", "ablate", "direction")
+Pooling = Literal["tokens", "pooled"]
+EDIT_KINDS: tuple[str, ...] = ("clamp", "clamp_zero_others", "add", "scale", "ablate", "direction")
+POOLINGS: tuple[str, ...] = ("tokens", "pooled")

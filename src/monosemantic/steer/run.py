@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.errors import UserError
-from monosemantic.steer.kinds import EDIT_KINDS, EditKind, ErrorTerm, Gamma
+from monosemantic.steer.kinds import EDIT_KINDS, EditKind, ErrorTerm, Gamma, Pooling
 
 
 @dataclass(frozen=True)
 class SteerConfig:
-    """Steer a causal LM through latents of an SAE trained on one of its hooks."""
+    """Steer a causal LM (or, with --vision-hook, an image-text model or image classifier) through latents of an SAE
+    trained on one of its hooks."""
 
     sae: Path
     """SAE folder (this project's, SAELens, sparsify or dictionary_learning) trained on a hook of --model."""
@@ -47,6 +48,16 @@ class SteerConfig:
     """Also write one JSON line per prompt and α here."""
     overwrite: bool = False
     """Replace an existing --out file."""
+    vision_hook: str | None = None
+    """Steer through the vision side: a block of a LLaVA-style model's vision tower (a unique path suffix such as
+    vision_tower.vision_model.encoder.layers.22) or of a bundled image model (features.13); needs --image."""
+    image: list[str] = field(default_factory=list)
+    """With --vision-hook: image file to steer on; repeat for several."""
+    pooling: Pooling = "tokens"
+    """With --vision-hook: tokens edits every position of the block's output (CLS and patches, or every spatial
+    position of a CNN map); pooled edits each image's mean over positions and shifts every position by its change."""
+    top: int = 5
+    """With --vision-hook on an image classifier: classes shown before and after the edit."""
 
 
 def read_prompts(cfg: SteerConfig) -> list[str]:
