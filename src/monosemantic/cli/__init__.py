@@ -17,8 +17,8 @@ from typing import NoReturn
 from monosemantic.errors import UserError
 
 # Order is the order shown by `monosemantic --help`; a module that does not exist yet is simply not listed.
-COMMANDS = ("demo", "run", "extract", "hooks", "inspect", "train", "score", "steer", "knowledge", "compare", "synth",
-            "atoms", "study", "report")
+COMMANDS = ("demo", "run", "extract", "hooks", "inspect", "train", "score", "steer", "vision_steer", "knowledge",
+            "compare", "synth", "atoms", "study", "report")
 
 
 class Parser(argparse.ArgumentParser):

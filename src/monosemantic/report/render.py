@@ -19,6 +19,7 @@ from monosemantic.report.knowledge_section import find_knowledge, knowledge_sect
 from monosemantic.report.sections import esc, facts, features_block, kpi_tiles, summary_table
 from monosemantic.report.steer_section import find_steer, steer_section
 from monosemantic.report.synth_section import find_synth, synth_section
+from monosemantic.report.vision_steer_section import find_vision_steer, vision_steer_section
 
 Pngs = dict[str, tuple[str, int]]
 """Figure id -> (PNG data URI, width in CSS pixels)."""
@@ -60,6 +61,8 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
         data = {**data, "steer": steered}
     if (known := find_knowledge(run_dir)) is not None:
         data = {**data, "knowledge": known}
+    if (vsteer := find_vision_steer(run_dir)) is not None:
+        data = {**data, "vision_steer": vsteer}
     html_path = run_dir / REPORT_NAME if out is None else Path(out)
     if html_path.is_dir():
         html_path = html_path / REPORT_NAME
@@ -140,6 +143,9 @@ def build_html(data: dict[str, Any], pngs: Pngs, specs: list[Any], figures_name:
     if data.get("knowledge"):  # a `monosemantic knowledge` result saved in the run folder
         body += knowledge_section(data["knowledge"])
         toc += "<li><a href='#knowledge'>Knowledge: features vs neurons</a></li>"
+    if data.get("vision_steer"):  # a `monosemantic steer-measure` result saved in the run folder
+        body += vision_steer_section(data["vision_steer"])
+        toc += "<li><a href='#vision-steer'>Steering through a vision encoder</a></li>"
     meta = " · ".join(
         esc(x) for x in (
             data.get("created"),
