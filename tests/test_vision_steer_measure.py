@@ -119,3 +119,20 @@ def test_steering_score_and_bounds_match_a_direct_computation(one_thread):
 def test_first_word() -> None:
     assert first_word(" Pencil.</s>") == "Pencil" and first_word("...") == ""
     assert first_word("ice-cream!") == "ice-cream"
+
+
+def test_steer_command_prints_top_classes_before_and_after(one_thread, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    monkeypatch.setattr(sources, "load_model", lambda name, **kw: _tiny_classifier())
+    img = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(img)
+    args = ["steer", "--model", "mobilenet_v2", "--vision-hook", "2", "--sae", str(_sae(tmp_path / "sae")),
+            "--latent", "4", "--mode", "clamp", "--alpha", "0", "--alpha", "50", "--image", str(img), "--top", "3",
+            "--device", "cpu"]
+    assert main(args) == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert "hook 2; edit: clamp latent(s) 4; error term: keep_error; positions: tokens" in text
+    lines = [ln for ln in text.splitlines() if "|" in ln]
+    assert [ln.split("|")[0].strip() for ln in lines] == ["before", "α = 0", "α = 50"]
+    assert all(ln.count(",") == 2 for ln in lines)  # three classes each

@@ -184,7 +184,7 @@ def steer_classifier(model: Model, sae: SAE, edits_by_alpha: dict[float, list[Ed
 def run_vision_steer(cfg: Any) -> tuple[str, list[dict[str, Any]]]:
     """``monosemantic steer --vision-hook``: ("classifier" or "vlm", records)."""
     from monosemantic.devices import resolve_device
-    from monosemantic.sources.registry import MODELS, load_model
+    from monosemantic.sources import MODELS, load_model
     from monosemantic.steer.interventions import check_edits
     from monosemantic.steer.run import check_config, read_prompts
 
