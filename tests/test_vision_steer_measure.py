@@ -136,3 +136,14 @@ def test_steer_command_prints_top_classes_before_and_after(one_thread, tmp_path,
     lines = [ln for ln in text.splitlines() if "|" in ln]
     assert [ln.split("|")[0].strip() for ln in lines] == ["before", "α = 0", "α = 50"]
     assert all(ln.count(",") == 2 for ln in lines)  # three classes each
+
+
+def test_imagenet_names_and_neutral_photos() -> None:
+    from monosemantic.sources.samples import imagenet_class_names, neutral_images
+
+    names = imagenet_class_names()
+    assert len(set(names)) == 1000 and names[0] == "tench" and names[285] == "Egyptian cat"
+    photos = neutral_images(32)
+    assert {"chelsea", "china", "grey"} <= set(photos)
+    assert all(p.dtype == np.uint8 and p.ndim == 3 and p.shape[2] == 3 for p in photos.values())
+    assert (photos["grey"] == 128).all() and photos["grey"].shape == (32, 32, 3)
