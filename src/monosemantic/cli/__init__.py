@@ -18,7 +18,7 @@ from monosemantic.errors import UserError
 
 # Order is the order shown by `monosemantic --help`; a module that does not exist yet is simply not listed.
 COMMANDS = ("demo", "run", "extract", "hooks", "inspect", "train", "score", "steer", "vision_steer", "knowledge",
-            "compare", "synth", "atoms", "study", "report")
+            "compare", "synth", "atoms", "study", "name", "report")
 
 
 class Parser(argparse.ArgumentParser):
