@@ -9,6 +9,7 @@ and a fenced block with ``title="NAME"`` (a config file) is written to NAME firs
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import math
@@ -17,7 +18,7 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,14 @@ def test_every_tutorial_has_runnable_code_and_a_check() -> None:
 
 
 _MODELS: dict[tuple, object] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_models() -> Iterator[None]:
+    """The remembered models (SmolLM2 alone is about 0.5 GB) are released before the rest of the suite runs."""
+    yield
+    _MODELS.clear()
+    gc.collect()
 
 
 def _load_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
