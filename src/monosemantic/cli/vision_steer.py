@@ -46,7 +46,8 @@ def run_measure(args: argparse.Namespace) -> int:
           f"≥ {cfg.top_images} of {result['n_images']:,} images; {len(result['neutral'])} neutral photos")
     for s in result["summary"]:
         print(f"α = {s['alpha_multiple']:g} × peak, {s['group']:<6} latents ({s['latents']}): top-1 → latent's class "
-              f"{s['successes']}/{s['pairs']} ({s['rate']:.3f}); top-1 changed {s['top1_changed']}/{s['pairs']}")
+              f"{s['successes']}/{s['pairs']} ({s['rate']:.3f}); top-1 changed {s['top1_changed']}/{s['pairs']}; "
+              f"class in top-5 {s['top5_before']} → {s['top5_after']}; mean Δ log p(class) {s['mean_logp_delta']:+.2f}")
     print(path)
     return 0
 

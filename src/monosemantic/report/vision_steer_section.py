@@ -51,11 +51,13 @@ def vision_steer_section(result: dict[str, Any]) -> str:
     cfg = result.get("config") or {}
     summary = [{**s, "group": "most class-pure latents" if s["group"] == "chosen" else "random latents (control)",
                 "hits": f"{s['successes']}/{s['pairs']}", "moved": f"{s['moved_successes']}/{s['moved_pairs']}",
-                "changed": f"{s['top1_changed']}/{s['pairs']}"} for s in result["summary"]]
+                "changed": f"{s['top1_changed']}/{s['pairs']}",
+                "top5": f"{s.get('top5_before', '–')} → {s.get('top5_after', '–')}"} for s in result["summary"]]
     table = value_table(summary, (("group", "latents", None), ("alpha_multiple", "α (× peak)", 1),
                                   ("latents", "n", None), ("hits", "top-1 → class", None), ("rate", "rate", 3),
                                   ("moved", "among photos not already that class", None),
-                                  ("changed", "top-1 changed", None)))
+                                  ("changed", "top-1 changed", None), ("top5", "class in top-5 (before → after)", None),
+                                  ("mean_logp_delta", "mean Δ log p(class)", 2)))
     sae = result["sae"]
     return (
         "<section id=vision-steer><h2>Steering through a vision encoder</h2>"

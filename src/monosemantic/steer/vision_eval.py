@@ -160,7 +160,8 @@ def measure_vision_steering(cfg: VisionSteerConfig) -> dict[str, Any]:
 
     neutral = neutral_images(cfg.image_size)
     photos = list(neutral.values())
-    base = classify(model, photos, batch_size=cfg.batch_size).argmax(-1).numpy()
+    base_logp = classify(model, photos, batch_size=cfg.batch_size).log_softmax(-1)
+    base = base_logp.argmax(-1).numpy()
     latents, rows = [], []
     for group, ids in (("chosen", chosen), ("random", control)):
         for j in ids:
@@ -171,11 +172,17 @@ def measure_vision_steering(cfg: VisionSteerConfig) -> dict[str, Any]:
             for mult in cfg.alpha:
                 edit = [Edit((j,), cfg.mode, float(mult * peak[j]))]
                 with steering(model, sae, edit, hook=path, error_term=cfg.error_term, pooling=cfg.pooling):
-                    after = classify(model, photos, batch_size=cfg.batch_size).argmax(-1).numpy()
+                    logp = classify(model, photos, batch_size=cfg.batch_size).log_softmax(-1)
+                after = logp.argmax(-1).numpy()
+                t = int(targets[j])
                 rows.append({"latent": j, "group": group, "alpha_multiple": mult, "alpha": float(mult * peak[j]),
                              "after": [names[c] for c in after],
-                             "success": [bool(c == targets[j]) for c in after],
-                             "already": [bool(c == targets[j]) for c in base]})
+                             "success": [bool(c == t) for c in after],
+                             "already": [bool(c == t) for c in base],
+                             # a softer reading than top-1: where the target class ranks, and its log-probability
+                             "rank_before": (base_logp > base_logp[:, t : t + 1]).sum(-1).tolist(),
+                             "rank_after": (logp > logp[:, t : t + 1]).sum(-1).tolist(),
+                             "logp_delta": (logp[:, t] - base_logp[:, t]).tolist()})
     summary = []
     for mult in cfg.alpha:
         for group in ("chosen", "random"):
@@ -184,10 +191,14 @@ def measure_vision_steering(cfg: VisionSteerConfig) -> dict[str, Any]:
             pairs = sum(len(r["success"]) for r in sel)
             moved = [(s, a) for r in sel for s, a in zip(r["success"], r["already"], strict=True) if not a]
             changed = sum(1 for r in sel for a, b in zip(r["after"], base, strict=True) if a != names[b])
+            top5 = sum(1 for r in sel for k in r["rank_after"] if k < 5)
+            top5_before = sum(1 for r in sel for k in r["rank_before"] if k < 5)
+            deltas = [d for r in sel for d in r["logp_delta"]]
             summary.append({"group": group, "alpha_multiple": mult, "latents": len(sel), "pairs": pairs,
                             "successes": hits, "rate": hits / pairs if pairs else None,
                             "moved_pairs": len(moved), "moved_successes": sum(s for s, _ in moved),
-                            "top1_changed": changed})
+                            "top1_changed": changed, "top5_after": top5, "top5_before": top5_before,
+                            "mean_logp_delta": float(np.mean(deltas)) if deltas else None})
     cfg_json = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     return {"format": FORMAT, "config": cfg_json, "model": cfg.model, "hook": path, "data": cfg.data, "n_images": n,
             "sae": {"path": str(cfg.sae), "d_in": sae.cfg.d_in, "d_sae": sae.cfg.d_sae,
