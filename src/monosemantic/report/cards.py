@@ -13,6 +13,7 @@ from typing import Any
 
 from monosemantic.report.data import num
 from monosemantic.report.figures import fms_title, set_colors
+from monosemantic.report.names import card_name
 from monosemantic.report.sections import esc, fmt, fmt_count
 
 _DATA_URI = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+")
@@ -103,7 +104,7 @@ def _card(card: dict[str, Any], t: int, sets: list[str], colors: dict[str, str],
         f"<header><span class=swatch style='background:{colors[sets[s]]}'></span>"
         f"<span class=c-set>{esc(sets[s])}</span><span class=c-id>#{esc(card['id'])}</span>"
         f"<a class=c-back href='#t{t}-features' data-find='{esc(card['id'])}' data-set='{s}'>in table</a></header>"
-        f"<div class=stats>{stats}</div>{examples}{_label_hist(card.get('label_hist'))}</article>"
+        f"{card_name(card)}<div class=stats>{stats}</div>{examples}{_label_hist(card.get('label_hist'))}</article>"
     )
 
 

@@ -16,6 +16,7 @@ from monosemantic.report.figures import draw, figure_specs, to_png_data_uri
 from monosemantic.report.files import write_atomic
 from monosemantic.report.hierarchy_section import hierarchy_block
 from monosemantic.report.knowledge_section import find_knowledge, knowledge_section
+from monosemantic.report.names import attach_names, find_names, names_note
 from monosemantic.report.sections import esc, facts, features_block, kpi_tiles, summary_table
 from monosemantic.report.steer_section import find_steer, steer_section
 from monosemantic.report.synth_section import find_synth, synth_section
@@ -50,7 +51,7 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
     files are written under a temporary name and renamed, so an interrupted render never leaves half a report.
     """
     run_dir = Path(run_dir)
-    data = load_report_data(run_dir)
+    data = attach_names(load_report_data(run_dir), find_names(run_dir))
     if (compared := find_compare(run_dir)) is not None:
         data = {**data, "compare": compared}
     if (synth := find_synth(run_dir)) is not None:
@@ -187,7 +188,7 @@ def _track(track: dict[str, Any], t: int, pngs: Pngs, specs: list[Any], images: 
         f"<h3 id='t{t}-summary'>Summary</h3>{summary_table(track, t)}{hierarchy_block(track, t)}"
         f"<h3 id='t{t}-plots'>Plots</h3><div class=plots>{figures}</div>"
         f"<h3 id='t{t}-features'>Features <small>{n_features:,} units</small></h3>"
-        f"{features_block(track, t, card_keys)}"
+        f"{names_note(track)}{features_block(track, t, card_keys)}"
         f"<h3 id='t{t}-cards'>Feature cards <small>{n_cards:,} selected units</small></h3>"
         f"{cards_block(track, t, images)}</section>"
     )

@@ -36,6 +36,7 @@
     function key(col, i) {
       if (col === "set") return d.sets[d.set[i]];
       if (col === "label") return d.label[i] < 0 ? null : d.labels[d.label[i]];
+      if (col === "name") return d.name ? d.name[i] : null;
       return d[col][i];
     }
     function compare(a, b) {
@@ -58,7 +59,9 @@
       if (f.frMax !== null && !(d.fr[i] !== null && d.fr[i] <= f.frMax)) return false;
       if (f.activeMin !== null && !(d.active && d.active[i] !== null && d.active[i] >= f.activeMin)) return false;
       if (f.id !== null && String(d.id[i]) !== f.id) return false;
-      if (f.setText !== null && d.sets[d.set[i]].toLowerCase().indexOf(f.setText) < 0) return false;
+      // free text matches a unit set's id or, where the run has automated names, a latent's name
+      if (f.setText !== null && d.sets[d.set[i]].toLowerCase().indexOf(f.setText) < 0 &&
+          !(d.name && d.name[i] && d.name[i].toLowerCase().indexOf(f.setText) >= 0)) return false;
       return true;
     }
     function filters() {
@@ -98,6 +101,7 @@
         var sw = el("span", "swatch"); sw.style.background = d.colors[d.set[i]];
         first.appendChild(sw); first.appendChild(document.createTextNode(d.sets[d.set[i]]));
         cell(tr, String(d.id[i]), "n");
+        if (d.name) cell(tr, d.name[i] === null ? "\u2013" : d.name[i]);
         var ms = cell(tr, fmt(d.ms[i], 3), "n");
         if (d.ms[i] !== null && maxMs > 0) {
           var bar = el("span", "msbar"); bar.style.width = Math.max(1, 40 * d.ms[i] / maxMs) + "px";
@@ -130,7 +134,7 @@
     }
     function sortBy(col) {
       if (state.col === col) state.dir = -state.dir;
-      else { state.col = col; state.dir = (col === "set" || col === "label" || col === "id") ? 1 : -1; }
+      else { state.col = col; state.dir = (col === "set" || col === "label" || col === "id" || col === "name") ? 1 : -1; }
       state.rows.sort(compare);
       state.page = 0;
       draw();

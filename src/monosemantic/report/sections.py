@@ -208,6 +208,7 @@ def features_payload(track: dict[str, Any], card_keys: set[tuple[str, str]]) -> 
     cols: dict[str, list[Any]] = {
         k: [] for k in ("set", "id", "ms", "fms", "fr", "active", "label", "corr", "ent", "card")
     }
+    names: list[str | None] = []
     for f in track.get("features") or []:
         label = f.get("best_label")
         if label is None:
@@ -227,8 +228,11 @@ def features_payload(track: dict[str, Any], card_keys: set[tuple[str, str]]) -> 
         cols["corr"].append(_round(f.get("best_corr")))
         cols["ent"].append(_round(f.get("entropy")))
         cols["card"].append(1 if (str(f["set"]), str(f["id"])) in card_keys else 0)
+        names.append(f.get("name") or None)
     if all(v is None for v in cols["active"]):
         del cols["active"]  # older runs have no per-unit item counts: no empty column
+    if any(names):  # automated names (`monosemantic name`): a column, and the search matches them
+        cols["name"] = names
     return {"sets": sets, "colors": [set_colors(track)[s] for s in sets], "labels": labels, **cols}
 
 
@@ -240,7 +244,7 @@ def features_block(track: dict[str, Any], t: int, card_keys: set[tuple[str, str]
         f"<option value='{i}'>{esc(s)}</option>" for i, s in sorted(enumerate(payload["labels"]), key=lambda p: p[1])
     )
     cols = (
-        ("set", "Units", "s"), ("id", "Id", "n"), ("ms", "MS", "n"), ("fms", fms_title(track, "FMS"), "n"),
+        ("set", "Units", "s"), ("id", "Id", "n"), ("name", "Name", "s"), ("ms", "MS", "n"), ("fms", fms_title(track, "FMS"), "n"),
         ("fr", "Firing rate", "n"), ("active", "Active items", "n"), ("label", "Best label", "s"),
         ("corr", "Best corr", "n"), ("ent", "Label entropy", "n"), ("card", "Card", "s"),
     )
@@ -258,8 +262,8 @@ def features_block(track: dict[str, Any], t: int, card_keys: set[tuple[str, str]
     return (
         f"<div class=ftable data-track='{t}'>"
         "<div class=controls>"
-        f"<label>Search id <input type=search class=f-search placeholder='e.g. 17 or topk:17' "
-        f"aria-label='search a feature id'></label>"
+        f"<label>Search id <input type=search class=f-search placeholder='e.g. 17 or topk:17"
+        + (" or a name" if "name" in payload else "") + "' aria-label='search a feature id or name'></label>"
         f"<label>Units <select class=f-set><option value=''>all</option>{set_opts}</select></label>"
         f"<label>Best label <select class=f-label><option value=''>all</option>{label_opts}</select></label>"
         "<label>MS ≥ <input type=number class=f-ms-min step=0.05></label>"
