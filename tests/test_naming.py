@@ -269,7 +269,7 @@ def test_vlm_namer_missing_model_is_one_line(tmp_path: Path) -> None:
 
     namer = VLMNamer(AnswerCache(None), "someone/not-a-cached-vlm")
     img = np.zeros((8, 8, 3), dtype=np.uint8)
-    with pytest.raises(UserError, match="cannot be loaded from the Hugging Face cache.*--namer labels"):
+    with pytest.raises(UserError, match=r"cannot be loaded from the Hugging Face cache.*--namer labels"):
         namer.name([Example(0, image=img)])
 
 

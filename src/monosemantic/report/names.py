@@ -86,8 +86,8 @@ def names_note(track: dict[str, Any]) -> str:
         s = doc["summary"]
         sets = sorted({str(r.get("set")) for r in doc["latents"]})
         judged = "; ".join(
-            f"judge {esc(j)}: mean F1 {fmt((v.get('names') or {}).get('f1'))} vs {fmt((v.get('control') or {}).get('f1'))}"
-            " with shuffled names"
+            f"judge {esc(j)}: mean F1 {fmt((v.get('names') or {}).get('f1'))} vs "
+            f"{fmt((v.get('control') or {}).get('f1'))} with shuffled names"
             for j, v in (s.get("judges") or {}).items()
         )
         lines.append(

@@ -244,7 +244,8 @@ def features_block(track: dict[str, Any], t: int, card_keys: set[tuple[str, str]
         f"<option value='{i}'>{esc(s)}</option>" for i, s in sorted(enumerate(payload["labels"]), key=lambda p: p[1])
     )
     cols = (
-        ("set", "Units", "s"), ("id", "Id", "n"), ("name", "Name", "s"), ("ms", "MS", "n"), ("fms", fms_title(track, "FMS"), "n"),
+        ("set", "Units", "s"), ("id", "Id", "n"), ("name", "Name", "s"), ("ms", "MS", "n"),
+        ("fms", fms_title(track, "FMS"), "n"),
         ("fr", "Firing rate", "n"), ("active", "Active items", "n"), ("label", "Best label", "s"),
         ("corr", "Best corr", "n"), ("ent", "Label entropy", "n"), ("card", "Card", "s"),
     )
