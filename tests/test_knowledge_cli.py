@@ -52,19 +52,22 @@ def test_knowledge_runs_end_to_end_and_writes_its_results(one_thread, setup, tmp
     summary = {s["units"]: s for s in result["related_test"]["summary"]}
     assert set(summary) == {resid, "mlp:" + tiny.MLP, "neurons"}
     methods = {(e["method"], e["target"]): e for e in result["edit"]["summary"]}
-    assert set(methods) == {(m, t) for m in ("FeatureEdit (columns)", "FeatureEdit (block)", "neurons")
-                            for t in ("facts", "sets")}
+    assert set(methods) == {(m, t) for m in ("FeatureEdit (columns)", "FeatureEdit (block)", "neurons",
+                                             "neurons (same columns)") for t in ("facts", "sets")}
     for (_, target), e in methods.items():
         assert 0 <= e["reliability"] <= 1 and 0 <= e["locality"] <= 1
         assert e["n_facts"] == (2 if target == "facts" else 1)
     with open(out / "edits.csv") as fh:
         edits = list(csv.DictReader(fh))
     assert {e["target"] for e in edits} == {"Xland", "Yland", "group north"}
+    for target in ("Xland", "group north"):
+        cols = {e["method"]: int(e["n_columns"]) for e in edits if e["target"] == target}
+        assert cols["neurons (same columns)"] == cols["FeatureEdit (columns)"] > cols["neurons"] > 0
     with open(out / "ablation.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 3 * 2 * 2 * result["n_prompts"]
     assert (out / "units.csv").stat().st_size > 0 and (out / "edits.csv").stat().st_size > 0
-    assert len(list((out / "patches").iterdir())) == 9
+    assert len(list((out / "patches").iterdir())) == 12
     html = (out / "knowledge.html").read_text()
     assert "Knowledge: features vs neurons" in html and "Xland" in html and "FeatureEdit (columns)" in html
     assert result["cards"][0]["features"][resid][0]["id"] == 0

@@ -207,6 +207,14 @@ class Experiment:
             patches = [feature_edit(self.module, sae, hook, feats, mode=m, tau2=cfg.edit_threshold,  # type: ignore[arg-type]
                                     tau3=cfg.block_threshold, meta=meta) for m in modes if feats]
             patches.append(neuron_edit(self.module, hook, neurons, meta=meta))
+            if patches[0].meta["method"] != "neurons":  # the baseline again with FeatureEdit's budget of columns
+                budget = int(next(iter(patches[0].masks.values())).any(0).sum())
+                assert self.prof.attribution is not None
+                score = self.prof.attribution[[self.own[j] for j in js]].max(0).values
+                matched = neuron_edit(self.module, hook, [int(i) for i in score.topk(max(1, budget)).indices],
+                                      meta=meta)
+                matched.meta["method"] = "neurons (same columns)"
+                patches.append(matched)
             own = [self.own[j] for j in js]
             para = [r for r, (k, p, _) in enumerate(self.rows) if k in js and p.template != 0]
             others = [self.own[k] for k in range(len(self.facts)) if k not in js][: cfg.locality_facts]

@@ -133,7 +133,8 @@ def knowledge_section(result: dict[str, Any]) -> str:
         edit_html = (
             "<p>Facts erased one at a time (and, where asked, whole groups at once) through the top "
             f"{edit.get('units_per_fact')} features per fact of {esc(_label(edit.get('site', '')))} "
-            f"(τ₂ = {edit.get('tau2')}, τ₃ = {edit.get('tau3')}) or the top neurons by attribution. Reliability: "
+            f"(τ₂ = {edit.get('tau2')}, τ₃ = {edit.get('tau3')}), or the top neurons by attribution: as many as "
+            "features, and as many as FeatureEdit (columns) touches (same columns). Reliability: "
             "the edit prompt's greedy answer changes; generalisation: the same on its paraphrases; locality: other "
             "facts' answers unchanged; ΔPPL: relative perplexity change on held-out BBC News "
             f"(before: {edit.get('ppl_before', float('nan')):.2f}).</p>"
