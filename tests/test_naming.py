@@ -283,3 +283,17 @@ def test_label_namer_counts_shares() -> None:
 def test_fit_threshold_without_signal_matches_nothing() -> None:
     assert fit_threshold([0.5, 0.5, 0.5, 0.5], [1, 1, 0, 0]) == float("inf")
     assert fit_threshold([0.9, 0.8, 0.1, 0.2], [0, 0, 1, 1]) == float("inf")  # anti-correlated: no better than chance
+
+
+def test_saes_found_through_the_run_folder(env: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(env["sae"], run / "saes" / "t-train-topk-abc" / "sae")
+    shutil.copytree(env["scores"], run / "scores" / "t-score-def")
+    (run / "run.json").write_text(json.dumps({"format_version": 1, "stages": {
+        "t/train-topk": {"hash": "abc", "path": "saes/t-train-topk-abc", "done": True}}}))
+    from monosemantic.naming.run import _sae_paths
+
+    cfg = NameConfig(scores=run / "scores" / "t-score-def", out=tmp_path / "n", sets=["sae"])
+    assert _sae_paths(cfg, ["sae"]) == {"sae": run / "saes" / "t-train-topk-abc" / "sae"}
