@@ -32,7 +32,7 @@ def _latent_block(result: dict[str, Any], lat: dict[str, Any]) -> str:
     neutral = result["neutral"]
     rows = [r for r in result["rows"] if r["latent"] == lat["latent"]]
     thumbs = "".join(_img(u, c, 40) for u, c in zip(lat["top_images"], lat["top_classes"], strict=True))
-    head = "".join(f"<th>{_img(n['thumb'], n['name'], 40)}<br><small>{esc(n['name'])}</small></th>" for n in neutral)
+    head = "".join(f"<th><small>{esc(n['name'])}</small></th>" for n in neutral)  # the photos are shown once, above
     before = "".join(f"<td>{esc(n['before'])}</td>" for n in neutral)
     after = ""
     for r in rows:
@@ -70,7 +70,13 @@ def vision_steer_section(result: dict[str, Any]) -> str:
         f"{esc(result['data'])} ({result['n_images']:,} images, ranked by mean-pooled activation); success is the "
         f"head's top-1 on a neutral photo becoming that class. {result['alive']:,} latents fire on enough images; "
         f"{len(result['neutral'])} neutral photos.</p>" + table
-        + "<h3>Latents</h3>" + "".join(_latent_block(result, lat) for lat in result["latents"]) + "</section>"
+        + "<h3>Neutral photos</h3><div>"
+        + "".join(f"<figure style='display:inline-block;margin:2px'>{_img(n['thumb'], n['name'], 64)}<figcaption>"
+                  f"<small>{esc(n['name'])}: {esc(n['before'])}</small></figcaption></figure>"
+                  for n in result["neutral"])
+        + "</div><h3>Latents</h3><p>Each latent's top images (hover: their top-1 class) and the top-1 class of every "
+        "neutral photo before and after the edit; hits in bold.</p>"
+        + "".join(_latent_block(result, lat) for lat in result["latents"]) + "</section>"
     )
 
 
