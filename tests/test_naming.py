@@ -297,3 +297,20 @@ def test_saes_found_through_the_run_folder(env: dict[str, Path], tmp_path: Path)
 
     cfg = NameConfig(scores=run / "scores" / "t-score-def", out=tmp_path / "n", sets=["sae"])
     assert _sae_paths(cfg, ["sae"]) == {"sae": run / "saes" / "t-train-topk-abc" / "sae"}
+
+
+def test_stores_without_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Vectors with labels but no text: the label baseline works, a text namer or judge is one clear line."""
+    labels = np.arange(N) % 3
+    acts = np.zeros((N, 3), dtype=np.float32)
+    acts[np.arange(N), labels] = 1.0
+    write_store(tmp_path / "store", {"h": acts}, labels=labels, label_names=TOPICS)
+    save_file({"embeddings": torch.randn(N, 4)}, str(tmp_path / "emb.safetensors"))
+    score(ScoreConfig(acts=tmp_path / "store", sae=[], embeddings=tmp_path / "emb.safetensors",
+                      out=tmp_path / "scores"), progress=False)
+    args = ["--scores", str(tmp_path / "scores"), "--min-active", "10", "--cache", str(tmp_path / "c.sqlite")]
+    assert main(["name", *args, "--namer", "labels", "--out", str(tmp_path / "n")]) == 0
+    assert "named 3 latents with labels" in capsys.readouterr().out
+    assert "--namer labels" in _cli_error([*args, "--out", str(tmp_path / "m")], capsys)
+    assert "--judge labels" in _cli_error([*args, "--namer", "labels", "--judge", "minilm", "--out",
+                                           str(tmp_path / "m")], capsys)
