@@ -77,6 +77,11 @@ class ChatLM:
         if demo is not None:
             msgs += [{"role": "user", "content": demo[0]}, {"role": "assistant", "content": demo[1]}]
         msgs.append({"role": "user", "content": user})
+        if getattr(self.model.tokenizer, "chat_template", None) is None:
+            from monosemantic.errors import UserError
+
+            raise UserError(f"model {self.spec!r} has no chat template, so it cannot be asked to name or judge; give "
+                            "an instruction-tuned model (smollm2 is bundled)")
         return self.model.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) + prefill
 
     def complete(self, system: str, users: Sequence[str], prefill: str, max_new_tokens: int,
