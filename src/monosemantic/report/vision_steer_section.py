@@ -16,6 +16,7 @@ from monosemantic.report.sections import esc
 
 RESULT_NAME = "vision_steer.json"
 FORMAT = "monosemantic-vision-steer"
+_FIGURE = "display:inline-block;width:96px;margin:2px;vertical-align:top"
 
 
 def find_vision_steer(run_dir: Path) -> dict[str, Any] | None:
@@ -71,7 +72,7 @@ def vision_steer_section(result: dict[str, Any]) -> str:
         f"head's top-1 on a neutral photo becoming that class. {result['alive']:,} latents fire on enough images; "
         f"{len(result['neutral'])} neutral photos.</p>" + table
         + "<h3>Neutral photos</h3><div>"
-        + "".join(f"<figure style='display:inline-block;margin:2px'>{_img(n['thumb'], n['name'], 64)}<figcaption>"
+        + "".join(f"<figure style='{_FIGURE}'>{_img(n['thumb'], n['name'], 64)}<figcaption>"
                   f"<small>{esc(n['name'])}: {esc(n['before'])}</small></figcaption></figure>"
                   for n in result["neutral"])
         + "</div><h3>Latents</h3><p>Each latent's top images (hover: their top-1 class) and the top-1 class of every "
