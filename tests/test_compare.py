@@ -280,6 +280,11 @@ def test_random_subset_baseline() -> None:
     assert m2 == pytest.approx(1.0)
     with pytest.raises(UserError, match="random subset"):
         random_subset_baseline(xa, yb, 2)
+    # many-to-one pairing can keep more pairs than A has features: A's rows are then drawn with replacement
+    m3, _ = random_subset_baseline(xa[:20], yb, 30, "rsa", n_draws=3)
+    assert -1 <= m3 <= 1
+    with pytest.raises(UserError, match="B's count"):
+        random_subset_baseline(xa, yb, 41)
 
 
 # --------------------------------------------------------------------------------------------- filters

@@ -190,7 +190,7 @@ def test_encoder_must_read_the_store_modality(tmp_path: Path, capsys: pytest.Cap
     SAE.create(SAEConfig(d_in=D, d_sae=8, architecture="topk", k=2)).save(sae)
     line = _cli_error(["--acts", str(store), "--sae", str(sae), "--encoder", "mobilenet_v2",
                        "--out", str(tmp_path / "o")], capsys)
-    assert "'mobilenet_v2' reads image" in line and "--encoder minilm" in line
+    assert "'mobilenet_v2' reads image" in line and "--encoder wordllama" in line
 
 
 def test_store_without_dataset_needs_embeddings(env: dict[str, Path], tmp_path: Path) -> None:

@@ -57,6 +57,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         "protein lipid membrane antibody antigen ligand substrate receptor cell chromosome nucleus "
         "cytoplasm"),
 }
+"""The keyword concept sets of Lan et al. (arXiv 2410.06981): concept name -> keywords."""
 
 _STRIP = re.compile(r"[.,?!\n]")
 

@@ -26,6 +26,7 @@ from monosemantic.errors import UserError, unknown_choice
 
 PairingMode = Literal["many_to_one", "one_to_one_first", "one_to_one_best", "hungarian"]
 PAIRINGS: tuple[str, ...] = ("many_to_one", "one_to_one_first", "one_to_one_best", "hungarian")
+"""The pairing modes of ``pair_features``."""
 EPS = 1e-8
 # a chunk whose share of nonzero entries is below this is accumulated from its nonzeros
 SPARSE_DENSITY = 0.05
@@ -46,6 +47,7 @@ class TopKActs:
         return int(self.indices.shape[0])
 
     def slice(self, a: int, b: int) -> TopKActs:
+        """Rows ``a:b`` (tokens) of these activations."""
         return TopKActs(self.indices[a:b], self.values[a:b], self.width)
 
     @staticmethod
@@ -79,6 +81,7 @@ class Pairing:
         return self.a_index[b], b
 
     def mean_corr(self) -> float | None:
+        """Mean correlation of the kept pairs (None when none is kept)."""
         c = self.corr[self.kept]
         return float(c.mean()) if len(c) else None
 

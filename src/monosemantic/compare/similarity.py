@@ -312,14 +312,18 @@ def random_subset_baseline(
     kind: Literal["uniform", "max_corr"] = "uniform",
 ) -> tuple[float, float]:
     """(mean, std) of the score of ``n`` randomly drawn features, ``n_draws`` times: whether subspace size alone
-    explains a similarity. ``uniform`` draws n rows of each space independently; ``max_corr`` draws n B features
+    explains a similarity. ``uniform`` draws n rows of each space independently (A's with replacement when n
+    exceeds A's features); ``max_corr`` draws n B features
     with their max-correlation A partners (``partners[j]`` is B feature j's A feature)."""
     x_all, y_all = (np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
                     for v in (x_all, y_all))
-    if n < 3 or n > min(len(x_all), len(y_all)):
-        raise UserError(f"a random subset needs 3 to {min(len(x_all), len(y_all))} features; got {n}")
+    if n < 3 or n > len(y_all):
+        raise UserError(f"a random subset needs 3 to {len(y_all)} features (B's count); got {n}")
     fn = SCORES[score] if isinstance(score, str) else score
     rng = np.random.default_rng(seed)
+    # many B features may share one A partner, so the kept pairs can outnumber A's features: A's side is then drawn
+    # with replacement, as the pairing itself repeats A features
+    a_repeats = n > len(x_all)
     values = []
     for _ in range(n_draws):
         if kind == "max_corr":
@@ -328,6 +332,6 @@ def random_subset_baseline(
             b = rng.choice(len(y_all), n, replace=False)
             values.append(fn(x_all[partners[b]], y_all[b]))
         else:
-            values.append(fn(x_all[rng.choice(len(x_all), n, replace=False)],
+            values.append(fn(x_all[rng.choice(len(x_all), n, replace=a_repeats)],
                              y_all[rng.choice(len(y_all), n, replace=False)]))
     return float(np.mean(values)), float(np.std(values))
