@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -100,8 +101,12 @@ def _group_lines(ax: Any, saes: list[dict[str, Any]], x_key: str, group_keys: tu
 
 
 def draw_ms_vs_size(data: dict[str, Any], new_figure: NewFigure) -> Any:
-    fig, axes = new_figure(11.0, 4.0, 2)
     saes = data["saes"]
+    # a sweep (the MS paper's width x k grid) has a dozen lines per panel: their legends need rows of their own
+    lines = 1 + max(len({(s.get("arch"), s.get("k")) for s in saes}),
+                    len({(s.get("arch"), s.get("expansion")) for s in saes}))
+    ncol = 4 if lines <= 8 else 2
+    fig, axes = new_figure(11.0, 3.4 + 0.26 * math.ceil(lines / ncol), 2)
     _group_lines(axes[0], saes, "width", ("arch", "k"),
                  lambda key: f"{key[0]}" + ("" if key[1] is None else f", k={key[1]:g}"))
     _group_lines(axes[1], saes, "k", ("arch", "expansion"),
@@ -123,7 +128,7 @@ def draw_ms_vs_size(data: dict[str, Any], new_figure: NewFigure) -> Any:
         ax.set_xlabel(xlabel, color=_TEXT)
         ax.set_ylabel("mean MS", color=_TEXT)
         # Below the axes: inside, a legend hides the points it describes.
-        _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
+        _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol)
     return fig
 
 
