@@ -260,3 +260,34 @@ def test_a_hook_outside_the_vision_tower_is_refused(one_thread, vlm):
 
     with pytest.raises(UserError, match="not inside the vision tower"):
         check_vlm_hook(vlm, _orthonormal_sae(3), "language_model.layers.0")
+
+
+def test_steer_score_command_end_to_end(one_thread, llava_dir, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    import test_vision_steer_measure as measure_tests
+
+    clip_model, clip_proc = measure_tests._tiny_clip()
+    clip_model.save_pretrained(tmp_path / "clip")
+    clip_proc.save_pretrained(tmp_path / "clip")
+    rng = np.random.default_rng(1)
+    for name in ("cat", "dog"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{i}.png")
+    capsys.readouterr()
+    out = tmp_path / "score.json"
+    code = main(["steer-score", "--model", str(llava_dir), "--vision-hook", "encoder.layers.1", "--sae",
+                 str(_sae_dir(tmp_path / "sae")), "--latent", "3", "--latent", "5", "--data", str(tmp_path / "data"),
+                 "--clip", str(tmp_path / "clip"), "--n-images", "2", "--top-images", "3", "--alpha", "30",
+                 "--max-new-tokens", "3", "--device", "cpu", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "steering score" in text and "bounds: upper" in text
+    result = json.loads(out.read_text())
+    score = result["score"]
+    assert score["n"] + score["empty_answers"] == 4 and len(score["pairs"]) == 4
+    assert result["bounds"]["n"] == 2 and -1 <= result["bounds"]["lower"] <= 1
