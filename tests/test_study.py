@@ -84,6 +84,13 @@ def test_study_bad_inputs(scored: dict[str, Path], tmp_path: Path, capsys: pytes
     assert main(["study", "page", "--scores", str(scored["scores"]), "--acts", str(scored["store"]), "--out",
                  str(tmp_path / "s.txt")]) == 2
     assert ".html file" in capsys.readouterr().err
+    other = tmp_path / "other"  # a store the scores were not computed on: the top items would index past its end
+    extract(ExtractConfig(model="mobilenet_v2", layers=["features.6"], data="digits", out=other, tokens="mean",
+                          max_items=20), progress=False)
+    assert main(["study", "simulate", "--scores", str(scored["scores"]), "--acts", str(other), "--out",
+                 str(tmp_path / "sim")]) == 2
+    err = capsys.readouterr().err
+    assert "pass the store the scores were computed on" in err and "Traceback" not in err
 
 
 def test_study_page_in_a_browser(scored: dict[str, Path], tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def simulate(cfg: StudyConfig) -> dict[str, Any]:
     units = read_units(Path(cfg.scores) / "units.csv")
     check_out(Path(cfg.out), what="a study folder", marker="agreement.json", overwrite=cfg.overwrite,
               inputs=[cfg.scores, cfg.acts])
-    store = ActivationStore.open(cfg.acts)
+    store = _store_of(cfg)
     if store.labels is None or store.labels.ndim != 1:
         raise UserError("the simulated participant follows the dataset's labels; this store has no class labels")
     tops = load_tops(Path(cfg.scores))
@@ -180,7 +180,7 @@ def build_page(cfg: StudyConfig) -> Path:
         raise UserError(f"{cfg.scores} is not a score folder (no {SCORES_NAME}); run `monosemantic score` first")
     scores = load_scores(Path(cfg.scores))
     units = read_units(Path(cfg.scores) / "units.csv")
-    store = ActivationStore.open(cfg.acts)
+    store = _store_of(cfg)
     modality = store.manifest.model["modality"]
     tops = load_tops(Path(cfg.scores))
     encoders = _encoders(cfg, scores, modality)
@@ -201,6 +201,20 @@ def build_page(cfg: StudyConfig) -> Path:
     tmp.write_text(html)
     tmp.replace(out)
     return out
+
+
+def _store_of(cfg: StudyConfig) -> ActivationStore:
+    """The store, checked to be the one the scores were computed on (the units' top items index into it)."""
+    if not (Path(cfg.scores) / SCORES_NAME).is_file():
+        raise UserError(f"{cfg.scores} is not a score folder (no {SCORES_NAME}); run `monosemantic score` first")
+    scores = load_scores(Path(cfg.scores))
+    store = ActivationStore.open(cfg.acts)
+    if Path(scores["store"]).resolve() != Path(cfg.acts).resolve() and (
+            scores["n_items"] != store.n_items or scores["hook"] not in store.hooks):
+        raise UserError(f"{cfg.scores} scored a store of {scores['n_items']:,} items at {scores['hook']!r}, but "
+                        f"--acts {cfg.acts} has {store.n_items:,} items and hooks {list(store.hooks)}; pass the "
+                        "store the scores were computed on")
+    return store
 
 
 def _encoders(cfg: StudyConfig, scores: dict[str, Any], modality: str) -> dict[str, Any]:
