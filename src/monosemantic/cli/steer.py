@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "steer", help="steer a language model through SAE latents and compare with its unsteered continuations",
         description="Load a causal LM and an SAE trained on one of its hooks, edit the chosen latents at that hook "
         "on every position (prompt and generated tokens) and print the greedy continuations of every prompt "
-        "without and with the edit, for each α. The output names the edit and the error-term mode.",
+        "without and with the edit, for each α. The output names the edit and the error-term mode. With "
+        "--vision-hook and --image the SAE sits in a vision tower (or an image classifier's block) instead, and the "
+        "answers about each image (or the classifier's top classes) are printed before and after the edit.",
         epilog="Example: monosemantic steer --model smollm2 --sae runs/demo/saes/.../gsae-4608-k32 --latent 0 "
         "--mode direction --alpha 0.1 --alpha 0.2 --prompt 'I woke up today and'. Through a vision encoder "
         "(--vision-hook, --image): an image-text model from the Hugging Face cache answers --prompt about each image "

@@ -22,12 +22,13 @@ class SteerConfig:
     latent: list[int]
     """Latent to edit; repeat for several latents edited together."""
     model: str = "smollm2"
-    """Causal LM: a bundled name (smollm2), a Hugging Face id or a local folder."""
+    """Causal LM: a bundled name (smollm2), a Hugging Face id or a local folder; with --vision-hook a LLaVA-style
+    model in the Hugging Face cache (or its folder) or a bundled image model (mobilenet_v2)."""
     alpha: list[float] = field(default_factory=lambda: [4.0])
     """Edit strength α; repeat (or use --alphas) to compare several strengths side by side."""
     mode: EditKind = "add"
-    """clamp (f_j = α), add (f_j += α), scale (f_j *= α), ablate (f_j = 0), or direction (x += α β γ W_dec[j],
-    β = ‖x‖/‖W_dec[j]‖: the FMS paper's rule)."""
+    """clamp (f_j = α), clamp_zero_others (f_j = α, every other latent 0), add (f_j += α), scale (f_j *= α),
+    ablate (f_j = 0), or direction (x += α β γ W_dec[j], β = ‖x‖/‖W_dec[j]‖: the FMS paper's rule)."""
     gamma: Gamma = "const"
     """direction mode: γ = 1 (const), f_j (act), or 1 − f_j for α > 0 and f_j otherwise (balanced)."""
     error_term: ErrorTerm = "keep_error"
