@@ -216,6 +216,12 @@ def test_parse_failures_counted_and_cached_reruns_ask_nothing(env: dict[str, Pat
 def test_name_csv_and_report_fields(env: dict[str, Path], tmp_path: Path) -> None:
     namer, judges, _ = _model_parts(tmp_path / "c.sqlite", ANSWERS)
     res = name_latents(_cfg(env, tmp_path / "n", judged=3), namer=namer, judges=[judges[1]], progress=False)
+    assert all("control" in r["judges"]["minilm"] for r in res["latents"] if r["parse_ok"])
+    alone = name_latents(_cfg(env, tmp_path / "m", judged=3, control=False), namer=namer, judges=[judges[1]],
+                         progress=False)
+    assert not any("control" in r["judges"]["minilm"] for r in alone["latents"])
+    assert alone["summary"]["judges"]["minilm"]["control"] == {"n": 0, "precision": None, "recall": None,
+                                                               "f1": None, "auc": None}
     assert res["format"] == "monosemantic-names" and res["hook"] == "h" and res["model"] == "synthetic"
     lines = (tmp_path / "n" / "names.csv").read_text().splitlines()
     assert any(ln.startswith("neurons,0,Sport news,Texts about sport.,1,") for ln in lines[1:])

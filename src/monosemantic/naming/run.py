@@ -290,8 +290,10 @@ def _examples_of_set(cfg: NameConfig, store: Any, hook: str, set_id: str, saes: 
 def _judge_all(cfg: NameConfig, examples: list[LatentExamples], namings: list[Naming], judges: list[Judge],
                progress: bool) -> list[dict[str, Any]]:
     parsed = [i for i, n in enumerate(namings) if n.ok]
-    perm = derangement(len(parsed), cfg.seed) if cfg.control else []
-    partner = {parsed[k]: parsed[perm[k]] for k in range(len(parsed)) if len(parsed) >= 2}
+    partner: dict[int, int] = {}
+    if cfg.control and len(parsed) >= 2:
+        perm = derangement(len(parsed), cfg.seed)
+        partner = {parsed[k]: parsed[perm[k]] for k in range(len(parsed))}
     rows = []
     total = len(examples) * len(judges)
     with tqdm(total=total, desc="judge", unit="latent", disable=not progress, dynamic_ncols=True) as bar:
