@@ -320,3 +320,26 @@ def test_stores_without_text(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "--namer labels" in _cli_error([*args, "--out", str(tmp_path / "m")], capsys)
     assert "--judge labels" in _cli_error([*args, "--namer", "labels", "--judge", "minilm", "--out",
                                            str(tmp_path / "m")], capsys)
+
+
+def test_plans_hold_out_what_the_namer_saw() -> None:
+    from monosemantic.naming.select import choose_latents, plan_latent
+
+    torch.manual_seed(0)
+    acts = torch.relu(torch.randn(300, 6))
+    acts[:, 5] = 0.0  # never fires: not a candidate
+    plan = plan_latent("s", 2, acts, n_shown=10, n_judged=8, n_calib=4, seed=0)
+    a = acts[:, 2]
+    active = set(torch.nonzero(a > 0).flatten().tolist())
+    assert len(plan.shown) == 10 and len(plan.judged_pos) == 8 and len(plan.judged_neg) == 8
+    assert set(plan.shown) <= active and set(plan.judged_pos) <= active
+    assert not set(plan.shown) & set(plan.judged_pos)  # judged on inputs the name was not written from
+    assert not (set(plan.judged_neg) | set(plan.calib_neg)) & active
+    assert not set(plan.judged_neg) & set(plan.calib_neg) and len(plan.calib_neg) == 4
+    ranks = sorted(active, key=lambda i: -float(a[i]))
+    shown_ranks = sorted(ranks.index(i) for i in plan.shown)
+    assert shown_ranks[:5] == [0, 2, 4, 6, 8] and shown_ranks[-1] > 60  # strongest and moderate activations
+    ms = {j: float(j) for j in range(6)}
+    assert choose_latents(acts, ms, 3, 10, "top-ms", 0) == [4, 3, 2]
+    picked = choose_latents(acts, ms, 3, 10, "random", 0)
+    assert len(picked) == 3 and 5 not in picked and picked == choose_latents(acts, ms, 3, 10, "random", 0)
