@@ -24,7 +24,8 @@ def _names_doc(track: dict[str, Any], named: list[tuple[str, int, str]]) -> dict
     return {"format": "monosemantic-names", "format_version": 1, "model": track["model"], "hook": track["hook"],
             "dataset": track["dataset"], "latents": rows,
             "summary": {"namer": "smollm2", "n_latents": len(rows), "parse_failure_rate": 1 / len(rows),
-                        "judges": {"minilm": {"names": {"f1": 0.6857}, "control": {"f1": 0.31}}}}}
+                        "judges": {"minilm": {"names": {"f1": 0.5}, "names_parsed": {"f1": 0.6857},
+                                               "control": {"f1": 0.31}}}}}
 
 
 @pytest.fixture(scope="module")

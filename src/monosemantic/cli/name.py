@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
           f"({100 * (s['parse_failure_rate'] or 0):.0f}%)")
     print(f"{'judge':<10} {'':<9} {'P':>6} {'R':>6} {'F1':>6} {'AUC':>6}")
     for judge, parts in s["judges"].items():
-        for part in ("names", "control"):
-            m = parts[part]
+        for part in ("names", "parsed", "control"):  # control: the parsed latents, each judged with another's name
+            m = parts["names_parsed" if part == "parsed" else part]
             if m["n"]:
                 print(f"{judge:<10} {part:<9} " + " ".join(_f(m[k]) for k in ("precision", "recall", "f1", "auc")))
     print(json.dumps({"names": str(cfg.out / "names.json")}))

@@ -85,8 +85,9 @@ def names_note(track: dict[str, Any]) -> str:
     for doc in track.get("naming") or []:
         s = doc["summary"]
         sets = sorted({str(r.get("set")) for r in doc["latents"]})
+        # names vs control over the same latents (those whose names parsed); failures count as 0 in "names"
         judged = "; ".join(
-            f"judge {esc(j)}: mean F1 {fmt((v.get('names') or {}).get('f1'))} vs "
+            f"judge {esc(j)}: mean F1 {fmt((v.get('names_parsed') or v.get('names') or {}).get('f1'))} vs "
             f"{fmt((v.get('control') or {}).get('f1'))} with shuffled names"
             for j, v in (s.get("judges") or {}).items()
         )
