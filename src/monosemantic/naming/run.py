@@ -35,7 +35,8 @@ class NameConfig:
     scores: Path
     """Score folder written by `monosemantic score` (scores.json, units.csv)."""
     out: Path
-    """Folder for names.json, names.csv and summary.json."""
+    """Folder for names.json, names.csv and summary.json; inside a run folder (e.g. RUN/names), `monosemantic report
+    RUN` shows the names on its feature cards."""
     acts: Path | None = None
     """Activation store the scores were computed on (default: the store recorded in scores.json)."""
     sae: list[Path] = field(default_factory=list)
