@@ -279,6 +279,14 @@ def test_vlm_namer_missing_model_is_one_line(tmp_path: Path) -> None:
         namer.name([Example(0, image=img)])
 
 
+def test_vlm_presence_is_checked_before_any_work() -> None:
+    from monosemantic.naming.images import check_cached
+
+    for bad in ("someone/not-a-cached-vlm", "not a repo id!"):
+        with pytest.raises(UserError, match="is not in the Hugging Face cache"):
+            check_cached(bad)
+
+
 def test_label_namer_counts_shares() -> None:
     got = LabelNamer().name([Example(i, label=lab) for i, lab in enumerate(["a", "a", "b", "a"])])
     assert (got.concept, got.extra) == ("a", {"label": "a", "share": 0.75})

@@ -81,6 +81,27 @@ class VisionLM:
         return float(torch.logsumexp(logp[yes], -1) - torch.logsumexp(logp[no], -1))
 
 
+def check_cached(model_id: str) -> None:
+    """Fail before any work when the model is neither a local folder nor in the Hugging Face cache (a cheap file
+    lookup; the weights load only when a prompt is not answered from the answer cache)."""
+    from pathlib import Path
+
+    from huggingface_hub import try_to_load_from_cache
+
+    from monosemantic.sources.hf import hf_home
+
+    if Path(model_id).is_dir():
+        return
+    try:
+        found = try_to_load_from_cache(model_id, "config.json")
+    except ValueError:  # not a valid repo id
+        found = None
+    if not isinstance(found, str):
+        raise UserError(f"vision-language model {model_id!r} is not in the Hugging Face cache at {hf_home()}; "
+                        "download it once with network access (or set HF_HOME to a cache holding it), or use "
+                        "--namer labels for the offline label-statistics baseline")
+
+
 class VLMNamer(Namer):
     def __init__(self, cache: AnswerCache, model_id: str, max_new_tokens: int = 64) -> None:
         self.cache, self.vlm, self.max_new_tokens, self.id = cache, VisionLM(model_id), max_new_tokens, model_id

@@ -171,8 +171,9 @@ def build_namer(cfg: NameConfig, modality: str, cache: AnswerCache) -> Namer:
         if cfg.namer == "smollm2":
             raise UserError("--namer smollm2 reads text but this store holds images; use --namer labels or a "
                             "vision-language model id from your Hugging Face cache")
-        from monosemantic.naming.images import VLMNamer
+        from monosemantic.naming.images import VLMNamer, check_cached
 
+        check_cached(cfg.namer)
         return VLMNamer(cache, cfg.namer)
     if modality != "text":
         raise UserError(f"this store holds {modality} items with no text or images to show a model; use --namer labels")
