@@ -34,11 +34,11 @@ def find_knowledge(run_dir: Path) -> dict[str, Any] | None:
     return find_result(run_dir, RESULT_NAME, "monosemantic-knowledge")
 
 
-def _label(units: str) -> str:
+def _label(units: str, short: bool = False) -> str:
     if units == "neurons":
         return "MLP neurons"
     kind, _, hook = units.partition(":")
-    return f"{kind} features ({hook})"
+    return f"{kind} features" if short else f"{kind} features ({hook})"
 
 
 def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -79,7 +79,7 @@ def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
             width = h["edges"][1] - h["edges"][0]
             ax.bar(centres, h["related"], width=width, alpha=0.55, label="related")
             ax.bar(centres, h["unrelated"], width=width, alpha=0.55, label="unrelated")
-            ax.set_title(_label(s["units"]), fontsize=7)
+            ax.set_title(_label(s["units"], short=True), fontsize=7)
             ax.set_xlabel("activation / own fact's", fontsize=7)
             ax.tick_params(labelsize=6)
             if c == 0:
