@@ -13,7 +13,7 @@ import torch
 
 from monosemantic.errors import UserError
 from monosemantic.knowledge import metrics as M
-from monosemantic.knowledge.ablate import Condition, ablated_logprobs, ablation_rows, unit_choices
+from monosemantic.knowledge.ablate import ablated_logprobs, ablation_rows, unit_choices
 from monosemantic.knowledge.edit import WeightPatch, feature_edit, neuron_edit
 from monosemantic.knowledge.lm import encode, greedy_answers, text_nll, top1
 from monosemantic.knowledge.localise import Profile, profile, top_units
@@ -264,9 +264,6 @@ class Experiment:
                 "delta_ppl": M.delta_ppl(ppl_before, M.perplexity(nll, count)),
                 "n_entries": patch.n_entries, "n_columns": int(mask.any(0).sum()),
                 "units": patch.meta.get("features") or patch.meta.get("neurons")}
-
-    def condition_choice(self, cond: Condition) -> torch.Tensor:
-        return self.choices[cond]
 
     def unit_test_rows(self) -> list[dict[str, Any]]:
         return [asdict(t) for t in self.unit_tests]
