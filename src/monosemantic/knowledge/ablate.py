@@ -37,6 +37,8 @@ from monosemantic.sources.facts import Prompt
 
 @dataclass(frozen=True)
 class Condition:
+    """One ablation condition: which units (an SAE id or neurons), top-ranked or random, and how many."""
+
     units: str
     """SAE id, or "neurons"."""
     control: bool
@@ -46,6 +48,7 @@ class Condition:
 
     @property
     def label(self) -> str:
+        """A short name for tables, e.g. ``neurons (random) n=5``."""
         return f"{self.units}{' (random)' if self.control else ''} n={self.n}"
 
 

@@ -50,6 +50,7 @@ class WeightPatch:
 
     @property
     def applied(self) -> bool:
+        """Whether the patch is on the model now."""
         return self._saved is not None
 
     def _params(self, module: nn.Module) -> dict[str, nn.Parameter]:
@@ -111,6 +112,7 @@ class WeightPatch:
 
     @classmethod
     def load(cls, folder: str | Path) -> WeightPatch:
+        """A patch saved with ``save`` (patch.safetensors + patch.json)."""
         from safetensors.torch import load_file
 
         folder = Path(folder)

@@ -22,6 +22,8 @@ from monosemantic.sources.facts import RELATIONS, Fact, Prompt, builtin_facts
 
 
 class Experiment:
+    """The whole analysis on one model and fact set: filter, localise, ablate, test related vs unrelated, edit."""
+
     def __init__(self, cfg: Any, model: Any, saes: list[tuple[str, str, Any]], neuron_hook: str,
                  facts: list[Fact], *, progress: bool = True) -> None:
         self.cfg, self.model, self.saes, self.neuron_hook = cfg, model, saes, neuron_hook
@@ -33,12 +35,14 @@ class Experiment:
         self.result: dict[str, Any] = {}
 
     def log(self, msg: str) -> None:
+        """A timed progress line on stderr (when progress is on)."""
         if self.progress:
             print(f"[{time.perf_counter() - self.t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------------------------------------ steps
 
     def run(self) -> dict[str, Any]:
+        """Every step in order; the JSON-ready result."""
         self.filter()
         self.localise()
         self.ablate()
@@ -84,12 +88,14 @@ class Experiment:
         self.log(f"{len(self.facts)} of {len(self.candidates)} facts known; {len(self.rows)} prompts")
 
     def localise(self) -> None:
+        """Rank features by activation and neurons by activation × gradient, per prompt."""
         self.log("localising (one forward and backward per batch)")
         self.prof: Profile = profile(self.module, self.tok, [p for _, p, _ in self.rows],
                                      [a for _, _, a in self.rows], self.saes, self.neuron_hook, attribute=True,
                                      full=self.cfg.full_answer, batch_size=self.cfg.batch_size)
 
     def ablate(self) -> None:
+        """ΔProb of every condition (top-ranked and random units, each n)."""
         cfg = self.cfg
         choices = unit_choices(self.prof, [s for s, _, _ in self.saes], cfg.n, cfg.seed)
         self.log(f"ablating: {len(choices)} conditions × {len(self.rows)} prompts")
@@ -169,6 +175,7 @@ class Experiment:
                                        "n_unrelated_prompts": len(pool), "summary": summary}
 
     def edit(self) -> None:
+        """FeatureEdit (columns and block) and the neuron baselines, each applied, measured and reverted."""
         cfg = self.cfg
         mlp = [(sid, h, s) for sid, h, s in self.saes if sid.startswith("mlp:")]
         self.edits: list[dict[str, Any]] = []
@@ -266,4 +273,5 @@ class Experiment:
                 "units": patch.meta.get("features") or patch.meta.get("neurons")}
 
     def unit_test_rows(self) -> list[dict[str, Any]]:
+        """The related-vs-unrelated tests as plain rows (for CSV and JSON)."""
         return [asdict(t) for t in self.unit_tests]

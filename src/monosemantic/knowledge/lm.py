@@ -87,6 +87,7 @@ def encode(tok: Any, prompts: Sequence[Prompt], answers: Sequence[str], *, full:
 
 
 def device_of(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter."""
     return next(module.parameters()).device
 
 

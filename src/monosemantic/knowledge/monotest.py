@@ -24,6 +24,8 @@ SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 @dataclass
 class UnitTest:
+    """One localised unit's related-vs-unrelated test: Welch t, p and Cohen's d of its activations."""
+
     units: str
     """SAE id or "neurons"."""
     fact: int

@@ -81,6 +81,7 @@ RESULT = "knowledge.json"
 
 
 def check_config(cfg: KnowledgeConfig) -> None:
+    """Every option checked before any work, with a one-line error."""
     from monosemantic.devices import resolve_device
     from monosemantic.outputs import check_out
 
@@ -117,6 +118,7 @@ def site_kind(hook: str) -> str:
 
 
 def default_neuron_hook(module: Any, sae_hooks: list[str]) -> str:
+    """The MLP activation (input of the down projection) of the first SAE's block: the neurons' hook."""
     from monosemantic.sources.hooks import resolve_hook
 
     m = re.match(r"(.*?(?:layers|layer|h)\.\d+)", sae_hooks[0])

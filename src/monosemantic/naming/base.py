@@ -54,6 +54,7 @@ class Namer(ABC):
         Must never raise on unusable model output: return ``Naming(ok=False)`` instead."""
 
     def name(self, examples: Sequence[Example]) -> Naming:
+        """Name one latent from its examples."""
         return self.name_many([examples])[0]
 
     def describe(self) -> dict[str, Any]:
@@ -92,6 +93,7 @@ class Judge(ABC):
         return [int(v > t) for v in s], s, t
 
     def describe(self) -> dict[str, Any]:
+        """What to record about this judge in names.json."""
         return {"id": self.id, "calibrated": self.calibrated}
 
 

@@ -16,6 +16,7 @@ from monosemantic.errors import UserError
 
 
 def cache_key(*parts: Any) -> str:
+    """A stable hash of everything an answer depends on (model, prompt, settings)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -42,6 +43,7 @@ class AnswerCache:
                             ) from None
 
     def get(self, key: str) -> Any | None:
+        """The cached answer, or None."""
         row = self._db.execute("SELECT answer FROM answers WHERE key = ?", (key,)).fetchone()
         if row is None:
             self.misses += 1
@@ -50,8 +52,10 @@ class AnswerCache:
         return json.loads(row[0])
 
     def put(self, key: str, prompt: str, answer: Any) -> None:
+        """Store an answer with its prompt."""
         self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?)", (key, prompt, json.dumps(answer)))
         self._db.commit()
 
     def close(self) -> None:
+        """Close the database."""
         self._db.close()

@@ -17,6 +17,7 @@ from monosemantic.naming.text import auc
 
 
 def precision_recall_f1(pred: Sequence[int], truth: Sequence[int]) -> dict[str, float]:
+    """Precision, recall and F1 of binary predictions against the truth (0 where undefined)."""
     tp = sum(1 for p, y in zip(pred, truth, strict=True) if p and y)
     fp = sum(1 for p, y in zip(pred, truth, strict=True) if p and not y)
     fn = sum(1 for p, y in zip(pred, truth, strict=True) if not p and y)
@@ -38,6 +39,7 @@ def derangement(n: int, seed: int) -> list[int]:
 
 
 def judge_one(judge: Judge, naming: Naming, ex: LatentExamples) -> dict[str, Any]:
+    """One judge's verdicts on one named latent's held-out examples: P, R, F1 and AUC."""
     pred, scores, threshold = judge.classify(naming.concept, naming.description, ex.judged,
                                              (ex.calib, ex.calib_truth))
     out: dict[str, Any] = {k: round(v, 4) for k, v in precision_recall_f1(pred, ex.truth).items()}
@@ -52,6 +54,7 @@ def judge_one(judge: Judge, naming: Naming, ex: LatentExamples) -> dict[str, Any
 
 
 def mean_of(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means of P, R, F1 and AUC over judged latents, with their count."""
     out: dict[str, Any] = {"n": len(rows)}
     for key in ("precision", "recall", "f1", "auc"):
         vals = [r[key] for r in rows if r.get(key) is not None]

@@ -103,6 +103,8 @@ def check_cached(model_id: str) -> None:
 
 
 class VLMNamer(Namer):
+    """Names image latents with a vision-language model from the user's Hugging Face cache."""
+
     def __init__(self, cache: AnswerCache, model_id: str, max_new_tokens: int = 64) -> None:
         self.cache, self.vlm, self.max_new_tokens, self.id = cache, VisionLM(model_id), max_new_tokens, model_id
 

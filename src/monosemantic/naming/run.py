@@ -32,6 +32,8 @@ TEXT_JUDGES = ("smollm2", "minilm")
 
 @dataclass(frozen=True)
 class NameConfig:
+    """Options of `monosemantic name` (one docstring per field, shown by --help)."""
+
     scores: Path
     """Score folder written by `monosemantic score` (scores.json, units.csv)."""
     out: Path
@@ -163,6 +165,7 @@ def _modality(store: Any) -> str:
 
 
 def build_namer(cfg: NameConfig, modality: str, cache: AnswerCache) -> Namer:
+    """The namer the options ask for (SmolLM2, label statistics or a vision-language model)."""
     from monosemantic.naming.text import ChatLM, LabelNamer, LMNamer
 
     if cfg.namer == "labels":
@@ -181,6 +184,7 @@ def build_namer(cfg: NameConfig, modality: str, cache: AnswerCache) -> Namer:
 
 
 def build_judges(cfg: NameConfig, modality: str, namer: Namer, cache: AnswerCache) -> list[Judge]:
+    """The judges the options ask for (SmolLM2, MiniLM, labels or a vision-language model)."""
     from monosemantic.naming.text import ChatLM, EmbeddingJudge, LabelJudge, LMJudge
 
     choice = cfg.judge

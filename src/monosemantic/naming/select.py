@@ -40,6 +40,8 @@ class LatentPlan:
 
 @dataclass
 class LatentExamples:
+    """One latent's examples: those shown to the namer, the held-out ones judged, and calibration ones."""
+
     set_id: str
     latent: int
     shown: list[Example]

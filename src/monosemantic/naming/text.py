@@ -46,11 +46,13 @@ def _package_version(name: str) -> str:
 
 
 def namer_prompt(examples: Sequence[Example]) -> str:
+    """The naming prompt for a latent's shown snippets."""
     lines = "\n".join(f"{k + 1}. {ex.text}" for k, ex in enumerate(examples) if ex.text)
     return NAMER_TASK.format(snippets=lines)
 
 
 def judge_prompt(concept: str, description: str, text: str) -> str:
+    """The yes/no prompt asking whether a snippet matches a name and description."""
     return JUDGE_TASK.format(concept=concept, description=description, text=text)
 
 
