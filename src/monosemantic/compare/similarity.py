@@ -11,6 +11,7 @@ a thousand shuffles cost a thousand cheap products, not a thousand full scores.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -161,6 +162,7 @@ def procrustes_residual(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tens
 # --------------------------------------------------------------------------------------------- nulls
 
 
+@functools.cache
 def _fast_bf16_cpu() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16 products are emulated and
     slower than float32."""

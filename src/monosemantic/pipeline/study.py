@@ -139,7 +139,7 @@ def simulate(cfg: StudyConfig) -> dict[str, Any]:
     units = read_units(Path(cfg.scores) / "units.csv")
     check_out(Path(cfg.out), what="a study folder", marker="agreement.json", overwrite=cfg.overwrite,
               inputs=[cfg.scores, cfg.acts])
-    store = _store_of(cfg)
+    _, store = _scored_store(cfg)
     if store.labels is None or store.labels.ndim != 1:
         raise UserError("the simulated participant follows the dataset's labels; this store has no class labels")
     tops = load_tops(Path(cfg.scores))
@@ -176,11 +176,8 @@ def build_page(cfg: StudyConfig) -> Path:
         raise UserError(f"--out for the study page is an .html file; got {out}")
     if out.exists() and not cfg.overwrite:
         raise UserError(f"{out} exists; pass --overwrite to replace it")
-    if not (Path(cfg.scores) / SCORES_NAME).is_file():
-        raise UserError(f"{cfg.scores} is not a score folder (no {SCORES_NAME}); run `monosemantic score` first")
-    scores = load_scores(Path(cfg.scores))
+    scores, store = _scored_store(cfg)
     units = read_units(Path(cfg.scores) / "units.csv")
-    store = _store_of(cfg)
     modality = store.manifest.model["modality"]
     tops = load_tops(Path(cfg.scores))
     encoders = _encoders(cfg, scores, modality)
@@ -203,8 +200,9 @@ def build_page(cfg: StudyConfig) -> Path:
     return out
 
 
-def _store_of(cfg: StudyConfig) -> ActivationStore:
-    """The store, checked to be the one the scores were computed on (the units' top items index into it)."""
+def _scored_store(cfg: StudyConfig) -> tuple[dict[str, Any], ActivationStore]:
+    """The scores and their store, checked to be the one they were computed on (the units' top items index into
+    it)."""
     if not (Path(cfg.scores) / SCORES_NAME).is_file():
         raise UserError(f"{cfg.scores} is not a score folder (no {SCORES_NAME}); run `monosemantic score` first")
     scores = load_scores(Path(cfg.scores))
@@ -214,7 +212,7 @@ def _store_of(cfg: StudyConfig) -> ActivationStore:
         raise UserError(f"{cfg.scores} scored a store of {scores['n_items']:,} items at {scores['hook']!r}, but "
                         f"--acts {cfg.acts} has {store.n_items:,} items and hooks {list(store.hooks)}; pass the "
                         "store the scores were computed on")
-    return store
+    return scores, store
 
 
 def _encoders(cfg: StudyConfig, scores: dict[str, Any], modality: str) -> dict[str, Any]:
