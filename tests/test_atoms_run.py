@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from monosemantic.cli import main
-from monosemantic.pipeline.atoms import AtomsConfig, run_atoms
-from monosemantic.report.atoms_section import find_atoms
+from monosemantic import log
+from monosemantic.experiments.atoms import AtomsConfig, run
+from monosemantic.report.sections.atoms import KIND
 from monosemantic.sae import train, train_config
 from monosemantic.store import write_store
 
@@ -35,22 +36,23 @@ def test_atoms_scores_every_unit_set_and_writes_its_page(layer: tuple[Path, Path
     store, sae = layer
     cfg = AtomsConfig(acts=store, sae=[sae], out=tmp_path / "atoms", capacities=[1.0, 2.0], train_tokens="20K",
                       target_l0=3.0, rows=300, metric_rows=4000, device="cpu")
-    result = run_atoms(cfg, progress=False)
-    units = {u["id"]: u for u in result["units"]}
+    with log.quiet():
+        result = run(cfg)
+    units = {u.id: u for u in result.units}
     assert list(units) == ["neurons", "sae", "threshold x1", "threshold x2"]
     neurons = units["neurons"]
-    assert neurons["r2"] == 1.0 and 12 < neurons["mean_k"] <= 16 and neurons["n_units"] == 16
+    assert neurons.r2 == 1.0 and 12 < neurons.mean_k <= 16 and neurons.n_units == 16
     # a sample using most of the 16 neurons is unique only if μ·(2K − 1) < 1: far from it for these neurons
-    assert neurons["coherence_aip"] > 0.1 and neurons["unique_aip"] < 0.2
+    assert neurons.coherence_aip > 0.1 and neurons.unique_aip < 0.2
     sae_row = units["sae"]
-    assert sae_row["n_units"] == 48 and sae_row["mean_k"] <= 3.0 + 1e-9 and 0.5 < sae_row["r2"] <= 1.0
-    assert 0.0 <= sae_row["unique_aip"] <= 1.0 and 0.0 <= sae_row["q_star_aip"] <= 1.0
-    assert units["threshold x2"]["n_units"] == 32
-    angles = result["angles"]["activations"]
-    assert sum(angles["euclidean"]) == sum(angles["aip"]) == angles["n_pairs"]
+    assert sae_row.n_units == 48 and sae_row.mean_k <= 3.0 + 1e-9 and 0.5 < sae_row.r2 <= 1.0
+    assert 0.0 <= sae_row.unique_aip <= 1.0 and 0.0 <= sae_row.q_star_aip <= 1.0
+    assert units["threshold x2"].n_units == 32
+    angles = result.angles.activations
+    assert sum(angles.euclidean) == sum(angles.aip) == angles.n_pairs
     out = tmp_path / "atoms"
     assert {"atoms.json", "atoms.csv", "atoms.html"} <= {p.name for p in out.iterdir()}
-    assert find_atoms(out) == json.loads((out / "atoms.json").read_text())
+    assert KIND.find(out) == json.loads((out / "atoms.json").read_text())
     assert (out / "atoms.html").read_text().count("data:image/png;base64,") == 3
 
 

@@ -208,7 +208,7 @@ def test_same_tokenizer_aligns_tokens_and_same_sae_is_identical(world: dict[str,
 
 def test_report_includes_compare_section(world: dict[str, Path]) -> None:
     from monosemantic.compare.run import CompareConfig, compare
-    from monosemantic.report.compare_section import compare_section, find_compare
+    from monosemantic.report.sections.compare import compare_section, find_compare
 
     compare(CompareConfig(a=[world["sae_a"]], acts_a=world["store_a"], b=[world["sae_a_seed1"]],
                           acts_b=world["store_a2"], out=world["root"] / "run" / "compare", n_perm=5,

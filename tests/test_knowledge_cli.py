@@ -73,7 +73,7 @@ def test_knowledge_runs_end_to_end_and_writes_its_results(one_thread, setup, tmp
     assert result["cards"][0]["features"][resid][0]["id"] == 0
 
     from monosemantic.report import render_report
-    from monosemantic.report.knowledge_section import find_knowledge
+    from monosemantic.report.sections.knowledge import find_knowledge
     from monosemantic.report.synthetic import make_report_data
 
     assert find_knowledge(out)["n_facts"] == 4

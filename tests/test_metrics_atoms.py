@@ -264,9 +264,9 @@ def test_angle_histograms(acts: np.ndarray) -> None:
     np.testing.assert_allclose(np.sort(ang), np.sort(expect), atol=1e-9)
     s = aip_metric(acts)
     hist = angle_histograms(acts, s, bins=36)
-    assert len(hist["edges"]) == 37 and sum(hist["euclidean"]) == sum(hist["aip"]) == hist["n_pairs"] == 400 * 399 // 2
+    assert len(hist.edges) == 37 and sum(hist.euclidean) == sum(hist.aip) == hist.n_pairs == 400 * 399 // 2
     # the offset makes Euclidean angles acute; under the AIP they centre near 90°
-    assert hist["euclidean_mean"] < 75 and abs(hist["aip_mean"] - 90) < abs(hist["euclidean_mean"] - 90) / 3
+    assert hist.euclidean_mean < 75 and abs(hist.aip_mean - 90) < abs(hist.euclidean_mean - 90) / 3
     sampled = pairwise_angles(acts, max_pairs=1000, seed=1)
     assert len(sampled) == 1000 and torch.equal(sampled, pairwise_angles(acts, max_pairs=1000, seed=1))
     with pytest.raises(UserError, match="give S"):

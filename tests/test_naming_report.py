@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from monosemantic.report import render_report
-from monosemantic.report.names import find_names
+from monosemantic.report.sections.names import find_names
 from monosemantic.report.synthetic import make_report_data
 from test_report import HOSTILE, islands, write_run
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monosemantic.errors import UserError
-from monosemantic.outputs import check_out, make_readable, staged
+from monosemantic.files import check_out, make_readable, staged
 from monosemantic.sae.checkpoint import RunPaths, check_start
 
 
@@ -90,7 +90,7 @@ def test_fingerprint_skips_dangling_links_and_hidden_files(tmp_path: Path) -> No
 
 
 def test_hidden_folders_in_a_sweep_are_not_scored(tmp_path: Path) -> None:
-    from monosemantic.metrics.scoring import expand_sae_paths
+    from monosemantic.sae.paths import expand_sae_paths
 
     for name in ("topk-8", ".topk-8.old-abc"):
         (tmp_path / name).mkdir()

@@ -201,12 +201,6 @@ def test_load_rejects_non_sae_folders(tmp_path):
         SAE.load(bad)
 
 
-def test_package_root_exposes_sae_lazily():
-    import monosemantic
-
-    assert monosemantic.SAE is SAE
-
-
 def test_registering_a_name_twice_is_an_error_and_create_validates():
     from monosemantic.sae import register
     from monosemantic.sae.architectures.topk import TopKSAE

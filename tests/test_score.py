@@ -148,7 +148,7 @@ def test_hierarchy_depth_and_rank_normalised_sets(setup: dict[str, Path], tmp_pa
         assert ranks[int(np.argmax(col))] == 1.0 and ranks[int(np.argmin(col))] == 0.0
     assert all(0 <= s["rank_norm"]["entropy_mean"] <= 1 for s in result["unit_sets"])
     from monosemantic.report.hierarchy_section import hierarchy_block
-    from monosemantic.report.sections import summary_table
+    from monosemantic.report.blocks import summary_table
 
     track = {"name": "t", "modality": "text", "unit_sets": result["unit_sets"]}
     html = hierarchy_block(track, 0)

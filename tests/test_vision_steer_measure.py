@@ -47,7 +47,7 @@ def _sae(path: Path) -> Path:
 
 def test_measurement_runs_and_the_report_shows_it(one_thread, tmp_path, monkeypatch, capsys):
     from monosemantic.report.render import build_html
-    from monosemantic.report.vision_steer_section import find_vision_steer
+    from monosemantic.report.sections.steer_measure import find_vision_steer
 
     monkeypatch.setattr(sources, "load_model", lambda name, **kw: _tiny_classifier())
     out = tmp_path / "run" / "vision_steer"

@@ -2,16 +2,10 @@
 
 Stages, left to right (a stage imports only stages to its left)::
 
-    sources -> store -> sae -> metrics / steer / compare -> report
+    sources -> store -> sae -> metrics / steer / compare / knowledge / naming -> report -> experiments -> cli
+
+``monosemantic.sae.SAE``, ``monosemantic.store.ActivationStore`` and ``monosemantic.experiments.<command>`` are
+the entry points; importing this package itself loads nothing heavy.
 """
 
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str) -> object:
-    # PEP 562: `monosemantic.SAE` without importing torch when the package is imported
-    if name == "SAE":
-        from monosemantic.sae import SAE
-
-        return SAE
-    raise AttributeError(f"module 'monosemantic' has no attribute {name!r}")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from monosemantic.errors import UserError
+from monosemantic.results import to_json
 
 T = TypeVar("T")
 
@@ -188,19 +189,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 def to_dict(obj: Any) -> dict[str, Any]:
     """A JSON-ready dict of a config (paths become strings, tuples lists)."""
-
-    def plain(v: Any) -> Any:
-        if dataclasses.is_dataclass(v) and not isinstance(v, type):
-            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
-        if isinstance(v, Path):
-            return str(v)
-        if isinstance(v, list | tuple):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return plain(obj)
+    return to_json(obj)
 
 
 # --------------------------------------------------------------------------------------------- argparse
@@ -217,8 +206,10 @@ def add_arguments(
     skip: tuple[str, ...] = (),
     required: tuple[str, ...] = (),
     flags: dict[str, tuple[str, ...]] | None = None,
+    positional: tuple[str, ...] = (),
 ) -> None:
-    """Add one option per field of ``cls`` with its docstring as help; lists become repeatable options."""
+    """Add one option per field of ``cls`` with its docstring as help; lists become repeatable options; the
+    fields named in ``positional`` become positional arguments (metavar: the field's name in capitals)."""
     docs, hints = field_docs(cls), _hints(cls)
     flags = flags or {}
     for f in dataclasses.fields(cls):
@@ -234,6 +225,9 @@ def add_arguments(
             f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
         help_text = docs.get(f.name, "").replace("%", "%%")  # argparse reads % as a format directive
+        if f.name in positional:
+            parser.add_argument(f.name, type=Path if tp is Path else str, metavar=f.name.upper(), help=help_text)
+            continue
         if not is_required and default not in (None, [], ()):
             help_text += f" (default: {default})"
         names = tuple(dict.fromkeys((*flags.get(f.name, ()), _option(f.name))))

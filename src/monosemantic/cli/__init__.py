@@ -1,24 +1,55 @@
-"""The ``monosemantic`` command: a thin layer over the Python API.
+"""The ``monosemantic`` command: a thin layer generated from the experiments.
 
-Each subcommand lives in its own module here with a ``register(subparsers)`` function that adds its parser and
-sets ``func``. Heavy imports (torch, transformers) happen inside the command functions so ``--help`` stays fast.
+``COMMANDS`` lists every command in the order ``--help`` shows, with the module that holds it and its one-line help.
+A module either defines ``COMMAND`` (a :class:`monosemantic.experiment.Command` or ``Group``), from which the
+parser, the run and the printout are generated, or ``register(subparsers)`` for the few commands that are not
+experiments (``demo``, ``hooks``, ``inspect``). Only the module of the command being run is imported, so
+``monosemantic --help`` does not import torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from monosemantic.errors import UserError
 
-# Order is the order shown by `monosemantic --help`; a module that does not exist yet is simply not listed.
-COMMANDS = ("demo", "run", "extract", "hooks", "inspect", "train", "score", "steer", "vision_steer", "knowledge",
-            "compare", "synth", "atoms", "study", "name", "report")
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("demo", "monosemantic.cli.demo",
+     "run the bundled demo: vision, text and steering tracks, neurons vs SAE features, one report"),
+    ("run", "monosemantic.cli.run", "run a pipeline (extract -> train -> score -> report) described in a TOML file"),
+    ("extract", "monosemantic.cli.extract",
+     "run a model over a dataset and store the activations of one or more hooks"),
+    ("hooks", "monosemantic.cli.hooks", "list a model's hook points (module paths) with their output widths"),
+    ("inspect", "monosemantic.cli.inspect", "summarise an activation store (model, hooks, counts, labels)"),
+    ("train", "monosemantic.cli.train",
+     "train sparse autoencoders on stored activations (one, or a sweep from one pass)"),
+    ("score", "monosemantic.cli.score", "score a layer's raw neurons and its SAEs' latents side by side"),
+    ("steer", "monosemantic.cli.steer",
+     "steer a language model through SAE latents and compare with its unsteered continuations"),
+    ("steer-measure", "monosemantic.cli.vision_steer",
+     "clamp SAE latents of an image classifier and count top-1 moves to each latent's class"),
+    ("steer-score", "monosemantic.cli.vision_steer",
+     "the steering score of an image-text model steered through its vision tower"),
+    ("knowledge", "monosemantic.cli.knowledge",
+     "localise facts in SAE features vs MLP neurons, ablate them and erase them (FeatureEdit)"),
+    ("compare", "monosemantic.cli.compare",
+     "pair SAE features across layers, seeds or models and compare their geometry"),
+    ("synth", "monosemantic.cli.synth",
+     "sweep SAEs on synthetic superposition with known ground truth (recovery, WSAE, Pareto front)"),
+    ("atoms", "monosemantic.experiments.atoms",
+     "are neurons, SAE features or threshold-SAE atoms the units of a layer? (R², uniqueness, q*)"),
+    ("study", "monosemantic.cli.study",
+     "user-study harness: a blind pairwise study page, and how well scores agree with the answers"),
+    ("name", "monosemantic.cli.name",
+     "name latents automatically and check the names with judges (P/R/F1 vs shuffled names)"),
+    ("report", "monosemantic.cli.report",
+     "render a run folder as one self-contained HTML report (plus figures.json)"),
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -28,7 +59,9 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the command named in ``argv`` (if any) gets its options, every other one its help line.
+    ``argv=None`` builds every command in full (for docs and tests)."""
     parser = Parser(
         prog="monosemantic",
         description=(
@@ -39,12 +72,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name in COMMANDS:
-        module_name = f"monosemantic.cli.{name}"
-        if importlib.util.find_spec(module_name) is None:
+    chosen = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
+    loaded: set[str] = set()
+    for name, module, help_text in COMMANDS:
+        if name in loaded:
             continue
-        importlib.import_module(module_name).register(sub)
+        if chosen is None or name == chosen:
+            loaded |= _attach(sub, module, help_text)
+        else:
+            sub.add_parser(name, help=help_text)
     return parser
+
+
+def _attach(sub: Any, module_name: str, help_text: str) -> set[str]:
+    """Add the command(s) of ``module_name`` in full; returns their names."""
+    from monosemantic.cli.generate import add_command
+
+    module = importlib.import_module(module_name)
+    if hasattr(module, "COMMAND"):
+        add_command(sub, module.COMMAND, help_text)
+        return {module.COMMAND.name}
+    before = set(sub.choices)
+    module.register(sub)
+    return set(sub.choices) - before
 
 
 def _version() -> str:
@@ -57,18 +107,21 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from monosemantic.log import error_line
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         result = args.func(args)
     except UserError as exc:
-        print(f"monosemantic {args.command}: error: {exc}", file=sys.stderr)
+        error_line(f"monosemantic {args.command}: error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print(f"monosemantic {args.command}: interrupted", file=sys.stderr)
+        error_line(f"monosemantic {args.command}: interrupted")
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

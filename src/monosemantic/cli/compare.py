@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from monosemantic.compare.run import compare
-    from monosemantic.report.compare_section import write_compare_page
+    from monosemantic.report.sections.compare import write_compare_page
 
     cfg = from_namespace(CompareConfig, args)
     result = compare(cfg)

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from monosemantic.knowledge.run import run_knowledge
-    from monosemantic.report.knowledge_section import write_knowledge_page
+    from monosemantic.report.sections.knowledge import write_knowledge_page
 
     cfg = from_namespace(KnowledgeConfig, args)
     result = run_knowledge(cfg)

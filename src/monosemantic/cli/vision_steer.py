@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_measure(args: argparse.Namespace) -> int:
-    from monosemantic.report.vision_steer_section import vision_steer_page
+    from monosemantic.report.sections.steer_measure import vision_steer_page
     from monosemantic.steer.vision_eval import check_result_out, measure_vision_steering, write_result
 
     cfg = from_namespace(VisionSteerConfig, args)

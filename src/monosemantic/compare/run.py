@@ -41,7 +41,7 @@ from monosemantic.compare.similarity import (
     random_subset_baseline,
 )
 from monosemantic.errors import UserError
-from monosemantic.outputs import check_out, staged
+from monosemantic.files import check_out, staged
 from monosemantic.store import ActivationStore
 
 RESULT_NAME = "compare.json"

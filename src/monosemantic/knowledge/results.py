@@ -113,7 +113,7 @@ def cards(exp: Any, n_cards: int, snips: dict[str, dict[int, list[str]]]) -> lis
 
 def write_results(cfg: Any, result: dict[str, Any], exp: Any) -> Path:
     """Write knowledge.json, the CSVs and knowledge.html into ``cfg.out`` (staged, then swapped in)."""
-    from monosemantic.outputs import staged
+    from monosemantic.files import staged
 
     snips: dict[str, dict[int, list[str]]] = {}
     if cfg.acts is not None:

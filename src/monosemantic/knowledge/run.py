@@ -83,7 +83,7 @@ RESULT = "knowledge.json"
 def check_config(cfg: KnowledgeConfig) -> None:
     """Every option checked before any work, with a one-line error."""
     from monosemantic.devices import resolve_device
-    from monosemantic.outputs import check_out
+    from monosemantic.files import check_out
 
     if not cfg.sae:
         raise UserError("give at least one --sae folder")

@@ -11,6 +11,8 @@ K_i = |T_i| and μ_i = max_{a≠b ∈ T_i} |AIP(d_a, d_b)| decide uniqueness: μ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import math
 import warnings
 from typing import Any
@@ -278,25 +280,41 @@ def pairwise_angles(vectors: Any, s: Any = None, *, max_pairs: int = 200_000, se
     return torch.rad2deg(torch.arccos(cos.clamp(-1.0, 1.0)))
 
 
+@dataclass(frozen=True)
+class AngleHistogram:
+    """Histograms of pairwise angles over the same pairs, Euclidean and under the AIP (degrees)."""
+
+    edges: list[float]
+    """The bins + 1 bin edges, from 0° to 180°."""
+    euclidean: list[int]
+    """Pairs per bin, Euclidean angles."""
+    euclidean_mean: float
+    euclidean_median: float
+    euclidean_std: float
+    n_pairs: int
+    """Number of pairs behind each histogram."""
+    aip: list[int]
+    """Pairs per bin, angles under the atomic inner product."""
+    aip_mean: float
+    aip_median: float
+    aip_std: float
+
+
 def angle_histograms(
     vectors: Any, s: Any, *, bins: int = 90, max_pairs: int = 200_000, seed: int = 0
-) -> dict[str, Any]:
+) -> AngleHistogram:
     """The representation-shift check (arXiv 2509.20784): histograms of the pairwise angles between rows of
-    vectors [M, H], Euclidean and under the AIP of S, over the same pairs and `bins` equal bins of [0°, 180°].
-
-    Returns ``edges`` (bins + 1 degrees), ``euclidean`` and ``aip`` (counts per bin), their ``*_mean``,
-    ``*_median`` and ``*_std`` in degrees, and ``n_pairs``; plain Python values (JSON-ready).
-    """
+    vectors [M, H], Euclidean and under the AIP of S, over the same pairs and `bins` equal bins of [0°, 180°]."""
     if s is None:
         raise UserError("angle_histograms compares Euclidean with AIP angles: give S (from aip_metric)")
     if not isinstance(bins, int) or bins < 1:
         raise UserError(f"bins must be a whole number >= 1; got {bins!r}")
-    out: dict[str, Any] = {"edges": torch.linspace(0.0, 180.0, bins + 1, dtype=torch.float64).tolist()}
+    stats: dict[str, Any] = {}
     for name, metric in (("euclidean", None), ("aip", s)):
         ang = pairwise_angles(vectors, metric, max_pairs=max_pairs, seed=seed)
-        out[name] = torch.histc(ang, bins=bins, min=0.0, max=180.0).long().tolist()
-        out[f"{name}_mean"] = float(ang.mean())
-        out[f"{name}_median"] = float(ang.median())
-        out[f"{name}_std"] = float(ang.std(correction=0))
-        out["n_pairs"] = len(ang)
-    return out
+        stats[name] = torch.histc(ang, bins=bins, min=0.0, max=180.0).long().tolist()
+        stats[f"{name}_mean"] = float(ang.mean())
+        stats[f"{name}_median"] = float(ang.median())
+        stats[f"{name}_std"] = float(ang.std(correction=0))
+        stats["n_pairs"] = len(ang)
+    return AngleHistogram(edges=torch.linspace(0.0, 180.0, bins + 1, dtype=torch.float64).tolist(), **stats)

@@ -37,7 +37,7 @@ def item_activations(
     from monosemantic.devices import to_device
 
     device = device or torch.device("cpu")
-    hook = store._hook(hook)
+    hook = store.hook(hook)
     n_items = store.n_items
     # float64 sums for mean pooling; MPS has no float64
     sum_dtype = torch.float32 if device.type == "mps" else torch.float64

@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 
 from monosemantic.devices import resolve_device
 from monosemantic.errors import UserError
+from monosemantic.sae.paths import expand_sae_paths
 from monosemantic.metrics.hierarchy import Hierarchy, build_hierarchy, hierarchy_depth, load_parents, rank_normalised
 from monosemantic.metrics.items import ItemActivations, item_activations, weakest_firing
-from monosemantic.outputs import check_out, staged
+from monosemantic.files import check_out, staged
 from monosemantic.store import ActivationStore
 
 MIN_ITEMS_FOR_CARD = 16
@@ -72,27 +73,6 @@ def default_encoder(modality: str) -> str:
     """MS needs an encoder that shares nothing with the analysed networks: EfficientNet for images, WordLlama's static
     embeddings for text (MiniLM, the other option, is itself one of the bundled models analysed)."""
     return "efficientnet_lite0" if modality == "image" else "wordllama"
-
-
-def expand_sae_paths(paths: list[Path]) -> list[Path]:
-    """SAE folders, with a sweep folder expanded into its SAE sub-folders (sorted)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if (p / "cfg.json").is_file():
-            out.append(p)
-        elif p.is_dir() and (subs := sorted(q for q in p.iterdir()
-                                            if (q / "cfg.json").is_file() and not q.name.startswith("."))):
-            # hidden folders are temporary copies and backups of a write in progress, never SAEs to score
-            out.extend(subs)
-        else:
-            raise UserError(f"{p} is not an SAE folder (no cfg.json) nor a folder of SAE folders")
-    seen: dict[str, Path] = {}
-    for p in out:  # results are keyed by folder name, so two SAEs of one name would overwrite each other
-        if p.name in seen:
-            raise UserError(f"two SAEs share the name {p.name!r} ({seen[p.name]} and {p}); score them separately "
-                            "or rename one folder")
-        seen[p.name] = p
-    return out
 
 
 def _labels(cfg: ScoreConfig, store: ActivationStore) -> tuple[np.ndarray | None, list[str]]:
@@ -230,7 +210,7 @@ def score(cfg: ScoreConfig, *, progress: bool = True) -> dict[str, Any]:
     inputs = [cfg.acts, *cfg.sae, *(p for p in (cfg.embeddings, cfg.labels) if p is not None)]
     check_out(out, what="a score folder", marker=SCORES_NAME, overwrite=cfg.overwrite, inputs=inputs)
     store = ActivationStore.open(cfg.acts)
-    hook = store._hook(cfg.hook)
+    hook = store.hook(cfg.hook)
     d_in = store.width(hook)
     labels, label_names = _labels(cfg, store)
     if labels is not None and len(np.unique(labels)) < 2:

@@ -23,7 +23,7 @@ from monosemantic.naming.base import Judge, Namer, Naming
 from monosemantic.naming.cache import AnswerCache
 from monosemantic.naming.evaluate import derangement, judge_one, mean_of
 from monosemantic.naming.select import LatentExamples, TextSnippets, build_examples, choose_latents, plan_latent
-from monosemantic.outputs import check_out, staged
+from monosemantic.files import check_out, staged
 
 NAMES_NAME = "names.json"
 NAMES_FORMAT = "monosemantic-names"
@@ -121,7 +121,7 @@ def _sets(cfg: NameConfig, scores: dict[str, Any]) -> list[str]:
 
 
 def _sae_paths(cfg: NameConfig, wanted: list[str]) -> dict[str, Path]:
-    from monosemantic.metrics.scoring import expand_sae_paths
+    from monosemantic.sae.paths import expand_sae_paths
 
     if cfg.sae:
         found = {p.name: p for p in expand_sae_paths(cfg.sae)}

@@ -14,7 +14,8 @@ import torch
 
 import monosemantic
 from monosemantic.metrics.items import rows_of_items
-from monosemantic.metrics.scoring import MIN_ITEMS_FOR_CARD, expand_sae_paths, load_tops
+from monosemantic.metrics.scoring import MIN_ITEMS_FOR_CARD, load_tops
+from monosemantic.sae.paths import expand_sae_paths
 from monosemantic.pipeline.config import RunConfig
 from monosemantic.store import ActivationStore
 

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from monosemantic.config import to_dict
 from monosemantic.metrics.scoring import default_encoder
-from monosemantic.outputs import make_readable
+from monosemantic.files import make_readable
 from monosemantic.pipeline.config import RunConfig, TrackConfig
 from monosemantic.pipeline.stages import RunState, Stage
 
@@ -197,7 +197,7 @@ def _steer(state: RunState, cfg: RunConfig) -> None:
 def _report(state: RunState, cfg: RunConfig, track_scores: list[dict[str, Any]]) -> Path:
     from monosemantic.pipeline.report_data import build_report_data
     from monosemantic.report import render_report
-    from monosemantic.store.manifest import write_json
+    from monosemantic.files import write_json
 
     data = build_report_data(cfg, track_scores)
     write_json(state.root / "report_data.json", data)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.errors import UserError
-from monosemantic.outputs import check_out
-from monosemantic.store.manifest import write_json
+from monosemantic.files import check_out
+from monosemantic.files import write_json
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"

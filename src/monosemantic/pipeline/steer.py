@@ -46,7 +46,7 @@ def run_steer_track(state: Any, st: SteerTrackConfig, seed: int) -> dict[str, An
     started = stage.start()
     result = _experiment(st, task, extract_stage.path, {a: _sae_dir(s.path) for a, s in stages.items()}, alphas,
                          seed, lambda m: _say(st.name, "steer", m))
-    from monosemantic.store.manifest import write_json
+    from monosemantic.files import write_json
 
     write_json(stage.path, result)
     stage.finish(started)
@@ -54,7 +54,7 @@ def run_steer_track(state: Any, st: SteerTrackConfig, seed: int) -> dict[str, An
 
 
 def _sae_dir(path: Path) -> Path:
-    from monosemantic.metrics.scoring import expand_sae_paths
+    from monosemantic.sae.paths import expand_sae_paths
 
     return expand_sae_paths([path])[0]
 
@@ -209,7 +209,7 @@ def score_concepts(sae: Any, arch: str, x: Any, y: np.ndarray, per_token: bool, 
 
 def write_steer_results(root: Path, results: list[dict[str, Any]]) -> Path:
     """``RUN/steer/steer.json``: every steering track's result, for the report."""
-    from monosemantic.store.manifest import write_json
+    from monosemantic.files import write_json
 
     path = root / "steer" / RESULT_NAME
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,9 @@ import numpy as np
 
 from monosemantic.errors import UserError
 from monosemantic.metrics.agreement import agreement, label_purity, simulated_preferences
-from monosemantic.metrics.scoring import MIN_ITEMS_FOR_CARD, SCORES_NAME, expand_sae_paths, load_scores, load_tops
-from monosemantic.outputs import check_out, staged
+from monosemantic.metrics.scoring import MIN_ITEMS_FOR_CARD, SCORES_NAME, load_scores, load_tops
+from monosemantic.sae.paths import expand_sae_paths
+from monosemantic.files import check_out, staged
 from monosemantic.store import ActivationStore
 
 PAIR_COLUMNS = ("unit_x", "unit_y", "R_user")

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from monosemantic.errors import UserError
-from monosemantic.outputs import check_out, staged
+from monosemantic.files import check_out, staged
 
 RESULT_NAME = "synth.json"
 FORMAT = "monosemantic-synth"
@@ -117,7 +117,7 @@ def run_synth(cfg: SynthConfig, *, progress: bool = True) -> dict[str, Any]:
                   "seconds": round(time.perf_counter() - started, 1)}
         (tmp / RESULT_NAME).write_text(json.dumps(result, indent=1, allow_nan=False))
         (tmp / "synth.csv").write_text(to_csv(rows))
-        from monosemantic.report.synth_section import write_synth_page
+        from monosemantic.report.sections.synth import write_synth_page
 
         write_synth_page(tmp, result)
         if not cfg.keep:

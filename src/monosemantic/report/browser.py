@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monosemantic.errors import UserError
-from monosemantic.report.files import publish, temp_beside
+from monosemantic.files import publish_file, temp_beside
 
 CHROMIUM_ENV = "MONOSEMANTIC_CHROMIUM"
 _NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -121,7 +121,7 @@ def screenshot(html_path: str | Path, png_path: str | Path, width: int = 1400, h
         if proc.returncode != 0 or tmp.stat().st_size == 0:
             tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
             raise UserError(f"Chromium could not screenshot {html_path} (exit {proc.returncode}): {tail}")
-        publish(tmp, png_path)
+        publish_file(tmp, png_path)
     finally:
         tmp.unlink(missing_ok=True)
     return png_path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monosemantic.report.sections import esc, fmt
+from monosemantic.report.blocks import esc, fmt
 
 
 def hierarchy_block(track: dict[str, Any], t: int) -> str:

@@ -9,8 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.files import write_atomic
-from monosemantic.report.sections import esc
+from monosemantic.files import write_atomic
+from monosemantic.report.blocks import esc
 
 
 def find_result(run_dir: Path | str, name: str, fmt: str) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from importlib import resources
 from typing import Any
 
 from monosemantic.report.cards import ImageClasses, _snippets, _thumbs
-from monosemantic.report.sections import esc, script_json
+from monosemantic.report.blocks import esc, script_json
 
 _CSS = """
 body { max-width: 1100px; margin: 0 auto; padding: 24px; }

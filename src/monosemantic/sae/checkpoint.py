@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from monosemantic.errors import UserError
-from monosemantic.outputs import check_out
+from monosemantic.files import check_out
 
 CHECKPOINT = "checkpoint.pt"
 

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from monosemantic.errors import UserError
-from monosemantic.outputs import check_out, staged
+from monosemantic.files import check_out, staged
 from monosemantic.sae.core import SAE, SAEConfig, get_architecture
 
 FORMAT_VERSION = 1

@@ -212,14 +212,14 @@ def measure_vision_steering(cfg: VisionSteerConfig) -> dict[str, Any]:
 def check_result_out(out: Path, *, overwrite: bool) -> None:
     """Fail before any work unless ``out`` may receive a result (absent, empty, or an earlier one with
     ``overwrite``)."""
-    from monosemantic.outputs import check_out
+    from monosemantic.files import check_out
 
     check_out(out, what="a vision-steering result", marker=RESULT_NAME, overwrite=overwrite)
 
 
 def write_result(result: dict[str, Any], out: Path, pages: dict[str, str] | None = None) -> Path:
     """``OUT/vision_steer.json`` plus any ``pages`` (file name -> text), swapped in whole."""
-    from monosemantic.outputs import staged
+    from monosemantic.files import staged
 
     with staged(out) as tmp:
         (tmp / RESULT_NAME).write_text(json.dumps(result, indent=1, allow_nan=False), encoding="utf-8")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from monosemantic.errors import StoreError
+from monosemantic.files import write_json
 
 FORMAT = "monosemantic-activations"
 VERSION = 1
@@ -165,10 +165,3 @@ def _check_fields(data: dict[str, Any], path: Path) -> None:
         raise bad("n_rows", f"{n_rows}, the sum of the shards' rows", get(data, "n_rows"))
     if items_done > n_items:
         raise bad("dataset.n_items", f"at least {items_done}, the number of items the shards hold", n_items)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)

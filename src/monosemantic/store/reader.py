@@ -16,6 +16,10 @@ from monosemantic.errors import StoreError
 from monosemantic.store.manifest import ITEMS, VOCAB, Manifest
 from monosemantic.store.shards import REBUILD, RESUME, open_shard, sha256_file, to_float32
 
+HOLDOUT = 0.05
+"""Share of a store's items held out from training; every SAE evaluation and score reads the same split, so
+the default must be one number for the whole project."""
+
 
 def nonfinite(x: torch.Tensor) -> torch.Tensor | None:
     """The mask of NaN/inf entries of a batch read from a store, or None when every entry is finite.
@@ -78,7 +82,7 @@ class ActivationStore:
 
     def width(self, hook: str) -> int:
         """Width d of ``hook``'s activation rows (each batch of that hook is [B, d])."""
-        return int(self.manifest.hooks[self._hook(hook)]["width"])
+        return int(self.manifest.hooks[self.hook(hook)]["width"])
 
     @property
     def n_rows(self) -> int:
@@ -88,7 +92,8 @@ class ActivationStore:
     def n_items(self) -> int:
         return self.manifest.items_done
 
-    def _hook(self, hook: str | None) -> str:
+    def hook(self, hook: str | None = None) -> str:
+        """The full name of ``hook`` in this store (a unique suffix will do; None: the store's only hook)."""
         if hook is None:
             if len(self.hooks) != 1:
                 raise StoreError(f"{self.root} holds several hooks ({', '.join(self.hooks)}); name one")
@@ -103,7 +108,7 @@ class ActivationStore:
     # ------------------------------------------------------------------ rows
     def rows(self, hook: str | None, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Rows ``start:stop`` of one hook as float32 [n, d]."""
-        hook = self._hook(hook)
+        hook = self.hook(hook)
         stop = self.n_rows if stop is None else min(stop, self.n_rows)
         parts = []
         first = int(np.searchsorted(self._offsets, start, side="right")) - 1
@@ -120,7 +125,7 @@ class ActivationStore:
 
     def gather(self, hook: str | None, idx: np.ndarray) -> torch.Tensor:
         """Rows at ``idx`` (any order) as float32 [len(idx), d]."""
-        hook = self._hook(hook)
+        hook = self.hook(hook)
         idx = np.asarray(idx, dtype=np.int64)
         out = torch.empty(len(idx), self.width(hook))
         shard_of = np.searchsorted(self._offsets, idx, side="right") - 1
@@ -160,7 +165,7 @@ class ActivationStore:
         n = self.n_rows if rows is None else len(rows)
         return (n // batch_size) // world_size
 
-    def split(self, holdout: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def split(self, holdout: float = HOLDOUT, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(train rows, held-out rows) as int64 row-index arrays, split by item (a share ``holdout`` of the items)
         so no item has rows on both sides."""
         if not 0 < holdout < 1:

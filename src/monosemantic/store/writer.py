@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from monosemantic.errors import StoreError
-from monosemantic.outputs import make_readable, publish
-from monosemantic.store.manifest import FORMAT, ITEMS, MANIFEST, VOCAB, Manifest, ShardInfo, write_json
+from monosemantic.files import make_readable, publish_folder
+from monosemantic.files import write_json
+from monosemantic.store.manifest import FORMAT, ITEMS, MANIFEST, VOCAB, Manifest, ShardInfo
 from monosemantic.store.reader import ActivationStore, acts_key
 from monosemantic.store.shards import DTYPES, open_shard, write_shard
 
@@ -200,7 +201,7 @@ class StoreWriter:
         self.manifest.complete = True
         self.manifest.save(self.root)
         if self.root != self.final:
-            publish(self.root, self.final)
+            publish_folder(self.root, self.final)
         else:
             make_readable(self.final)
         return ActivationStore.open(self.final)

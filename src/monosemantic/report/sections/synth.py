@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
-from monosemantic.report.sections import esc
+from monosemantic.report.blocks import esc
+from monosemantic.results import ResultKind
+
+KIND = ResultKind(name="synth", file="synth.json", format="monosemantic-synth", title="Synthetic superposition",
+                  page="synth.html")
 
 RESULT_NAME = "synth.json"
 PAGE_NAME = "synth.html"

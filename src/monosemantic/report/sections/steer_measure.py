@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.report.result_pages import find_result, value_table
-from monosemantic.report.sections import esc
+from monosemantic.report.blocks import esc
+from monosemantic.results import ResultKind
+
+KIND = ResultKind(name="steer_measure", file="steer_measure.json", format="monosemantic-steer-measure",
+                  title="Steering through a vision encoder", page="steer_measure.html")
 
 RESULT_NAME = "vision_steer.json"
 FORMAT = "monosemantic-vision-steer"

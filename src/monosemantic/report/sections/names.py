@@ -11,9 +11,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.sections import esc, fmt
+from monosemantic.report.blocks import esc, fmt
+from monosemantic.results import ResultKind
 
 NAMES_FILE = "names.json"
+KIND = ResultKind(name="names", file="names.json", format="monosemantic-names", title="Feature names")
+
 NAMES_FORMAT = "monosemantic-names"
 
 

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.report.result_pages import figure_blocks, find_result, value_table
-from monosemantic.report.sections import esc
+from monosemantic.report.blocks import esc
 from monosemantic.steer.evaluate import REPETITION_MARGIN, headline
+from monosemantic.results import ResultKind
+
+KIND = ResultKind(name="steer", file="steer.json", format="monosemantic-steer", title="Steering: vanilla SAE vs G-SAE")
 
 RESULT_NAME = "steer.json"
 METHOD_NAMES = {"vanilla": "vanilla TopK SAE (root latent of its FMS tree)", "gsae": "G-SAE (reserved latent)"}

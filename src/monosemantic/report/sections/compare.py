@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.report.result_pages import find_result, write_page
-from monosemantic.report.sections import esc
+from monosemantic.report.blocks import esc
+from monosemantic.results import ResultKind
+
+KIND = ResultKind(name="compare", file="compare.json", format="monosemantic-compare",
+                  title="Comparing feature spaces", page="compare.html")
 
 RESULT_NAME = "compare.json"
 PAGE_NAME = "compare.html"

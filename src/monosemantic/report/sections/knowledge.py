@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
-from monosemantic.report.sections import esc
+from monosemantic.report.blocks import esc
+from monosemantic.results import ResultKind
+
+KIND = ResultKind(name="knowledge", file="knowledge.json", format="monosemantic-knowledge",
+                  title="Knowledge: features vs neurons", page="knowledge.html")
 
 RESULT_NAME = "knowledge.json"
 PAGE_NAME = "knowledge.html"

@@ -1,17 +1,22 @@
-"""Output folders: refuse to replace what is not ours, swap new results in whole, and leave them readable.
+"""Every file and folder the project writes goes through here: refuse to replace what is not ours, write under a
+temporary name beside the target and rename it into place, and leave the result readable.
 
-Every command that writes a folder goes through here, so ``--overwrite`` means the same everywhere: it replaces
-an earlier result of the same kind (recognised by its marker file) and nothing else.
+Because every command uses these functions, ``--overwrite`` means the same everywhere: it replaces an earlier
+result of the same kind (recognised by its marker file) and nothing else; and no reader ever sees half a file.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from monosemantic.errors import UserError
 
@@ -61,13 +66,13 @@ def staged(final: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         yield tmp
-        publish(tmp, final)
+        publish_folder(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def publish(tmp: Path, final: Path) -> None:
+def publish_folder(tmp: Path, final: Path) -> None:
     """Rename the finished ``tmp`` folder to ``final``, replacing what was there only at the last moment."""
     final = Path(final).resolve()
     make_readable(tmp)
@@ -118,3 +123,41 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
+    """An empty temporary file in ``path``'s folder (so the final rename stays on one file system)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def publish_file(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the usual permissions (mkstemp makes it private) and rename it over ``path``."""
+    make_readable(tmp)
+    os.replace(tmp, path)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as UTF-8, atomically."""
+    tmp = temp_beside(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        publish_file(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: Any, *, indent: int | None = 1, allow_nan: bool = True) -> None:
+    """``data`` as JSON at ``path``, atomically: a reader never sees half a file."""
+    write_atomic(path, json.dumps(data, indent=indent, allow_nan=allow_nan))
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV text, one column per key in order of first appearance."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
