@@ -10,8 +10,8 @@ import pytest
 
 from monosemantic.cli import main
 from monosemantic.errors import UserError
-from monosemantic.pipeline.config import load_run_config
-from monosemantic.pipeline.run import run_pipeline
+from monosemantic.experiments.pipeline.config import load_run_config
+from monosemantic.experiments.pipeline.run import run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -145,9 +145,9 @@ def test_damaged_run_record_and_foreign_out_are_refused(tmp_path: Path) -> None:
 
 
 def test_editing_local_data_or_model_changes_the_extract_stage(tmp_path: Path, monkeypatch) -> None:
-    from monosemantic.pipeline.config import TrackConfig
-    from monosemantic.pipeline.run import extract_inputs
-    from monosemantic.pipeline.stages import digest
+    from monosemantic.experiments.pipeline.config import TrackConfig
+    from monosemantic.experiments.pipeline.run import extract_inputs
+    from monosemantic.experiments.pipeline.stages import digest
 
     monkeypatch.chdir(tmp_path)
     notes = tmp_path / "notes.jsonl"
@@ -171,8 +171,8 @@ def test_editing_local_data_or_model_changes_the_extract_stage(tmp_path: Path, m
 def test_bundled_demo_stage_hashes_are_stable(tmp_path: Path) -> None:
     # runs/demo folders made before local-data fingerprints must stay cached: these hashes were recorded then
     from monosemantic.cli.demo import demo_config_text
-    from monosemantic.pipeline.run import extract_inputs
-    from monosemantic.pipeline.stages import digest
+    from monosemantic.experiments.pipeline.run import extract_inputs
+    from monosemantic.experiments.pipeline.stages import digest
 
     (tmp_path / "demo.toml").write_text(demo_config_text())
     cfg = load_run_config(tmp_path / "demo.toml")

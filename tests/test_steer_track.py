@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from monosemantic.errors import UserError
-from monosemantic.pipeline.config import load_run_config
-from monosemantic.pipeline.run import run_pipeline
+from monosemantic.experiments.pipeline.config import load_run_config
+from monosemantic.experiments.pipeline.run import run_pipeline
 
 pytestmark = pytest.mark.slow
 

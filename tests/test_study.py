@@ -17,7 +17,7 @@ from monosemantic.cli import main
 from monosemantic.errors import UserError
 from monosemantic.metrics.agreement import agreement, label_purity, simulated_preferences
 from monosemantic.metrics.scoring import ScoreConfig, score
-from monosemantic.pipeline.study import AgreeConfig, StudyConfig, agree, build_page, read_units, simulate
+from monosemantic.experiments.study import AgreeConfig, StudyConfig, agree, build_page, read_units, simulate
 from monosemantic.sae import train
 from monosemantic.sae.trainconfig import train_config
 from monosemantic.store.extract import ExtractConfig, extract

@@ -11,7 +11,7 @@ import torch
 
 from monosemantic.cli import main
 from monosemantic.metrics.recovery import recovery
-from monosemantic.pipeline.synth import SynthConfig, expected_k, run_synth
+from monosemantic.experiments.synth import SynthConfig, expected_k, run_synth
 from monosemantic.report.sections.synth import find_synth, pareto_front
 from monosemantic.sae import SAE, train, train_config
 from monosemantic.synthetic import load_ground_truth, superposition_store

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(demo_config_text(args.track), end="")
         return 0
-    from monosemantic.pipeline.config import load_run_config
-    from monosemantic.pipeline.run import run_pipeline
+    from monosemantic.experiments.pipeline.config import load_run_config
+    from monosemantic.experiments.pipeline.run import run_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / CONFIGS[args.track]

@@ -7,7 +7,7 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     from monosemantic.config import field_docs
-    from monosemantic.pipeline.config import RunConfig, SteerTrackConfig, TrackConfig
+    from monosemantic.experiments.pipeline.config import RunConfig, SteerTrackConfig, TrackConfig
 
     keys, track_keys = _keys(RunConfig, field_docs(RunConfig)), _keys(TrackConfig, field_docs(TrackConfig))
     steer_keys = _keys(SteerTrackConfig, field_docs(SteerTrackConfig))
@@ -42,8 +42,8 @@ def _keys(cls: type, docs: dict[str, str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from monosemantic.pipeline.config import load_run_config
-    from monosemantic.pipeline.run import run_pipeline
+    from monosemantic.experiments.pipeline.config import load_run_config
+    from monosemantic.experiments.pipeline.run import run_pipeline
 
     report = run_pipeline(load_run_config(args.config, out=args.out))
     print(f"report: {report}")

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from monosemantic.config import add_arguments, from_namespace
-from monosemantic.pipeline.study import AgreeConfig, StudyConfig
+from monosemantic.experiments.study import AgreeConfig, StudyConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_page(args: argparse.Namespace) -> int:
-    from monosemantic.pipeline.study import build_page
+    from monosemantic.experiments.study import build_page
 
     cfg = from_namespace(StudyConfig, args)
     print(f"study page: {build_page(cfg)} ({cfg.pairs} pairs; open it in a browser)")
@@ -41,14 +41,14 @@ def run_page(args: argparse.Namespace) -> int:
 
 
 def run_agree(args: argparse.Namespace) -> int:
-    from monosemantic.pipeline.study import agree
+    from monosemantic.experiments.study import agree
 
     _print(agree(from_namespace(AgreeConfig, args)))
     return 0
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from monosemantic.pipeline.study import simulate
+    from monosemantic.experiments.study import simulate
 
     cfg = from_namespace(StudyConfig, args)
     result = simulate(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from monosemantic.config import add_arguments, from_namespace
-from monosemantic.pipeline.synth import SynthConfig
+from monosemantic.experiments.synth import SynthConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from monosemantic.pipeline.synth import run_synth
+    from monosemantic.experiments.synth import run_synth
 
     cfg = from_namespace(SynthConfig, args)
     result = run_synth(cfg)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from monosemantic.errors import UserError
-from monosemantic.pipeline.config import HOLDOUT, SteerTrackConfig
+from monosemantic.experiments.pipeline.config import HOLDOUT, SteerTrackConfig
 
 FORMAT = "monosemantic-steer"
 RESULT_NAME = "steer.json"
@@ -28,24 +28,24 @@ FMS_P = (1, 5)
 
 def run_steer_track(state: Any, st: SteerTrackConfig, seed: int) -> dict[str, Any]:
     """Extract, train both SAEs, score their concept latents and sweep α; cached as one stage of the run."""
-    from monosemantic.pipeline.run import _extract, _say, _train
+    from monosemantic.experiments.pipeline.stages import extract_stage, say, train_stage
     from monosemantic.steer.tasks import get_task
 
     task = get_task(st.task)
     track = st.as_track()
-    extract_stage = _extract(state, track)
-    stages = {arch: _train(state, track, extract_stage, arch, seed) for arch in ("topk", "gsae")}
+    extracted = extract_stage(state, track)
+    stages = {arch: train_stage(state, track, extracted, arch, seed) for arch in ("topk", "gsae")}
     alphas = list(st.alphas) or list(task.alphas)
-    inputs = {"extract": extract_stage.hash, "saes": {a: s.hash for a, s in stages.items()}, "alphas": alphas,
+    inputs = {"extract": extracted.hash, "saes": {a: s.hash for a, s in stages.items()}, "alphas": alphas,
               "n_prompts": st.n_prompts, "max_new_tokens": st.max_new_tokens, "fms_rows": st.fms_rows, "seed": seed,
               "version": 2}
     stage = state.stage(f"{st.name}/steer", "steer", inputs, suffix=".json")
     if stage.done:
-        _say(st.name, "steer", "cached")
+        say(st.name, "steer", "cached")
         return json.loads(stage.path.read_text())  # type: ignore[no-any-return]
     started = stage.start()
-    result = _experiment(st, task, extract_stage.path, {a: _sae_dir(s.path) for a, s in stages.items()}, alphas,
-                         seed, lambda m: _say(st.name, "steer", m))
+    result = _experiment(st, task, extracted.path, {a: _sae_dir(s.path) for a, s in stages.items()}, alphas,
+                         seed, lambda m: say(st.name, "steer", m))
     from monosemantic.files import write_json
 
     write_json(stage.path, result)

@@ -169,7 +169,7 @@ def write_pairs(path: Path, pairs: list[tuple[str, str, float]]) -> None:
 
 def build_page(cfg: StudyConfig) -> Path:
     """The blind study page: ``cfg.pairs`` pairs of unit cards (top inputs only, no scores), sides shuffled."""
-    from monosemantic.pipeline.report_data import unit_card
+    from monosemantic.experiments.pipeline.report_data import unit_card
     from monosemantic.report.study_page import study_html
 
     out = Path(cfg.out)

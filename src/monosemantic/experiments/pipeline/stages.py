@@ -1,9 +1,16 @@
-"""Run a whole pipeline from a RunConfig, stage by stage, skipping what is already done."""
+"""Stage caching: each stage's output lives in a folder named by a hash of everything it depends on.
+
+A re-run skips a stage whose hash and completion are recorded in ``run.json``; a changed setting changes the
+hash of that stage and of every stage downstream of it, and only those run again.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -11,34 +18,87 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from monosemantic.config import to_dict
+from monosemantic.errors import UserError
+from monosemantic.experiments.pipeline.config import TrackConfig
 from monosemantic.metrics.scoring import default_encoder
-from monosemantic.files import make_readable
-from monosemantic.pipeline.config import RunConfig, TrackConfig
-from monosemantic.pipeline.stages import RunState, Stage
+from monosemantic.files import check_out, make_readable, write_json
+
+RUN_FORMAT = 1
+RUN_FILE = "run.json"
 
 
-def _say(track: str, stage: str, message: str) -> None:
+def digest(inputs: Any) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@dataclass
+class Stage:
+    state: RunState
+    key: str
+    hash: str
+    path: Path
+
+    @property
+    def done(self) -> bool:
+        rec = self.state.stages.get(self.key)
+        return bool(rec and rec["hash"] == self.hash and rec["done"] and self.path.exists())
+
+    def start(self) -> float:
+        if self.path.exists():  # an interrupted attempt of this exact stage: start it clean
+            shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.state.record(self.key, self.hash, self.path, done=False)
+        return time.perf_counter()
+
+    def finish(self, started: float) -> None:
+        self.state.record(self.key, self.hash, self.path, done=True, seconds=time.perf_counter() - started)
+
+
+class RunState:
+    """``run.json``: the run's config and the hash, folder and completion of every stage."""
+
+    def __init__(self, root: Path, config: dict[str, Any]) -> None:
+        self.root = root
+        # the run adds its stage folders to an earlier run's, so any run folder will do, but nothing else
+        check_out(root, what="a run folder", marker=RUN_FILE, overwrite=True)
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / RUN_FILE
+        self.stages: dict[str, dict[str, Any]] = {}
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise UserError(f"{path} is damaged ({exc}); choose a new --out, or delete {root} to redo every stage"
+                                ) from None
+            if not isinstance(data, dict) or not isinstance(data.get("stages", {}), dict):
+                raise UserError(f"{path} is not a run record; choose a new --out, or delete {root} to redo every stage")
+            if data.get("format_version") != RUN_FORMAT:
+                raise UserError(
+                    f"{root} is a run folder from an older monosemantic format "
+                    f"(version {data.get('format_version')}, this is {RUN_FORMAT}); use a new --out or delete it"
+                )
+            self.stages = data.get("stages", {})
+        self.config = config
+        self._save()
+
+    def stage(self, key: str, folder: str, inputs: dict[str, Any], suffix: str = "") -> Stage:
+        h = digest({"stage": key, **inputs})
+        name = key.replace("/", "-")
+        return Stage(self, key, h, self.root / folder / f"{name}-{h}{suffix}")
+
+    def record(self, key: str, h: str, path: Path, *, done: bool, seconds: float | None = None) -> None:
+        self.stages[key] = {"hash": h, "path": str(path.relative_to(self.root)), "done": done, "seconds": seconds}
+        self._save()
+
+    def _save(self) -> None:
+        write_json(
+            self.root / RUN_FILE, {"format_version": RUN_FORMAT, "config": self.config, "stages": self.stages}
+        )
+
+
+def say(track: str, stage: str, message: str) -> None:
+    """One status line of a run: ``[track] stage  message``."""
     print(f"[{track}] {stage:<14} {message}", flush=True)
-
-
-def run_pipeline(cfg: RunConfig) -> Path:
-    """Extract, embed, train and score every track, then write the report; returns the report's path."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    state = RunState(Path(cfg.out), to_dict(cfg))
-    t0 = time.perf_counter()
-    track_scores = []
-    for track in cfg.tracks:
-        extract_stage = _extract(state, track)
-        _check_sweeps(track, extract_stage, cfg.seed)
-        embed_stage, encoder = _embed(state, track, extract_stage)
-        sae_stages = [_train(state, track, extract_stage, arch, cfg.seed) for arch in track.archs]
-        track_scores.append(_score(state, track, extract_stage, embed_stage, encoder, sae_stages))
-    _steer(state, cfg)
-    report = _report(state, cfg, track_scores)
-    print(f"done in {time.perf_counter() - t0:.0f} s", flush=True)
-    return report
 
 
 def extract_inputs(track: TrackConfig) -> dict[str, Any]:
@@ -57,27 +117,33 @@ def extract_inputs(track: TrackConfig) -> dict[str, Any]:
     return inputs
 
 
-def _extract(state: RunState, track: TrackConfig) -> Stage:
+def extract_stage(state: RunState, track: TrackConfig) -> Stage:
     from monosemantic.store.extract import ExtractConfig, extract
 
     stage = state.stage(f"{track.name}/extract", "stores", extract_inputs(track))
     if stage.done:
-        _say(track.name, "extract", f"cached ({stage.path.name})")
+        say(track.name, "extract", f"cached ({stage.path.name})")
         return stage
-    _say(track.name, "extract", f"{track.model} {track.layer} on {track.data}")
+    say(track.name, "extract", f"{track.model} {track.layer} on {track.data}")
     started = stage.start()
     store = extract(ExtractConfig(model=track.model, layers=[track.layer], data=track.data, out=stage.path,
                                   tokens=track.tokens, max_items=track.max_items, max_length=track.max_length,
                                   image_size=track.image_size, label_columns=list(track.label_columns),
                                   device=track.device))
     stage.finish(started)
-    _say(track.name, "extract", f"{store.n_items:,} items, {store.n_rows:,} rows of width {store.width(None)}")
+    say(track.name, "extract", f"{store.n_items:,} items, {store.n_rows:,} rows of width {store.width(None)}")
     return stage
 
 
-def _check_sweeps(track: TrackConfig, extract_stage: Stage, seed: int) -> None:
+def check_sweeps(track: TrackConfig, extract_stage: Stage, seed: int) -> None:
     """Now that the layer width is known, check every SAE of every sweep can be built, before embedding."""
-    from monosemantic.errors import UserError
+    import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from monosemantic.errors import UserError
+from monosemantic.experiments.pipeline.config import TrackConfig
+from monosemantic.metrics.scoring import default_encoder
     from monosemantic.sae.trainconfig import check_sweep
     from monosemantic.store import ActivationStore
 
@@ -89,7 +155,7 @@ def _check_sweeps(track: TrackConfig, extract_stage: Stage, seed: int) -> None:
             raise UserError(f"track {track.name!r}, {arch} (layer width {d_in}): {exc}") from None
 
 
-def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[Stage, str]:
+def embed_stage(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[Stage, str]:
     """External-encoder embeddings, one per item, for the MonoSemanticity score."""
     from monosemantic.devices import resolve_device
     from monosemantic.sources import load_dataset, load_model
@@ -100,7 +166,7 @@ def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[S
     inputs = {"extract": extract_stage.hash, "encoder": encoder, "max_length": track.encoder_max_length}
     stage = state.stage(f"{track.name}/embed", "embeddings", inputs, suffix=".safetensors")
     if stage.done:
-        _say(track.name, "embed", f"cached ({encoder})")
+        say(track.name, "embed", f"cached ({encoder})")
         return stage, encoder
     started = stage.start()
     dataset = load_dataset(track.data, "text", tuple(track.label_columns))
@@ -108,10 +174,16 @@ def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[S
     model = load_model(encoder, max_length=track.encoder_max_length, image_size=96 if small else None)
     model = model.to_device(resolve_device(track.device))
     if model.modality != dataset.modality:
-        from monosemantic.errors import UserError
+        import torch
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from monosemantic.errors import UserError
+from monosemantic.experiments.pipeline.config import TrackConfig
+from monosemantic.metrics.scoring import default_encoder
 
         raise UserError(f"encoder {encoder!r} reads {model.modality}; track {track.name!r} holds {dataset.modality}")
-    _say(track.name, "embed", f"{store.n_items:,} items with {encoder}")
+    say(track.name, "embed", f"{store.n_items:,} items with {encoder}")
     chunks = []
     step = 256
     with tqdm(total=store.n_items, desc=f"embed {encoder}", unit="item", dynamic_ncols=True, mininterval=0.5) as bar:
@@ -125,7 +197,7 @@ def _embed(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[S
     return stage, encoder
 
 
-def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str, seed: int) -> Stage:
+def train_stage(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str, seed: int) -> Stage:
     from monosemantic.sae import train
     from monosemantic.sae.core import get_architecture
     from monosemantic.sae.options import registered_options
@@ -140,12 +212,12 @@ def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str,
         inputs["holdout"] = track.holdout
     stage = state.stage(f"{track.name}/train-{arch}", "saes", inputs)
     if stage.done:
-        _say(track.name, f"train {arch}", "cached")
+        say(track.name, f"train {arch}", "cached")
         return stage
     tc = track.train_config(arch, seed, acts=extract_stage.path, out=stage.path)
     sparsity = f"k {', '.join(f'{k:g}' for k in tc.k)}" if tc.k else f"l1 {tc.l1_coefficient or 'at its default'}"
     widths = ", ".join(f"x{w:g}" for w in tc.width)
-    _say(track.name, f"train {arch}", f"widths {widths}, {sparsity}, {track.train_tokens} rows each")
+    say(track.name, f"train {arch}", f"widths {widths}, {sparsity}, {track.train_tokens} rows each")
     started = stage.start()
     from monosemantic.sae.trainconfig import sweep_points
     from monosemantic.store import ActivationStore
@@ -159,7 +231,7 @@ def _train(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str,
     return stage
 
 
-def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stage: Stage, encoder: str,
+def score_stage(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stage: Stage, encoder: str,
            sae_stages: list[Stage]) -> dict[str, Any]:
     from monosemantic.metrics.scoring import ScoreConfig, load_scores, score
 
@@ -171,35 +243,13 @@ def _score(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stag
         inputs["hierarchy"] = load_parents(track.hierarchy)  # the mapping itself: an edited file redoes the stage
     stage = state.stage(f"{track.name}/score", "scores", inputs)
     if not stage.done:
-        _say(track.name, "score", "MS, FMS, label correlation and entropy; neurons vs every SAE")
+        say(track.name, "score", "MS, FMS, label correlation and entropy; neurons vs every SAE")
         started = stage.start()
         score(ScoreConfig(acts=extract_stage.path, sae=[s.path for s in sae_stages], embeddings=embed_stage.path,
                           encoder=encoder, pool=track.pool, out=stage.path, device=track.device,
                           hierarchy=track.hierarchy))
         stage.finish(started)
     else:
-        _say(track.name, "score", "cached")
+        say(track.name, "score", "cached")
     return {"track": track, "store": extract_stage.path, "scores": load_scores(stage.path),
             "score_dir": stage.path, "saes": [s.path for s in sae_stages]}
-
-
-def _steer(state: RunState, cfg: RunConfig) -> None:
-    """The steering tracks, written together to ``steer/steer.json`` (removed when the config has none, so the
-    report never shows an earlier run's steering)."""
-    from monosemantic.pipeline.steer import RESULT_NAME, run_steer_track, write_steer_results
-
-    if not cfg.steer:
-        (state.root / "steer" / RESULT_NAME).unlink(missing_ok=True)
-        return
-    write_steer_results(state.root, [run_steer_track(state, st, cfg.seed) for st in cfg.steer])
-
-
-def _report(state: RunState, cfg: RunConfig, track_scores: list[dict[str, Any]]) -> Path:
-    from monosemantic.pipeline.report_data import build_report_data
-    from monosemantic.report import render_report
-    from monosemantic.files import write_json
-
-    data = build_report_data(cfg, track_scores)
-    write_json(state.root / "report_data.json", data)
-    path = render_report(state.root)
-    return path

@@ -162,7 +162,7 @@ class SteerTrackConfig:
     """Where to run: auto, cpu, cuda, cuda:N or mps."""
 
     def as_track(self) -> Any:
-        from monosemantic.pipeline.config import TrackConfig
+        from monosemantic.experiments.pipeline.config import TrackConfig
         from monosemantic.steer.tasks import get_task
 
         task = get_task(self.task)

@@ -1,0 +1,62 @@
+"""Run a whole pipeline from a RunConfig, stage by stage, skipping what is already done."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from monosemantic.config import to_dict
+from monosemantic.experiments.pipeline.config import RunConfig
+from monosemantic.experiments.pipeline.stages import (
+    RunState,
+    check_sweeps,
+    embed_stage,
+    extract_stage,
+    score_stage,
+    train_stage,
+)
+
+
+def run_pipeline(cfg: RunConfig) -> Path:
+    """Extract, embed, train and score every track, then write the report; returns the report's path."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    state = RunState(Path(cfg.out), to_dict(cfg))
+    t0 = time.perf_counter()
+    track_scores = []
+    for track in cfg.tracks:
+        extracted = extract_stage(state, track)
+        check_sweeps(track, extracted, cfg.seed)
+        embedded, encoder = embed_stage(state, track, extracted)
+        sae_stages = [train_stage(state, track, extracted, arch, cfg.seed) for arch in track.archs]
+        track_scores.append(score_stage(state, track, extracted, embedded, encoder, sae_stages))
+    _steer(state, cfg)
+    report = _report(state, cfg, track_scores)
+    print(f"done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return report
+
+
+def _steer(state: RunState, cfg: RunConfig) -> None:
+    """The steering tracks, written together to ``steer/steer.json`` (removed when the config has none, so the
+    report never shows an earlier run's steering)."""
+    from monosemantic.experiments.pipeline.steer import RESULT_NAME, run_steer_track, write_steer_results
+
+    if not cfg.steer:
+        (state.root / "steer" / RESULT_NAME).unlink(missing_ok=True)
+        return
+    write_steer_results(state.root, [run_steer_track(state, st, cfg.seed) for st in cfg.steer])
+
+
+def _report(state: RunState, cfg: RunConfig, track_scores: list[dict[str, Any]]) -> Path:
+    from monosemantic.experiments.pipeline.report_data import build_report_data
+    from monosemantic.report import render_report
+    from monosemantic.files import write_json
+
+    data = build_report_data(cfg, track_scores)
+    write_json(state.root / "report_data.json", data)
+    path = render_report(state.root)
+    return path
