@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monosemantic.cli import main
 from monosemantic import log
+from monosemantic.cli import main
 from monosemantic.experiments.atoms import AtomsConfig, run
 from monosemantic.report.sections.atoms import KIND
 from monosemantic.sae import train, train_config

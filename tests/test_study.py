@@ -15,9 +15,9 @@ import torch
 from browser import chromium_or_reason
 from monosemantic.cli import main
 from monosemantic.errors import UserError
+from monosemantic.experiments.study import AgreeConfig, StudyConfig, agree, build_page, read_units, simulate
 from monosemantic.metrics.agreement import agreement, label_purity, simulated_preferences
 from monosemantic.metrics.scoring import ScoreConfig, score
-from monosemantic.experiments.study import AgreeConfig, StudyConfig, agree, build_page, read_units, simulate
 from monosemantic.sae import train
 from monosemantic.sae.trainconfig import train_config
 from monosemantic.store.extract import ExtractConfig, extract

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from monosemantic.cli import main
-from monosemantic.metrics.recovery import recovery
 from monosemantic.experiments.synth import SynthConfig, expected_k, run_synth
+from monosemantic.metrics.recovery import recovery
 from monosemantic.report.sections.synth import find_synth, pareto_front
 from monosemantic.sae import SAE, train, train_config
 from monosemantic.synthetic import load_ground_truth, superposition_store

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from monosemantic.errors import UserError
+from monosemantic.files import check_out, staged
 from monosemantic.metrics.agreement import agreement, label_purity, simulated_preferences
 from monosemantic.metrics.scoring import MIN_ITEMS_FOR_CARD, SCORES_NAME, load_scores, load_tops
 from monosemantic.sae.paths import expand_sae_paths
-from monosemantic.files import check_out, staged
 from monosemantic.store import ActivationStore
 
 PAIR_COLUMNS = ("unit_x", "unit_y", "R_user")

@@ -11,10 +11,9 @@ K_i = |T_i| and μ_i = max_{a≠b ∈ T_i} |AIP(d_a, d_b)| decide uniqueness: μ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

@@ -22,10 +22,10 @@ from tqdm.auto import tqdm
 
 from monosemantic.devices import resolve_device
 from monosemantic.errors import UserError
-from monosemantic.sae.paths import expand_sae_paths
+from monosemantic.files import check_out, staged
 from monosemantic.metrics.hierarchy import Hierarchy, build_hierarchy, hierarchy_depth, load_parents, rank_normalised
 from monosemantic.metrics.items import ItemActivations, item_activations, weakest_firing
-from monosemantic.files import check_out, staged
+from monosemantic.sae.paths import expand_sae_paths
 from monosemantic.store import ActivationStore
 
 MIN_ITEMS_FOR_CARD = 16

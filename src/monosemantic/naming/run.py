@@ -19,11 +19,11 @@ import torch
 from tqdm.auto import tqdm
 
 from monosemantic.errors import UserError
+from monosemantic.files import check_out, staged
 from monosemantic.naming.base import Judge, Namer, Naming
 from monosemantic.naming.cache import AnswerCache
 from monosemantic.naming.evaluate import derangement, judge_one, mean_of
 from monosemantic.naming.select import LatentExamples, TextSnippets, build_examples, choose_latents, plan_latent
-from monosemantic.files import check_out, staged
 
 NAMES_NAME = "names.json"
 NAMES_FORMAT = "monosemantic-names"

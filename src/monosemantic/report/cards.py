@@ -11,10 +11,10 @@ import re
 import struct
 from typing import Any
 
+from monosemantic.report.blocks import esc, fmt, fmt_count
 from monosemantic.report.data import num
 from monosemantic.report.figures import fms_title, set_colors
 from monosemantic.report.sections.names import card_name
-from monosemantic.report.blocks import esc, fmt, fmt_count
 
 _DATA_URI = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+")
 _SNIPPETS_SHOWN = 8  # the rest of a text card's top snippets fold away, so cards stay scannable

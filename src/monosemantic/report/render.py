@@ -8,19 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.errors import UserError
-from monosemantic.report.sections.atoms import atoms_section, find_atoms
+from monosemantic.files import write_atomic
+from monosemantic.report.blocks import esc, facts, features_block, kpi_tiles, summary_table
 from monosemantic.report.cards import ImageClasses, cards_block
-from monosemantic.report.sections.compare import compare_section, find_compare
 from monosemantic.report.data import DATA_NAME, FORMAT_VERSION, load_report_data
 from monosemantic.report.figures import draw, figure_specs, to_png_data_uri
-from monosemantic.files import write_atomic
 from monosemantic.report.hierarchy_section import hierarchy_block
+from monosemantic.report.sections.atoms import atoms_section, find_atoms
+from monosemantic.report.sections.compare import compare_section, find_compare
 from monosemantic.report.sections.knowledge import find_knowledge, knowledge_section
 from monosemantic.report.sections.names import attach_names, find_names, names_note
-from monosemantic.report.blocks import esc, facts, features_block, kpi_tiles, summary_table
 from monosemantic.report.sections.steer import find_steer, steer_section
-from monosemantic.report.sections.synth import find_synth, synth_section
 from monosemantic.report.sections.steer_measure import find_vision_steer, vision_steer_section
+from monosemantic.report.sections.synth import find_synth, synth_section
 
 Pngs = dict[str, tuple[str, int]]
 """Figure id -> (PNG data URI, width in CSS pixels)."""

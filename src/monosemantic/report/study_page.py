@@ -8,8 +8,8 @@ import hashlib
 from importlib import resources
 from typing import Any
 
-from monosemantic.report.cards import ImageClasses, _snippets, _thumbs
 from monosemantic.report.blocks import esc, script_json
+from monosemantic.report.cards import ImageClasses, _snippets, _thumbs
 
 _CSS = """
 body { max-width: 1100px; margin: 0 auto; padding: 24px; }

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from monosemantic.errors import StoreError
-from monosemantic.files import make_readable, publish_folder
-from monosemantic.files import write_json
+from monosemantic.files import make_readable, publish_folder, write_json
 from monosemantic.store.manifest import FORMAT, ITEMS, MANIFEST, VOCAB, Manifest, ShardInfo
 from monosemantic.store.reader import ActivationStore, acts_key
 from monosemantic.store.shards import DTYPES, open_shard, write_shard

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +52,8 @@ def _steer(state: RunState, cfg: RunConfig) -> None:
 
 def _report(state: RunState, cfg: RunConfig, track_scores: list[dict[str, Any]]) -> Path:
     from monosemantic.experiments.pipeline.report_data import build_report_data
-    from monosemantic.report import render_report
     from monosemantic.files import write_json
+    from monosemantic.report import render_report
 
     data = build_report_data(cfg, track_scores)
     write_json(state.root / "report_data.json", data)

@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from monosemantic.errors import UserError
 from monosemantic.experiments.pipeline.config import TrackConfig
-from monosemantic.metrics.scoring import default_encoder
 from monosemantic.files import check_out, make_readable, write_json
+from monosemantic.metrics.scoring import default_encoder
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"
@@ -135,19 +135,12 @@ def extract_stage(state: RunState, track: TrackConfig) -> Stage:
     return stage
 
 
-def check_sweeps(track: TrackConfig, extract_stage: Stage, seed: int) -> None:
+def check_sweeps(track: TrackConfig, extracted: Stage, seed: int) -> None:
     """Now that the layer width is known, check every SAE of every sweep can be built, before embedding."""
-    import torch
-from safetensors.torch import save_file
-from tqdm.auto import tqdm
-
-from monosemantic.errors import UserError
-from monosemantic.experiments.pipeline.config import TrackConfig
-from monosemantic.metrics.scoring import default_encoder
     from monosemantic.sae.trainconfig import check_sweep
     from monosemantic.store import ActivationStore
 
-    d_in = ActivationStore.open(extract_stage.path).width(None)
+    d_in = ActivationStore.open(extracted.path).width(None)
     for arch in track.archs:
         try:
             check_sweep(track.train_config(arch, seed), d_in)
@@ -155,15 +148,15 @@ from monosemantic.metrics.scoring import default_encoder
             raise UserError(f"track {track.name!r}, {arch} (layer width {d_in}): {exc}") from None
 
 
-def embed_stage(state: RunState, track: TrackConfig, extract_stage: Stage) -> tuple[Stage, str]:
+def embed_stage(state: RunState, track: TrackConfig, extracted: Stage) -> tuple[Stage, str]:
     """External-encoder embeddings, one per item, for the MonoSemanticity score."""
     from monosemantic.devices import resolve_device
     from monosemantic.sources import load_dataset, load_model
     from monosemantic.store import ActivationStore
 
-    store = ActivationStore.open(extract_stage.path)
+    store = ActivationStore.open(extracted.path)
     encoder = track.encoder or default_encoder(store.manifest.model["modality"])
-    inputs = {"extract": extract_stage.hash, "encoder": encoder, "max_length": track.encoder_max_length}
+    inputs = {"extract": extracted.hash, "encoder": encoder, "max_length": track.encoder_max_length}
     stage = state.stage(f"{track.name}/embed", "embeddings", inputs, suffix=".safetensors")
     if stage.done:
         say(track.name, "embed", f"cached ({encoder})")
@@ -174,14 +167,6 @@ def embed_stage(state: RunState, track: TrackConfig, extract_stage: Stage) -> tu
     model = load_model(encoder, max_length=track.encoder_max_length, image_size=96 if small else None)
     model = model.to_device(resolve_device(track.device))
     if model.modality != dataset.modality:
-        import torch
-from safetensors.torch import save_file
-from tqdm.auto import tqdm
-
-from monosemantic.errors import UserError
-from monosemantic.experiments.pipeline.config import TrackConfig
-from monosemantic.metrics.scoring import default_encoder
-
         raise UserError(f"encoder {encoder!r} reads {model.modality}; track {track.name!r} holds {dataset.modality}")
     say(track.name, "embed", f"{store.n_items:,} items with {encoder}")
     chunks = []
@@ -197,13 +182,13 @@ from monosemantic.metrics.scoring import default_encoder
     return stage, encoder
 
 
-def train_stage(state: RunState, track: TrackConfig, extract_stage: Stage, arch: str, seed: int) -> Stage:
+def train_stage(state: RunState, track: TrackConfig, extracted: Stage, arch: str, seed: int) -> Stage:
     from monosemantic.sae import train
     from monosemantic.sae.core import get_architecture
     from monosemantic.sae.options import registered_options
 
     grouped = "group_fraction" in registered_options()[arch].__dataclass_fields__
-    inputs = {"extract": extract_stage.hash, "arch": arch, "expansions": track.expansions, "ks": track.ks,
+    inputs = {"extract": extracted.hash, "arch": arch, "expansions": track.expansions, "ks": track.ks,
               "tokens": track.train_tokens, "batch_size": track.batch_size, "seed": seed,
               "groups": track.group_fractions if grouped else None}
     if track.l1s and get_architecture(arch).sparsity_param == "coefficient":
@@ -214,7 +199,7 @@ def train_stage(state: RunState, track: TrackConfig, extract_stage: Stage, arch:
     if stage.done:
         say(track.name, f"train {arch}", "cached")
         return stage
-    tc = track.train_config(arch, seed, acts=extract_stage.path, out=stage.path)
+    tc = track.train_config(arch, seed, acts=extracted.path, out=stage.path)
     sparsity = f"k {', '.join(f'{k:g}' for k in tc.k)}" if tc.k else f"l1 {tc.l1_coefficient or 'at its default'}"
     widths = ", ".join(f"x{w:g}" for w in tc.width)
     say(track.name, f"train {arch}", f"widths {widths}, {sparsity}, {track.train_tokens} rows each")
@@ -222,7 +207,7 @@ def train_stage(state: RunState, track: TrackConfig, extract_stage: Stage, arch:
     from monosemantic.sae.trainconfig import sweep_points
     from monosemantic.store import ActivationStore
 
-    points = sweep_points(tc, ActivationStore.open(extract_stage.path).width(None))
+    points = sweep_points(tc, ActivationStore.open(extracted.path).width(None))
     if len(points) == 1:  # a lone SAE would be written to the stage folder itself and named after its hash
         tc = replace(tc, out=stage.path / points[0].name)
     # The 10M-token dead window of long runs would never trigger AuxK in a short one: use a tenth of the run.
@@ -231,11 +216,11 @@ def train_stage(state: RunState, track: TrackConfig, extract_stage: Stage, arch:
     return stage
 
 
-def score_stage(state: RunState, track: TrackConfig, extract_stage: Stage, embed_stage: Stage, encoder: str,
+def score_stage(state: RunState, track: TrackConfig, extracted: Stage, embedded: Stage, encoder: str,
            sae_stages: list[Stage]) -> dict[str, Any]:
     from monosemantic.metrics.scoring import ScoreConfig, load_scores, score
 
-    inputs = {"extract": extract_stage.hash, "embed": embed_stage.hash, "saes": [s.hash for s in sae_stages],
+    inputs = {"extract": extracted.hash, "embed": embedded.hash, "saes": [s.hash for s in sae_stages],
               "pool": track.pool, "fms": "balanced"}
     if track.hierarchy is not None:  # only then, so the stage hashes of earlier runs stay valid
         from monosemantic.metrics.hierarchy import load_parents
@@ -245,11 +230,11 @@ def score_stage(state: RunState, track: TrackConfig, extract_stage: Stage, embed
     if not stage.done:
         say(track.name, "score", "MS, FMS, label correlation and entropy; neurons vs every SAE")
         started = stage.start()
-        score(ScoreConfig(acts=extract_stage.path, sae=[s.path for s in sae_stages], embeddings=embed_stage.path,
+        score(ScoreConfig(acts=extracted.path, sae=[s.path for s in sae_stages], embeddings=embedded.path,
                           encoder=encoder, pool=track.pool, out=stage.path, device=track.device,
                           hierarchy=track.hierarchy))
         stage.finish(started)
     else:
         say(track.name, "score", "cached")
-    return {"track": track, "store": extract_stage.path, "scores": load_scores(stage.path),
+    return {"track": track, "store": extracted.path, "scores": load_scores(stage.path),
             "score_dir": stage.path, "saes": [s.path for s in sae_stages]}

@@ -12,8 +12,8 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
 from monosemantic.report.blocks import esc
+from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
 from monosemantic.results import ResultKind
 
 KIND = ResultKind(name="atoms", file="atoms.json", format="monosemantic-atoms", title="Neurons, features and atoms",

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.result_pages import find_result, write_page
 from monosemantic.report.blocks import esc
+from monosemantic.report.result_pages import find_result, write_page
 from monosemantic.results import ResultKind
 
 KIND = ResultKind(name="compare", file="compare.json", format="monosemantic-compare",

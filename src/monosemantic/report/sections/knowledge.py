@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
 from monosemantic.report.blocks import esc
+from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
 from monosemantic.results import ResultKind
 
 KIND = ResultKind(name="knowledge", file="knowledge.json", format="monosemantic-knowledge",

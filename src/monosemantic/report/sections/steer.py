@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.result_pages import figure_blocks, find_result, value_table
 from monosemantic.report.blocks import esc
-from monosemantic.steer.evaluate import REPETITION_MARGIN, headline
+from monosemantic.report.result_pages import figure_blocks, find_result, value_table
 from monosemantic.results import ResultKind
+from monosemantic.steer.evaluate import REPETITION_MARGIN, headline
 
 KIND = ResultKind(name="steer", file="steer.json", format="monosemantic-steer", title="Steering: vanilla SAE vs G-SAE")
 

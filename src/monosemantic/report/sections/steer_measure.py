@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.result_pages import find_result, value_table
 from monosemantic.report.blocks import esc
+from monosemantic.report.result_pages import find_result, value_table
 from monosemantic.results import ResultKind
 
 KIND = ResultKind(name="steer_measure", file="steer_measure.json", format="monosemantic-steer-measure",

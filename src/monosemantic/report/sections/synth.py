@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
 from monosemantic.report.blocks import esc
+from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
 from monosemantic.results import ResultKind
 
 KIND = ResultKind(name="synth", file="synth.json", format="monosemantic-synth", title="Synthetic superposition",
