@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from monosemantic.errors import UserError
-from monosemantic.metrics.scoring import default_encoder
+from monosemantic.metrics.monosemanticity import default_encoder
 from monosemantic.sources import load_model
 
 

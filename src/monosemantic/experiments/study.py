@@ -14,7 +14,7 @@ import numpy as np
 from monosemantic.errors import UserError
 from monosemantic.files import check_out, staged
 from monosemantic.metrics.agreement import agreement, label_purity, simulated_preferences
-from monosemantic.metrics.scoring import MIN_ITEMS_FOR_CARD, SCORES_NAME, load_scores, load_tops
+from monosemantic.report.scores import MIN_ITEMS_FOR_CARD, SCORES_NAME, load_scores, load_tops
 from monosemantic.sae.paths import expand_sae_paths
 from monosemantic.store import ActivationStore
 

@@ -169,3 +169,9 @@ def _two_pass(make_chunks: ChunkSource, denominator: str, tol: float) -> torch.T
         ms = num / pairs if pairs > 0 else torch.zeros_like(num)
     degenerate = constant | (den <= tol * s1 * s1) | (s1 <= 0)
     return torch.where(degenerate, torch.full_like(ms, float("nan")), ms)
+
+
+def default_encoder(modality: str) -> str:
+    """MS needs an encoder that shares nothing with the analysed networks: EfficientNet for images, WordLlama's static
+    embeddings for text (MiniLM, the other option, is itself one of the bundled models analysed)."""
+    return "efficientnet_lite0" if modality == "image" else "wordllama"

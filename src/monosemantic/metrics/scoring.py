@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from monosemantic.devices import resolve_device
@@ -25,11 +25,11 @@ from monosemantic.errors import UserError
 from monosemantic.files import check_out, staged
 from monosemantic.metrics.hierarchy import Hierarchy, build_hierarchy, hierarchy_depth, load_parents, rank_normalised
 from monosemantic.metrics.items import ItemActivations, item_activations, weakest_firing
+from monosemantic.metrics.monosemanticity import default_encoder
+from monosemantic.report.scores import MIN_ITEMS_FOR_CARD, SCORES_NAME
 from monosemantic.sae.paths import expand_sae_paths
 from monosemantic.store import ActivationStore
 
-MIN_ITEMS_FOR_CARD = 16
-SCORES_NAME = "scores.json"
 EMBEDDINGS_KEY = "embeddings"
 _EMBEDDINGS_SHAPE = f"a safetensors file with an {EMBEDDINGS_KEY!r} tensor of shape [n_items, dim]"
 
@@ -67,12 +67,6 @@ class ScoreConfig:
     """Where to encode rows and embed items: auto (CUDA when available, else the CPU), cpu, cuda, cuda:N or mps."""
     overwrite: bool = False
     """Replace an existing --out folder."""
-
-
-def default_encoder(modality: str) -> str:
-    """MS needs an encoder that shares nothing with the analysed networks: EfficientNet for images, WordLlama's static
-    embeddings for text (MiniLM, the other option, is itself one of the bundled models analysed)."""
-    return "efficientnet_lite0" if modality == "image" else "wordllama"
 
 
 def _labels(cfg: ScoreConfig, store: ActivationStore) -> tuple[np.ndarray | None, list[str]]:
@@ -383,11 +377,3 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def load_scores(path: Path) -> dict[str, Any]:
-    return json.loads((Path(path) / SCORES_NAME).read_text())
-
-
-def load_tops(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(Path(path) / "top.safetensors"))

@@ -15,7 +15,7 @@ import torch
 import monosemantic
 from monosemantic.experiments.pipeline.config import RunConfig
 from monosemantic.metrics.items import rows_of_items
-from monosemantic.metrics.scoring import MIN_ITEMS_FOR_CARD, load_tops
+from monosemantic.report.scores import MIN_ITEMS_FOR_CARD, load_tops
 from monosemantic.sae.paths import expand_sae_paths
 from monosemantic.store import ActivationStore
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from monosemantic.errors import UserError
 from monosemantic.experiments.pipeline.config import TrackConfig
 from monosemantic.files import check_out, make_readable, write_json
-from monosemantic.metrics.scoring import default_encoder
+from monosemantic.metrics.monosemanticity import default_encoder
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"
@@ -218,7 +218,8 @@ def train_stage(state: RunState, track: TrackConfig, extracted: Stage, arch: str
 
 def score_stage(state: RunState, track: TrackConfig, extracted: Stage, embedded: Stage, encoder: str,
            sae_stages: list[Stage]) -> dict[str, Any]:
-    from monosemantic.metrics.scoring import ScoreConfig, load_scores, score
+    from monosemantic.metrics.scoring import ScoreConfig, score
+    from monosemantic.report.scores import load_scores
 
     inputs = {"extract": extracted.hash, "embed": embedded.hash, "saes": [s.hash for s in sae_stages],
               "pool": track.pool, "fms": "balanced"}
