@@ -21,7 +21,8 @@ from monosemantic.errors import UserError
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("demo", "monosemantic.cli.demo",
      "run the bundled demo: vision, text and steering tracks, neurons vs SAE features, one report"),
-    ("run", "monosemantic.cli.run", "run a pipeline (extract -> train -> score -> report) described in a TOML file"),
+    ("run", "monosemantic.experiments.run",
+     "run a pipeline (extract -> train -> score -> report) described in a TOML file"),
     ("extract", "monosemantic.cli.extract",
      "run a model over a dataset and store the activations of one or more hooks"),
     ("hooks", "monosemantic.cli.hooks", "list a model's hook points (module paths) with their output widths"),

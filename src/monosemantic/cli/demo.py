@@ -38,12 +38,11 @@ def run(args: argparse.Namespace) -> int:
         print(demo_config_text(args.track), end="")
         return 0
     from monosemantic.experiments.pipeline.config import load_run_config
-    from monosemantic.experiments.pipeline.run import run_pipeline
+    from monosemantic.experiments.run import run as run_experiment
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / CONFIGS[args.track]
         path.write_text(demo_config_text(args.track))
         cfg = load_run_config(path, out=args.out)
-    report = run_pipeline(cfg)
-    print(f"report: {report}")
+    print(f"report: {run_experiment(cfg).report}")
     return 0

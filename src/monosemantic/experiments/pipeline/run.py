@@ -15,6 +15,7 @@ from monosemantic.experiments.pipeline.stages import (
     check_sweeps,
     embed_stage,
     extract_stage,
+    say,
     score_stage,
     train_stage,
 )
@@ -35,7 +36,7 @@ def run_pipeline(cfg: RunConfig) -> Path:
         track_scores.append(score_stage(state, track, extracted, embedded, encoder, sae_stages))
     _steer(state, cfg)
     report = _report(state, cfg, track_scores)
-    print(f"done in {time.perf_counter() - t0:.0f} s", flush=True)
+    say("run", "done", f"in {time.perf_counter() - t0:.0f} s")
     return report
 
 

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from monosemantic import log
 from monosemantic.errors import UserError
 from monosemantic.experiments.pipeline.config import TrackConfig
 from monosemantic.files import check_out, make_readable, write_json
@@ -98,7 +99,7 @@ class RunState:
 
 def say(track: str, stage: str, message: str) -> None:
     """One status line of a run: ``[track] stage  message``."""
-    print(f"[{track}] {stage:<14} {message}", flush=True)
+    log.say(f"[{track}] {stage:<14} {message}")
 
 
 def extract_inputs(track: TrackConfig) -> dict[str, Any]:
