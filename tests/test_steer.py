@@ -12,10 +12,9 @@ import transformers as tf
 
 from monosemantic.errors import UserError
 from monosemantic.sae import SAE, SAEConfig
-from monosemantic.steer.evaluate import headline
+from monosemantic.steer.evaluate import Headline, SweepRow, headline
 from monosemantic.steer.generate import continuation_perplexity, generate
-from monosemantic.steer.interventions import Edit, apply_edits, edit_latents, steering
-from monosemantic.steer.run import check_sae_fits
+from monosemantic.steer.interventions import Edit, apply_edits, check_sae_fits, edit_latents, steering
 
 D = 32  # width of the tiny Llama's residual stream
 HOOK = "model.layers.0"
@@ -320,9 +319,10 @@ def test_sae_without_a_hook_or_with_an_unknown_one_is_refused():
 # the headline of an α sweep
 
 
-def _row(method: str, alpha: float, success: float | None, ratio: float | None) -> dict:
-    return {"method": method, "alpha": alpha, "success_rate": success, "ppl_median": None if ratio is None else
-            10 * ratio, "ppl_ratio": ratio, "repetition": 0.1, "examples": []}
+def _row(method: str, alpha: float, success: float | None, ratio: float | None, repetition: float = 0.1
+         ) -> SweepRow:
+    return SweepRow(method=method, alpha=alpha, error_term="keep_error", success_rate=success,
+                    ppl_median=None if ratio is None else 10 * ratio, ppl_ratio=ratio, repetition=repetition)
 
 
 def test_headline_best_success_within_the_perplexity_bound():
@@ -336,17 +336,17 @@ def test_headline_best_success_within_the_perplexity_bound():
     ]
     got = headline(rows)
     assert set(got) == {"A", "B", "C"}
-    assert got["A"]["alpha"] == 3.0 and got["A"]["success_rate"] == 0.70 and got["A"]["ppl_ratio"] == 1.5
-    assert got["B"]["alpha"] == 0.0 and got["B"]["success_rate"] == 0.30
-    assert got["C"]["alpha"] == 0.0 and got["C"]["success_rate"] == 0.20 and got["C"]["ppl_ratio"] == 7.0
-    assert set(got["A"]) == {"alpha", "success_rate", "ppl_median", "ppl_ratio", "repetition"}
+    assert got["A"].alpha == 3.0 and got["A"].success_rate == 0.70 and got["A"].ppl_ratio == 1.5
+    assert got["B"].alpha == 0.0 and got["B"].success_rate == 0.30
+    assert got["C"].alpha == 0.0 and got["C"].success_rate == 0.20 and got["C"].ppl_ratio == 7.0
+    assert got["A"] == Headline(alpha=3.0, success_rate=0.70, ppl_median=15.0, ppl_ratio=1.5, repetition=0.1)
     loose = headline(rows, max_ppl_ratio=2.0)
-    assert loose["A"]["alpha"] == 2.0 and loose["D"]["alpha"] == 4.0 and loose["B"]["alpha"] == 0.0
+    assert loose["A"].alpha == 2.0 and loose["D"].alpha == 4.0 and loose["B"].alpha == 0.0
 
 
 def test_headline_keeps_the_first_of_equal_successes():
     got = headline([_row("A", 0.0, 0.5, 1.0), _row("A", 1.0, 0.5, 1.1)])
-    assert got["A"]["alpha"] == 0.0
+    assert got["A"].alpha == 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -420,13 +420,9 @@ def test_check_sae_fits_refuses_another_width(smollm2):
 
 def test_headline_can_bound_repetition_too() -> None:
     # a degenerate loop (high repetition, low perplexity) wins on perplexity alone, not once repetition is bounded
-    rows = [
-        {"method": "m", "alpha": 0.0, "success_rate": 0.1, "ppl_median": 3.0, "ppl_ratio": 1.0, "repetition": 0.1},
-        {"method": "m", "alpha": 0.1, "success_rate": 0.4, "ppl_median": 3.3, "ppl_ratio": 1.1, "repetition": 0.15},
-        {"method": "m", "alpha": 0.3, "success_rate": 1.0, "ppl_median": 3.6, "ppl_ratio": 1.2, "repetition": 0.8},
-    ]
-    assert headline(rows)["m"]["alpha"] == 0.3
-    assert headline(rows, max_repetition=0.2)["m"]["alpha"] == 0.1
+    rows = [_row("m", 0.0, 0.1, 1.0, 0.1), _row("m", 0.1, 0.4, 1.1, 0.15), _row("m", 0.3, 1.0, 1.2, 0.8)]
+    assert headline(rows)["m"].alpha == 0.3
+    assert headline(rows, max_repetition=0.2)["m"].alpha == 0.1
 
 
 def test_public_api_names_are_the_functions() -> None:

@@ -160,9 +160,9 @@ def test_steer_vlm_records_baseline_and_each_alpha(one_thread, vlm):
     edits = {0.0: [Edit((3,), "add", 0.0)], 30.0: [Edit((3,), "clamp", 30.0)]}
     records = steer_vlm(vlm, sae, edits, _images(2), ["what is shown in this image ?"], hook="encoder.layers.1",
                         max_new_tokens=4)
-    assert len(records) == 4 and {r["alpha"] for r in records} == {0.0, 30.0}
-    assert all(r["hook"] == f"model.{HOOK}" for r in records)
-    assert all(r["steered"] == r["baseline"] for r in records if r["alpha"] == 0.0)
+    assert len(records) == 4 and {r.alpha for r in records} == {0.0, 30.0}
+    assert all(r.hook == f"model.{HOOK}" for r in records)
+    assert all(r.steered == r.baseline for r in records if r.alpha == 0.0)
 
 
 def test_cnn_maps_are_edited_at_every_spatial_position(one_thread):

@@ -22,6 +22,7 @@ pooled store sees one row per item).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from torch import Tensor, nn
 
 from monosemantic.errors import UserError
 from monosemantic.sae.core import SAE
-from monosemantic.sources.hooks import register_hook, resolve_hook
+from monosemantic.sources.hooks import StopForward, capture, register_hook, resolve_hook
 from monosemantic.sources.vlm import VISION_MARKERS
 from monosemantic.steer.kinds import EDIT_KINDS, POOLINGS, EditKind, ErrorTerm, Gamma, Pooling
 
@@ -106,7 +107,7 @@ def apply_edits(sae: SAE, h: Tensor, edits: Sequence[Edit], error_term: ErrorTer
     # the constant-γ direction rule reads no latent, so it needs no encoding at all
     needs_f = error_term != "keep_error" or any(e.kind != "direction" or e.gamma != "const" for e in live)
     f = sae.encode(x) if needs_f else None
-    out = x if error_term == "keep_error" else sae.decode(f)
+    out = x if error_term == "keep_error" or f is None else sae.decode(f)  # reconstruction always encodes
     for e in live:
         idx = torch.as_tensor(e.latents, dtype=torch.long, device=x.device)
         if e.kind == "direction":
@@ -142,6 +143,21 @@ def sae_hook(sae: SAE, module: nn.Module) -> str:
     if not hook:
         raise UserError("this SAE does not record the hook it was trained on; name it with --hook")
     return resolve_hook(module, str(hook))
+
+
+def check_sae_fits(model: Any, sae: SAE, hook: str | None) -> str:
+    """The hook of ``model`` (a ``monosemantic`` Model) to steer at (``hook``, else the SAE's own), after checking the
+    SAE's width against one probe forward pass."""
+    path = resolve_hook(model.module, hook) if hook else sae_hook(sae, model.module)
+    with torch.inference_mode(), capture(model.module, [path]) as got, contextlib.suppress(StopForward):
+        model.forward(model.prepare(["Hello"]))
+    if path not in got:
+        raise UserError(f"hook {path!r} never ran in the forward pass; steer a module on the main path")
+    width = int(got[path].shape[-1])
+    if width != sae.cfg.d_in:
+        raise UserError(f"the SAE reads width {sae.cfg.d_in} but {path!r} of this model gives width {width}; use an "
+                        "SAE trained on this model and hook")
+    return path
 
 
 def _as_items(h: Tensor) -> Tensor:
