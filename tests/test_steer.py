@@ -99,7 +99,7 @@ def test_clamp_sets_the_latent_at_every_position(one_thread, ids, error_term):
     model, j, alpha = _tiny_llama(), 2, 1.75
     sae = _orthonormal_sae(active=j)
     raw, edited, rec, _ = _steered_io(model, sae, [Edit((j,), "clamp", alpha)], ids, error_term)
-    assert rec["hook"] == HOOK and rec["calls"] == 1 and rec["error_term"] == error_term
+    assert rec.hook == HOOK and rec.calls == 1 and rec.error_term == error_term
     h, out = raw.reshape(-1, D), edited.reshape(-1, D)
     assert not torch.equal(h, out)
     f_before, f_after = sae.encode(h), sae.encode(out)
@@ -124,7 +124,7 @@ def test_identity_edit_with_keep_error_leaves_the_output_bitwise(one_thread, ids
         plain = model(ids).logits
     for edit in (Edit((1, 4), "add", 0.0), Edit((2,), "scale", 1.0), Edit((0, 3), "direction", 0.0, "balanced")):
         raw, edited, rec, logits = _steered_io(model, sae, [edit], ids)
-        assert rec["calls"] == 1, edit  # the hook ran ...
+        assert rec.calls == 1, edit  # the hook ran ...
         assert torch.equal(edited, raw), edit  # ... and changed nothing
         assert torch.equal(logits, plain), edit
 
@@ -398,7 +398,7 @@ def test_identity_edits_generate_exactly_the_unsteered_tokens(one_thread, smollm
     for edit in (Edit((3,), "add", 0.0), Edit((3,), "direction", 0.0)):
         with steering(smollm2, sae, [edit]) as rec:
             steered = generate(smollm2, prompts, max_new_tokens=12)
-        assert rec["hook"] == "model.layers.15" and rec["calls"] >= 12  # the hook ran on every forward pass
+        assert rec.hook == "model.layers.15" and rec.calls >= 12  # the hook ran on every forward pass
         assert [g.tokens for g in steered] == [g.tokens for g in base], edit
         assert [g.text for g in steered] == [g.text for g in base]
     with steering(smollm2, sae, [Edit((3,), "direction", 0.5)]):
@@ -432,3 +432,24 @@ def test_public_api_names_are_the_functions() -> None:
 
     assert callable(gen_fn) and gen_fn.__name__ == "generate"
     assert all(hasattr(steer_pkg, name) for name in steer_pkg.__all__)
+
+
+def test_the_commands_configs_are_checked_when_made(tmp_path) -> None:
+    from monosemantic.experiments.steer import SteerConfig
+    from monosemantic.experiments.steer_measure import SteerMeasureConfig
+
+    for kw, needle in (({"latent": []}, "give at least one --latent"),
+                       ({"batch_size": 0}, "--batch-size must be at least 1, got 0"),
+                       ({"image": ["a.png"]}, "--image needs --vision-hook"),
+                       ({"vision_hook": "features.13", "image": ["a.png"], "top": 0}, "--top must be at least 1"),
+                       ({"mode": "shift"}, "unknown --mode 'shift'")):
+        with pytest.raises(UserError) as exc:
+            SteerConfig(**{"sae": tmp_path, "latent": [1], **kw})
+        assert needle in _one_line(exc)
+    assert SteerConfig(sae=tmp_path, latent=[1], top=0).top == 0  # --top only counts through a vision encoder
+    for kw, needle in (({"alpha": [2.0, float("nan")]}, "--alpha must be a finite number, got nan"),
+                       ({"alpha": []}, "give finite --alpha multiples"),
+                       ({"top_images": 0}, "--top-images must be at least 1, got 0")):
+        with pytest.raises(UserError) as exc:
+            SteerMeasureConfig(**{"sae": tmp_path, "out": tmp_path / "out", **kw})
+        assert needle in _one_line(exc)
