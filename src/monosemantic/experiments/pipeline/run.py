@@ -19,6 +19,7 @@ from monosemantic.experiments.pipeline.stages import (
     score_stage,
     train_stage,
 )
+from monosemantic.experiments.pipeline.steer_track import run_steer_track, steer_results_path, write_steer_results
 
 
 def run_pipeline(cfg: RunConfig) -> Path:
@@ -43,10 +44,8 @@ def run_pipeline(cfg: RunConfig) -> Path:
 def _steer(state: RunState, cfg: RunConfig) -> None:
     """The steering tracks, written together to ``steer/steer.json`` (removed when the config has none, so the
     report never shows an earlier run's steering)."""
-    from monosemantic.experiments.pipeline.steer import RESULT_NAME, run_steer_track, write_steer_results
-
     if not cfg.steer:
-        (state.root / "steer" / RESULT_NAME).unlink(missing_ok=True)
+        steer_results_path(state.root).unlink(missing_ok=True)
         return
     write_steer_results(state.root, [run_steer_track(state, st, cfg.seed) for st in cfg.steer])
 

@@ -13,17 +13,16 @@ from typing import Any
 from monosemantic.report.blocks import esc
 from monosemantic.report.result_pages import figure_blocks, find_result, value_table
 from monosemantic.results import ResultKind
-from monosemantic.steer.evaluate import REPETITION_MARGIN, headline
+from monosemantic.steer.evaluate import REPETITION_MARGIN
 
 KIND = ResultKind(name="steer", file="steer.json", format="monosemantic-steer", title="Steering: vanilla SAE vs G-SAE")
 
-RESULT_NAME = "steer.json"
 METHOD_NAMES = {"vanilla": "vanilla TopK SAE (root latent of its FMS tree)", "gsae": "G-SAE (reserved latent)"}
 
 
 def find_steer(run_dir: Path) -> dict[str, Any] | None:
     """The steering results of a run folder (``steer.json`` or ``steer/steer.json``), if any."""
-    return find_result(run_dir, RESULT_NAME, "monosemantic-steer")
+    return find_result(run_dir, KIND.file, KIND.format)
 
 
 def _curve(track: dict[str, Any]) -> tuple[str, str, str]:
@@ -93,7 +92,7 @@ def _track(track: dict[str, Any]) -> str:
                 "fvu": sae[m].get("fvu"), "l0": sae[m].get("l0")} for m in ("vanilla", "gsae")]
     head = sweep["headline"]
     base = sweep["baseline"]
-    fluent = headline(sweep["rows"], sweep["max_ppl_ratio"], base["repetition"] + REPETITION_MARGIN)
+    fluent = sweep["headline_fluent"]
     heads = [{"method": "unsteered", "alpha": 0.0, "success_rate": base["success_rate"],
               "ppl_median": base["ppl_median"], "ppl_ratio": 1.0, "repetition": base["repetition"]}]
     heads += [{"method": METHOD_NAMES[m], **head[m]} for m in ("vanilla", "gsae") if m in head]

@@ -2,7 +2,7 @@
 of clamped latents against random ones, and per latent its top images, its class and the predictions on the
 neutral photos before and after the clamp.
 
-Shown when the run folder holds ``vision_steer.json`` or ``vision_steer/vision_steer.json`` (written by
+Shown when the run folder holds ``steer_measure.json`` or ``steer_measure/steer_measure.json`` (written by
 ``monosemantic steer-measure``).
 """
 
@@ -18,14 +18,12 @@ from monosemantic.results import ResultKind
 KIND = ResultKind(name="steer_measure", file="steer_measure.json", format="monosemantic-steer-measure",
                   title="Steering through a vision encoder", page="steer_measure.html")
 
-RESULT_NAME = "vision_steer.json"
-FORMAT = "monosemantic-vision-steer"
 _FIGURE = "display:inline-block;width:96px;margin:2px;vertical-align:top"
 
 
 def find_vision_steer(run_dir: Path) -> dict[str, Any] | None:
     """The vision-steering result of a run folder, if any."""
-    return find_result(run_dir, RESULT_NAME, FORMAT)
+    return find_result(run_dir, KIND.file, KIND.format)
 
 
 def _img(uri: str, title: str, side: int) -> str:

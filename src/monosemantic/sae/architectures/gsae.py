@@ -62,6 +62,10 @@ class GuidedSAE(SAE):
         """Names of the concepts tied to latents 0..C−1, in order."""
         return list(self.settings(self.cfg).get("concepts") or [])
 
+    def concept_latents(self) -> list[int]:
+        """The latent tied to each concept, in the order of ``concepts``: the reserved latents 0..C−1."""
+        return list(range(len(self.concepts)))
+
     @property
     def sigmoid(self) -> bool:
         return self.settings(self.cfg).get("activation", "topk-sigmoid") == "topk-sigmoid"
