@@ -84,7 +84,9 @@ def tiny_bert(root: Path) -> tuple[Path, Path, Path]:
 
 
 def correctness(device: torch.device, root: Path, quick: bool) -> bool:
-    from monosemantic.metrics.scoring import ScoreConfig, score
+    from monosemantic import log
+    from monosemantic.experiments.score import ScoreConfig
+    from monosemantic.experiments.score import run as score
     from monosemantic.store.extract import ExtractConfig, extract
 
     model_dir, data, emb = tiny_bert(root)
@@ -102,12 +104,13 @@ def correctness(device: torch.device, root: Path, quick: bool) -> bool:
                                    progress=False, device=dev, **extra))
             (saes[arch],) = train(tc)
         # the planted SAEs read width 64 like the BERT layer: a numerical check of scoring on both devices
-        sc = score(ScoreConfig(acts=root / f"store-{tag}", sae=list(saes.values()), embeddings=emb,
-                               out=root / f"score-{tag}", device=dev), progress=False)
+        with log.quiet():
+            sc = score(ScoreConfig(acts=root / f"store-{tag}", sae=list(saes.values()), embeddings=emb,
+                                   out=root / f"score-{tag}", device=dev))
         results[tag] = {
             "rows": store.rows("encoder.layer.1", 0, store.n_rows),
             "eval": {a: json.loads((p / "eval.json").read_text()) for a, p in saes.items()},
-            "ms": [(s["kind"], s["ms"]["mean"]) for s in sc["unit_sets"]],
+            "ms": [(s.kind, s.ms.mean) for s in sc.unit_sets],
             "seconds": time.perf_counter() - t0,
         }
     cpu, gpu = results["ref"], results["dev"]

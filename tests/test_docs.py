@@ -137,7 +137,7 @@ def _check_compare(ns: dict[str, Any]) -> None:
 def _check_synth(ns: dict[str, Any]) -> None:
     rows = _json("runs/synth/synth.json")["rows"]
     assert len(rows) == 2 * 2 * 2 and {r["arch"] for r in rows} == {"topk", "relu"}
-    assert ns["r"]["mmcs_gt"] > 0.8  # TopK with k = 1 at S = 0.99 finds the features, as the page says
+    assert ns["r"].mmcs_gt > 0.8  # TopK with k = 1 at S = 0.99 finds the features, as the page says
     units = {u["id"] for u in _json("runs/atoms/atoms.json")["units"]}
     assert "neurons" in units and "minilm-topk" in units and len(units) == 3
 

@@ -72,17 +72,17 @@ def test_planted_matryoshka_groups_follow_the_hierarchy() -> None:
     acts[torch.arange(2000), parent_of[labels]] = torch.rand(2000) + 0.5
     acts[torch.arange(2000), 4 + labels] = torch.rand(2000) + 0.5
     res = hierarchy_depth(acts, labels, h, [4, 10], ms=torch.arange(14.0))
-    g0, g1 = res["groups"]
+    g0, g1 = res.groups
     # tops and footwear latents span several leaves (depth 1); bottoms and bags have one leaf each (depth 2)
-    assert g0["mean_depth"] == 1.5 and g1["mean_depth"] == 2.0 and g0["scored"] == 4 and g1["scored"] == 10
+    assert g0.mean_depth == 1.5 and g1.mean_depth == 2.0 and g0.scored == 4 and g1.scored == 10
     assert latent_depths(acts, labels, h)[[0, 2]].tolist() == [1.0, 1.0]
-    assert g0["ms_mean"] == pytest.approx(1.5) and g1["ms_mean"] == pytest.approx(8.5)
-    lvl1, lvl2 = res["levels"]
+    assert g0.ms_mean == pytest.approx(1.5) and g1.ms_mean == pytest.approx(8.5)
+    lvl1, lvl2 = res.levels
     # a parent with one child (bottoms, bags) fires exactly like its leaf latent, so only branches are decisive
-    branches = {n["node"]: (n["latent"], n["group"]) for n in lvl1["nodes"] if n["node"] in ("tops", "footwear")}
+    branches = {n.node: (n.latent, n.group) for n in lvl1.nodes if n.node in ("tops", "footwear")}
     assert branches == {"tops": (0, 0), "footwear": (2, 0)}
-    leaves = [n for n in lvl2["nodes"] if n["node"] not in ("trouser", "bag")]
-    assert all(n["group"] == 1 and n["latent"] == 4 + FASHION.index(n["node"]) for n in leaves)
+    leaves = [n for n in lvl2.nodes if n.node not in ("trouser", "bag")]
+    assert all(n.group == 1 and n.latent == 4 + FASHION.index(n.node) for n in leaves)
 
 
 def test_rank_normalised_against_the_definition() -> None:

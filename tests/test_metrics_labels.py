@@ -66,17 +66,17 @@ def test_best_unit_per_class_matches_loop() -> None:
     got = best_unit_per_class(torch.from_numpy(corr), alive_threshold=0.2)
     ent = correlation_entropy(torch.from_numpy(corr)).numpy()
     alive = [j for j in range(12) if max(abs(v) for v in corr[j]) > 0.2]
-    assert 5 not in alive and got["alive"].tolist() == [j in alive for j in range(12)]
+    assert 5 not in alive and got.alive.tolist() == [j in alive for j in range(12)]
     scores, entropies = [], []
     for c in range(4):
         best = max(alive, key=lambda j: (corr[j, c], -j))
-        assert got["indices"][c].item() == best
+        assert got.indices[c].item() == best
         scores.append(corr[best, c])
         entropies.append(ent[best])
-    assert got["corr_mean"] == pytest.approx(np.mean(scores)) and got["entropy_mean"] == pytest.approx(
+    assert got.corr_mean == pytest.approx(np.mean(scores)) and got.entropy_mean == pytest.approx(
         np.mean(entropies))
     none = best_unit_per_class(torch.full((3, 2), 0.1))
-    assert none["n_missing"] == 2 and (none["indices"] == -1).all() and math.isnan(none["corr_mean"])
+    assert none.n_missing == 2 and (none.indices == -1).all() and math.isnan(none.corr_mean)
 
 
 def prf_loop(acts: np.ndarray, y: np.ndarray, top_fraction: float, l0_min: float, l0_max: float) -> dict:
@@ -110,9 +110,9 @@ def test_precision_recall_f1_matches_loop(top_fraction: float) -> None:
     got = precision_recall_f1(acts, labels, top_fraction=top_fraction, l0_min=5, l0_max=60, chunk_units=3)
     want = prf_loop(acts, np.eye(4)[labels], top_fraction, 5, 60)
     for key in ("precision", "recall", "f1"):
-        np.testing.assert_allclose(got[key].numpy(), want[key], atol=1e-12)
-    assert got["valid"].tolist() == want["valid"].tolist()
-    assert math.isinf(got["threshold"][4].item()) and got["fires"][4].item() == 0
+        np.testing.assert_allclose(getattr(got, key).numpy(), want[key], atol=1e-12)
+    assert got.valid.tolist() == want["valid"].tolist()
+    assert math.isinf(got.threshold[4].item()) and got.fires[4].item() == 0
 
 
 def test_label_errors() -> None:

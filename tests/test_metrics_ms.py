@@ -129,9 +129,10 @@ def test_summarize_ignores_nan_and_counts_dead() -> None:
     scores = torch.tensor([0.5, float("nan"), 0.1, 0.9, float("nan"), 0.9], dtype=torch.float64)
     s = summarize(scores, n_extreme=2)
     finite = np.array([0.5, 0.1, 0.9, 0.9])
-    assert s["dead"] == 2 and s["n"] == 4 and s["total"] == 6
-    assert math.isclose(s["mean"], finite.mean()) and math.isclose(s["std"], finite.std())
-    assert s["best"] == pytest.approx(0.9) and s["worst"] == pytest.approx(0.1)
-    assert s["top"] == [3, 5] and s["bottom"] == [2, 0] and s["best_unit"] == 3 and s["worst_unit"] == 2
+    assert s.dead == 2 and s.n == 4 and s.total == 6
+    assert s.mean is not None and s.std is not None
+    assert math.isclose(s.mean, finite.mean()) and math.isclose(s.std, finite.std())
+    assert s.best == pytest.approx(0.9) and s.worst == pytest.approx(0.1)
+    assert s.top == [3, 5] and s.bottom == [2, 0] and s.best_unit == 3 and s.worst_unit == 2
     empty = summarize(torch.full((3,), float("nan")))
-    assert empty["dead"] == 3 and empty["mean"] is None and empty["top"] == []
+    assert empty.dead == 3 and empty.mean is None and empty.top == []

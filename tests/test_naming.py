@@ -15,7 +15,8 @@ from safetensors.torch import save_file
 
 from monosemantic.cli import main
 from monosemantic.errors import UserError
-from monosemantic.metrics.scoring import ScoreConfig, score
+from monosemantic.experiments.score import ScoreConfig
+from monosemantic.experiments.score import run as score
 from monosemantic.naming import (
     AnswerCache,
     Example,
@@ -54,7 +55,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     SAE.create(SAEConfig(d_in=4, d_sae=8, architecture="topk", k=2)).save(root / "sae")
     save_file({"embeddings": torch.randn(N, 5)}, str(root / "emb.safetensors"))
     score(ScoreConfig(acts=root / "store", sae=[root / "sae"], embeddings=root / "emb.safetensors",
-                      out=root / "scores"), progress=False)
+                      out=root / "scores"))
     return {"root": root, "store": root / "store", "scores": root / "scores", "sae": root / "sae"}
 
 
@@ -321,7 +322,7 @@ def test_stores_without_text(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     write_store(tmp_path / "store", {"h": acts}, labels=labels, label_names=TOPICS)
     save_file({"embeddings": torch.randn(N, 4)}, str(tmp_path / "emb.safetensors"))
     score(ScoreConfig(acts=tmp_path / "store", sae=[], embeddings=tmp_path / "emb.safetensors",
-                      out=tmp_path / "scores"), progress=False)
+                      out=tmp_path / "scores"))
     args = ["--scores", str(tmp_path / "scores"), "--min-active", "10", "--cache", str(tmp_path / "c.sqlite")]
     assert main(["name", *args, "--namer", "labels", "--out", str(tmp_path / "n")]) == 0
     assert "named 3 latents with labels" in capsys.readouterr().out

@@ -11,7 +11,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from monosemantic.metrics.scoring import ScoreConfig, score
+from monosemantic.experiments.score import ScoreConfig
+from monosemantic.experiments.score import run as score
 from monosemantic.naming import AnswerCache, NameConfig, name_latents
 from monosemantic.naming.text import ChatLM, LMJudge, LMNamer
 from monosemantic.store import write_store
@@ -39,7 +40,7 @@ def test_smollm2_names_three_latents(tmp_path: Path, one_thread: None) -> None:
     write_store(tmp_path / "store", {"h": acts}, labels=labels, label_names=topics, items=items)
     save_file({"embeddings": torch.randn(len(texts), 4)}, str(tmp_path / "emb.safetensors"))
     score(ScoreConfig(acts=tmp_path / "store", sae=[], embeddings=tmp_path / "emb.safetensors",
-                      out=tmp_path / "scores"), progress=False)
+                      out=tmp_path / "scores"))
     # small enough for one CPU thread in well under 30 s: 3 short prompts, 4 judged snippets each, no control
     cfg = NameConfig(scores=tmp_path / "scores", out=tmp_path / "names", sets=["neurons"], latents=3, shown=4,
                      judged=1, calibration=1, min_active=8, control=False, cache=tmp_path / "c.sqlite")

@@ -11,10 +11,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from monosemantic import log
 from monosemantic import metrics as M
 from monosemantic.cli import main
 from monosemantic.errors import UserError
-from monosemantic.metrics.scoring import ScoreConfig, score
+from monosemantic.experiments.score import ScoreConfig, run
 from monosemantic.sae import train
 from monosemantic.sae.trainconfig import TrainConfig
 from monosemantic.store import pool_by_item, write_store
@@ -42,11 +43,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_scores_neurons_and_latents(setup: dict[str, Path]) -> None:
     out = setup["root"] / "scores"
-    result = score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], out=out))
-    ids = [s["id"] for s in result["unit_sets"]]
+    with log.quiet():
+        result = run(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], out=out))
+    ids = [s.id for s in result.unit_sets]
     assert ids[0] == "neurons" and len(ids) == 2
-    neurons, sae = result["unit_sets"]
-    assert neurons["width"] == 12 and sae["width"] == 24 and sae["fvu"] is not None
+    neurons, sae = result.unit_sets
+    assert neurons.width == 12 and sae.width == 24 and sae.sae is not None and sae.sae.heldout is not None
+    assert sae.sae.heldout.fvu is not None
+    assert neurons.labels is not None and neurons.sae is None
 
     # Independent check of the neuron MS: max-pool by item by hand, then the metric itself.
     from safetensors.torch import load_file
@@ -56,20 +60,22 @@ def test_scores_neurons_and_latents(setup: dict[str, Path]) -> None:
     store = ActivationStore.open(setup["store"])
     pooled = pool_by_item(store.rows("h"), store.item_index, store.n_items, "max")
     expected = M.monosemanticity_score(pooled, load_file(str(setup["emb"]))["embeddings"])
-    np.testing.assert_allclose(neurons["ms"]["mean"], float(expected.nanmean()), rtol=1e-6)
-    assert "fms@1" in neurons["fms"] and set(neurons["fms"]["per_concept"]) == {"a", "b", "c"}
+    np.testing.assert_allclose(neurons.ms.mean, float(expected.nanmean()), rtol=1e-6)
+    fms = neurons.labels.fms
+    assert 1 in fms.fms and set(fms.per_concept) == {"a", "b", "c"}
     # balanced FMS by default: each concept on its items and as many others, and the summary says so
-    assert neurons["fms"]["variant"] == "balanced"
+    assert fms.variant == "balanced"
     counts = np.bincount(store.labels, minlength=3)
-    assert [neurons["fms"]["per_concept"][c]["n_rows"] for c in "abc"] == [
-        2 * min(k, store.n_items - k) for k in counts.tolist()]
+    assert [fms.per_concept[c].n_rows for c in "abc"] == [2 * min(k, store.n_items - k) for k in counts.tolist()]
     want = M.fms(pooled, torch.as_tensor(store.labels), p=(1, 5))
-    assert neurons["fms"]["fms@1"] == pytest.approx(want["fms_mean"][1], abs=1e-12)
+    assert fms.fms[1] == pytest.approx(want["fms_mean"][1], abs=1e-12)
 
     with open(out / "units.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 12 + 24 and {r["set"] for r in rows} == {"neurons", sae["id"]}
-    assert json.loads((out / "scores.json").read_text())["encoder"] == "emb.safetensors"
+    assert len(rows) == 12 + 24 and {r["set"] for r in rows} == {"neurons", sae.id}
+    on_disk = json.loads((out / "scores.json").read_text())
+    assert on_disk["encoder"] == "emb.safetensors" and on_disk == json.loads(json.dumps(result.to_json()))
+    assert "fms@1" in on_disk["unit_sets"][0]["fms"] and on_disk["unit_sets"][1]["fvu"] is not None
 
 
 def test_unbalanced_fms_from_the_cli(setup: dict[str, Path], tmp_path: Path) -> None:
@@ -95,8 +101,8 @@ def test_refuses_existing_output(setup: dict[str, Path]) -> None:
     (out / "mine.txt").write_text("x")
     for overwrite in (False, True):  # a folder of other files is never a score folder to replace
         with pytest.raises(UserError, match=r"not a score folder.*choose another --out"):
-            score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], out=out,
-                              overwrite=overwrite))
+            run(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], out=out,
+                            overwrite=overwrite))
     assert (out / "mine.txt").exists()
 
 
@@ -109,19 +115,19 @@ def test_bad_inputs(setup: dict[str, Path], tmp_path: Path, capsys: pytest.Captu
     bad_emb = tmp_path / "emb.safetensors"
     save_file({"embeddings": torch.ones(5, 3)}, str(bad_emb))
     with pytest.raises(UserError, match="5 rows but the store has 300 items"):
-        score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=bad_emb, out=tmp_path / "o2"))
+        run(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=bad_emb, out=tmp_path / "o2"))
 
     labels = tmp_path / "labels.txt"
     labels.write_text("x\n" * 300)
     with pytest.raises(UserError, match="single class"):
-        score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], labels=labels,
-                          out=tmp_path / "o3"))
+        run(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], labels=labels,
+                        out=tmp_path / "o3"))
     labels.write_text("x\ny\n")
     with pytest.raises(UserError, match="2 labels but the store has 300 items"):
-        score(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], labels=labels,
-                          out=tmp_path / "o4"))
+        run(ScoreConfig(acts=setup["store"], sae=[setup["sae"]], embeddings=setup["emb"], labels=labels,
+                        out=tmp_path / "o4"))
     with pytest.raises(UserError, match="not an SAE folder"):
-        score(ScoreConfig(acts=setup["store"], sae=[tmp_path], embeddings=setup["emb"], out=tmp_path / "o5"))
+        run(ScoreConfig(acts=setup["store"], sae=[tmp_path], embeddings=setup["emb"], out=tmp_path / "o5"))
 
 
 def test_hierarchy_depth_and_rank_normalised_sets(setup: dict[str, Path], tmp_path: Path,
@@ -134,26 +140,30 @@ def test_hierarchy_depth_and_rank_normalised_sets(setup: dict[str, Path], tmp_pa
                                      group_fraction=[0.25, 0.75], tokens="40K", batch_size=256, progress=False)))
     hier = tmp_path / "h.toml"
     hier.write_text('a = "X"\nb = "X"\nc = "Y"\n')
-    result = score(ScoreConfig(acts=setup["store"], sae=[setup["sae"], mat], embeddings=setup["emb"],
-                               out=tmp_path / "scores", hierarchy=str(hier)))
-    neurons, topk, matry = result["unit_sets"]
-    assert "hierarchy" not in topk and "hierarchy" not in neurons  # only nested groups have a depth
-    h = matry["hierarchy"]
-    assert [g["size"] for g in h["groups"]] == [6, 18] and h["paths"] == [["X", "a"], ["X", "b"], ["Y", "c"]]
-    assert all(g["mean_depth"] is None or 0 <= g["mean_depth"] <= 2 for g in h["groups"])
-    assert [lv["level"] for lv in h["levels"]] == [1, 2] and len(h["levels"][1]["nodes"]) == 3
+    with log.quiet():
+        result = run(ScoreConfig(acts=setup["store"], sae=[setup["sae"], mat], embeddings=setup["emb"],
+                                 out=tmp_path / "scores", hierarchy=str(hier)))
+    neurons, topk, matry = result.unit_sets
+    assert topk.hierarchy is None and neurons.hierarchy is None  # only nested groups have a depth
+    h = matry.hierarchy
+    assert h is not None
+    assert [g.size for g in h.groups] == [6, 18] and h.paths == [["X", "a"], ["X", "b"], ["Y", "c"]]
+    assert all(g.mean_depth is None or 0 <= g.mean_depth <= 2 for g in h.groups)
+    assert [lv.level for lv in h.levels] == [1, 2] and len(h.levels[1].nodes) == 3
     for c in range(3):  # per class: the set with the highest CorrScore ranks 1, the lowest 0
-        col = [s["corr_per_class"][c] for s in result["unit_sets"]]
-        ranks = [s["rank_norm"]["corr_per_class"][c] for s in result["unit_sets"]]
+        col = [s.labels.corr_per_class[c] for s in result.unit_sets]
+        ranks = [s.rank_norm.corr_per_class[c] for s in result.unit_sets]
         assert ranks[int(np.argmax(col))] == 1.0 and ranks[int(np.argmin(col))] == 0.0
-    assert all(0 <= s["rank_norm"]["entropy_mean"] <= 1 for s in result["unit_sets"])
+    assert all(0 <= s.rank_norm.entropy_mean <= 1 for s in result.unit_sets)
+    unit_sets = result.to_json()["unit_sets"]
+    assert "hierarchy" not in unit_sets[0] and "hierarchy" not in unit_sets[1] and "hierarchy" in unit_sets[2]
     from monosemantic.report.blocks import summary_table
     from monosemantic.report.hierarchy_section import hierarchy_block
 
-    track = {"name": "t", "modality": "text", "unit_sets": result["unit_sets"]}
+    track = {"name": "t", "modality": "text", "unit_sets": unit_sets}
     html = hierarchy_block(track, 0)
     assert "Matryoshka groups and the label hierarchy" in html and html.count("group 0") + html.count("group 1") == 5
-    assert "Rank ρ" in summary_table(track, 0) and hierarchy_block({"unit_sets": [neurons]}, 0) == ""
+    assert "Rank ρ" in summary_table(track, 0) and hierarchy_block({"unit_sets": unit_sets[:1]}, 0) == ""
     # a hierarchy that does not cover the labels is one line, exit 2
     hier.write_text('a = "X"\n')
     rc = main(["score", "--acts", str(setup["store"]), "--sae", str(mat), "--embeddings", str(setup["emb"]),

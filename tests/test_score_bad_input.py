@@ -11,10 +11,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from monosemantic import log
 from monosemantic.cli import main
 from monosemantic.errors import UserError
-from monosemantic.metrics import scoring
-from monosemantic.metrics.scoring import ScoreConfig, score
+from monosemantic.experiments import score as scoring
+from monosemantic.experiments.score import ScoreConfig, ScoreResult
 from monosemantic.sae import SAE, SAEConfig
 from monosemantic.store import ActivationStore, write_store
 
@@ -34,6 +35,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     SAE.create(SAEConfig(d_in=D, d_sae=12, architecture="topk", k=2)).save(root / "sae")
     save_file({"embeddings": torch.randn(N_ITEMS, 4)}, str(root / "emb.safetensors"))
     return {"root": root, "store": root / "store", "sae": root / "sae", "emb": root / "emb.safetensors"}
+
+
+def score(cfg: ScoreConfig) -> ScoreResult:
+    """The score experiment without its progress bar."""
+    with log.quiet():
+        return scoring.run(cfg)
 
 
 def _cfg(env: dict[str, Path], out: Path, **kw: Any) -> ScoreConfig:
@@ -70,11 +77,11 @@ def test_out_never_replaces_an_input(
 
 def test_out_may_not_hold_the_embeddings(env: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "scores"
-    score(_cfg(env, out), progress=False)
+    score(_cfg(env, out))
     emb = out / "emb.safetensors"
     save_file({"embeddings": torch.randn(N_ITEMS, 4)}, str(emb))
     with pytest.raises(UserError, match="would overwrite the input"):
-        score(_cfg(env, out, overwrite=True, embeddings=emb), progress=False)
+        score(_cfg(env, out, overwrite=True, embeddings=emb))
     assert emb.is_file()
 
 
@@ -92,13 +99,13 @@ def test_overwrite_replaces_only_an_earlier_score(env: dict[str, Path], tmp_path
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep")
     with pytest.raises(UserError, match=r"not a score folder .*scores.json"):
-        score(_cfg(env, foreign, overwrite=True), progress=False)
+        score(_cfg(env, foreign, overwrite=True))
     assert (foreign / "notes.txt").read_text() == "keep"
 
     out = tmp_path / "scores"
-    score(_cfg(env, out), progress=False)
+    score(_cfg(env, out))
     (out / "stale.txt").write_text("old")
-    score(_cfg(env, out, overwrite=True), progress=False)
+    score(_cfg(env, out, overwrite=True))
     assert (out / "scores.json").is_file() and not (out / "stale.txt").exists()
 
 
@@ -106,7 +113,7 @@ def test_failed_write_keeps_earlier_result_and_leaves_no_temp(
     env: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "scores"
-    score(_cfg(env, out), progress=False)
+    score(_cfg(env, out))
     before = _snapshot(out)
 
     def disk_full(*args: object, **kwargs: object) -> None:
@@ -114,7 +121,7 @@ def test_failed_write_keeps_earlier_result_and_leaves_no_temp(
 
     monkeypatch.setattr(scoring, "save_file", disk_full)
     with pytest.raises(OSError, match="No space"):
-        score(_cfg(env, out, overwrite=True), progress=False)
+        score(_cfg(env, out, overwrite=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores"]
     assert _snapshot(out) == before
 
@@ -133,7 +140,7 @@ def test_bad_numbers_fail_before_any_work(
     env: dict[str, Path], tmp_path: Path, kw: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(UserError, match=message):
-        score(_cfg(env, tmp_path / "o", **kw), progress=False)
+        score(_cfg(env, tmp_path / "o", **kw))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -168,7 +175,7 @@ def _bad_embeddings(kind: str, folder: Path) -> tuple[Path, str]:
 def test_bad_embeddings(env: dict[str, Path], tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
     path, message = _bad_embeddings(kind, tmp_path)
     with pytest.raises(UserError, match=message) as info:
-        score(_cfg(env, tmp_path / "o", embeddings=path), progress=False)
+        score(_cfg(env, tmp_path / "o", embeddings=path))
     assert str(path) in str(info.value)
     if kind in ("missing", "wrong_key", "not_safetensors"):
         assert SHAPE_HINT in str(info.value)
@@ -195,7 +202,7 @@ def test_encoder_must_read_the_store_modality(tmp_path: Path, capsys: pytest.Cap
 
 def test_store_without_dataset_needs_embeddings(env: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no dataset to embed; pass --embeddings"):
-        score(_cfg(env, tmp_path / "o", embeddings=None), progress=False)
+        score(_cfg(env, tmp_path / "o", embeddings=None))
 
 
 def test_nan_activations_are_refused(env: dict[str, Path], tmp_path: Path) -> None:
@@ -204,14 +211,13 @@ def test_nan_activations_are_refused(env: dict[str, Path], tmp_path: Path) -> No
     store = write_store(tmp_path / "nan_store", {"h": rows}, item_index=np.repeat(np.arange(N_ITEMS), PER_ITEM),
                         labels=np.arange(N_ITEMS) % 2).root
     with pytest.raises(UserError, match=r"hook 'h' .*NaN or inf values \(first at row 13, item 6\)"):
-        score(ScoreConfig(acts=store, sae=[env["sae"]], embeddings=env["emb"], out=tmp_path / "o", chunk_rows=8),
-              progress=False)
+        score(ScoreConfig(acts=store, sae=[env["sae"]], embeddings=env["emb"], out=tmp_path / "o", chunk_rows=8))
     assert not (tmp_path / "o").exists()
 
 
 def test_report_on_a_score_folder(env: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "scores"
-    score(_cfg(env, out), progress=False)
+    score(_cfg(env, out))
     line = _cli_error([str(out)], capsys, command="report")
     assert "no scores yet" not in line
     assert "monosemantic run" in line and "run.json" in line and "scores.json" in line and "units.csv" in line
@@ -235,7 +241,7 @@ def test_data_changed_since_extraction_is_refused(tmp_path: Path) -> None:
     sae = tmp_path / "sae"
     SAE.create(SAEConfig(d_in=D, d_sae=8, architecture="topk", k=2)).save(sae)
     with pytest.raises(UserError, match=r"changed since the store .* was extracted"):
-        score(ScoreConfig(acts=store, sae=[sae], out=tmp_path / "o"), progress=False)
+        score(ScoreConfig(acts=store, sae=[sae], out=tmp_path / "o"))
 
 
 def test_two_saes_of_one_name_are_refused(env: dict[str, Path], tmp_path: Path) -> None:
@@ -243,13 +249,13 @@ def test_two_saes_of_one_name_are_refused(env: dict[str, Path], tmp_path: Path) 
 
     shutil.copytree(env["sae"], tmp_path / "b" / env["sae"].name)
     with pytest.raises(UserError, match="share the name"):
-        score(_cfg(env, tmp_path / "o", sae=[env["sae"], tmp_path / "b"]), progress=False)
+        score(_cfg(env, tmp_path / "o", sae=[env["sae"], tmp_path / "b"]))
 
 
 def test_fractional_labels_are_refused(env: dict[str, Path], tmp_path: Path) -> None:
     np.save(tmp_path / "lab.npy", np.random.default_rng(0).random(N_ITEMS))
     with pytest.raises(UserError, match="fractional values"):
-        score(_cfg(env, tmp_path / "o", labels=tmp_path / "lab.npy"), progress=False)
+        score(_cfg(env, tmp_path / "o", labels=tmp_path / "lab.npy"))
     np.save(tmp_path / "ok.npy", (np.arange(N_ITEMS) % 3).astype(np.float64))  # whole numbers stored as floats
-    result = score(_cfg(env, tmp_path / "o2", labels=tmp_path / "ok.npy"), progress=False)
-    assert result["label_names"] == ["0", "1", "2"]
+    result = score(_cfg(env, tmp_path / "o2", labels=tmp_path / "ok.npy"))
+    assert result.label_names == ["0", "1", "2"]

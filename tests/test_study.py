@@ -13,11 +13,13 @@ import pytest
 import torch
 
 from browser import chromium_or_reason
+from monosemantic import log
 from monosemantic.cli import main
 from monosemantic.errors import UserError
+from monosemantic.experiments.score import ScoreConfig
+from monosemantic.experiments.score import run as score
 from monosemantic.experiments.study import AgreeConfig, StudyConfig, agree, build_page, read_units, simulate
 from monosemantic.metrics.agreement import agreement, label_purity, simulated_preferences
-from monosemantic.metrics.scoring import ScoreConfig, score
 from monosemantic.sae import train
 from monosemantic.sae.trainconfig import train_config
 from monosemantic.store.extract import ExtractConfig, extract
@@ -30,13 +32,13 @@ def test_agreement_against_a_loop() -> None:
     x[:5] = y[:5]  # equal scores: no verdict
     res = agreement(x, y, r, bin_width=0.25)
     used = [(a - b, v) for a, b, v in zip(x, y, r, strict=True) if a != b and v != 0]
-    assert res["n"] == len(used) and res["ties"] == 200 - len(used)
-    assert res["overall"] == pytest.approx(np.mean([np.sign(d) == np.sign(v) for d, v in used]))
-    for b in res["bins"]:
-        inside = [(d, v) for d, v in used if b["lo"] <= abs(d) < b["hi"]]
-        assert b["n"] == len(inside) and b["agreement"] == pytest.approx(np.mean([np.sign(d) == np.sign(v)
-                                                                                  for d, v in inside]))
-    assert agreement(x, y, np.sign(y - x), lower_is_better=True)["overall"] == 1.0
+    assert res.n == len(used) and res.ties == 200 - len(used)
+    assert res.overall == pytest.approx(np.mean([np.sign(d) == np.sign(v) for d, v in used]))
+    for b in res.bins:
+        inside = [(d, v) for d, v in used if b.lo <= abs(d) < b.hi]
+        assert b.n == len(inside) and b.agreement == pytest.approx(np.mean([np.sign(d) == np.sign(v)
+                                                                            for d, v in inside]))
+    assert agreement(x, y, np.sign(y - x), lower_is_better=True).overall == 1.0
     assert label_purity(torch.tensor([[1, 1, 2, -1], [0, 1, 2, 3]])).tolist() == [2 / 3, 0.25]
     assert simulated_preferences([0.9, 0.1], [0.2, 0.8], noise=0.0).tolist() == [1.0, -1.0]
     with pytest.raises(UserError, match="one value per pair"):
@@ -52,23 +54,25 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                           tokens="mean", max_items=600), progress=False)
     train(train_config(dict(acts=root / "store", out=root / "sae", arch="topk", d_sae=[192], k=[8], tokens="200K",
                             batch_size=256, progress=False)))
-    score(ScoreConfig(acts=root / "store", sae=[root / "sae"], out=root / "scores"), progress=False)
+    with log.quiet():
+        score(ScoreConfig(acts=root / "store", sae=[root / "sae"], out=root / "scores"))
     return {"root": root, "store": root / "store", "sae": root / "sae", "scores": root / "scores"}
 
 
 def test_simulated_participant_agrees_with_ms(scored: dict[str, Path]) -> None:
     out = scored["root"] / "sim"
     res = simulate(StudyConfig(scores=scored["scores"], acts=scored["store"], out=out, pairs=300, noise=0.05))
-    table = res["agreement"]
+    table = res.agreement
     # the participant follows labels: the label-derived score must side with it, the firing rate must not
-    assert table["best_corr"]["n"] >= 250 and table["best_corr"]["overall"] > 0.7
-    assert table["best_corr"]["overall"] > table["firing_rate"]["overall"] + 0.15
+    assert table["best_corr"].n >= 250 and table["best_corr"].overall > 0.7
+    assert table["best_corr"].overall > table["firing_rate"].overall + 0.15
     ms = table["ms"]
-    assert ms["n"] >= 250 and 0 <= ms["overall"] <= 1 and sum(b["n"] for b in ms["bins"]) == ms["n"]
-    assert json.loads((out / "agreement.json").read_text())["pairs"] == 300
+    assert ms.n >= 250 and 0 <= ms.overall <= 1 and sum(b.n for b in ms.bins) == ms.n
+    assert json.loads((out / "agreement.json").read_text()) == json.loads(json.dumps(res.to_json()))
+    assert res.to_json()["pairs"] == 300 == len(res.answers)
     # the CLI reads back the simulated answers and gives the same table
-    table = agree(AgreeConfig(pairs=out / "pairs.csv", units=scored["scores"] / "units.csv", score=["ms"]))
-    assert table["ms"]["overall"] == pytest.approx(ms["overall"])
+    table = agree(AgreeConfig(pairs=out / "pairs.csv", units=scored["scores"] / "units.csv", score=["ms"])).agreement
+    assert table["ms"].overall == pytest.approx(ms.overall)
 
 
 def test_study_bad_inputs(scored: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,9 +100,10 @@ def test_study_bad_inputs(scored: dict[str, Path], tmp_path: Path, capsys: pytes
 def test_study_page_in_a_browser(scored: dict[str, Path], tmp_path: Path) -> None:
     from monosemantic.report import load_page
 
-    page = build_page(StudyConfig(scores=scored["scores"], acts=scored["store"], out=tmp_path / "study.html",
-                                  pairs=6, seed=3))
+    page = tmp_path / "study.html"
+    built = build_page(StudyConfig(scores=scored["scores"], acts=scored["store"], out=page, pairs=6, seed=3))
     html = page.read_text()
+    assert html == built.html and built.pairs == 6
     assert html.count("class=pair ") == 6 and "MS" not in re.sub(r"<script.*?</script>|<style.*?</style>", "", html,
                                                                 flags=re.S)  # blind: no scores shown
     chromium, reason = chromium_or_reason()
@@ -116,6 +121,6 @@ def test_study_page_in_a_browser(scored: dict[str, Path], tmp_path: Path) -> Non
         assert int(row["R_user"]) == expected
     answers = tmp_path / "pairs.csv"
     answers.write_text(text)
-    table = agree(AgreeConfig(pairs=answers, units=scored["scores"] / "units.csv", score=["ms"]))
-    assert table["ms"]["n"] + table["ms"]["ties"] == 6 and set(read_units(scored["scores"] / "units.csv")) >= {
+    table = agree(AgreeConfig(pairs=answers, units=scored["scores"] / "units.csv", score=["ms"])).agreement
+    assert table["ms"].n + table["ms"].ties == 6 and set(read_units(scored["scores"] / "units.csv")) >= {
         r["unit_x"] for r in rows}

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from monosemantic import log
 from monosemantic.cli import main
-from monosemantic.experiments.synth import SynthConfig, expected_k, run_synth
+from monosemantic.experiments.synth import SynthConfig, expected_k, run
 from monosemantic.metrics.recovery import recovery
 from monosemantic.report.sections.synth import find_synth, pareto_front
 from monosemantic.sae import SAE, train, train_config
@@ -26,15 +27,18 @@ def test_topk_trained_by_our_trainer_recovers_sparse_features(tmp_path: Path) ->
                            tokens="300K", batch_size=1024, progress=False, checkpoint_every=0, device="cpu"))
     sae = SAE.load(train(tc)[0])
     with torch.no_grad():
-        got = recovery(sae.W_dec, gt["w_p"])
-    assert got["mmcs_gt"] >= 0.9, got["mmcs_gt"]
+        got = recovery(sae.W_dec, gt.w_p)
+    assert got.mmcs_gt >= 0.9, got.mmcs_gt
 
 
 def test_a_small_sweep_writes_rows_csv_and_page(tmp_path: Path) -> None:
     cfg = SynthConfig(out=tmp_path / "synth", n_features=24, n_dims=8, sparsity=[0.5, 0.95], width=[24],
                       archs=["topk", "relu"], alphas=[0.0, 1.0], n_samples=3000, train_tokens="10K", batch_size=256)
-    result = run_synth(cfg, progress=False)
-    rows = result["rows"]
+    with log.quiet():
+        result = run(cfg)
+    rows = result.to_json()["rows"]
+    assert [(r.sparsity, r.arch, r.alpha) for r in result.rows] == [(r["sparsity"], r["arch"], r["alpha"])
+                                                                     for r in rows]
     assert len(rows) == 2 * 2 * 2
     assert {(r["sparsity"], r["arch"], r["alpha"]) for r in rows} == {
         (s, a, al) for s in (0.5, 0.95) for a in ("topk", "relu") for al in (0.0, 1.0)}
@@ -48,7 +52,7 @@ def test_a_small_sweep_writes_rows_csv_and_page(tmp_path: Path) -> None:
     assert len((out / "synth.csv").read_text().splitlines()) == 1 + len(rows)
     page = (out / "synth.html").read_text()
     assert "Pareto front" in page and page.count("<img src='data:image/png;base64,") == 4
-    assert find_synth(out) == json.loads((out / "synth.json").read_text())
+    assert find_synth(out) == json.loads((out / "synth.json").read_text()) == result.to_json()
 
 
 def test_pareto_front_keeps_only_undominated_points() -> None:

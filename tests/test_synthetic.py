@@ -131,7 +131,7 @@ def test_store_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.labels, (codes != 0).numpy().astype(np.int64))
     assert back.label_names == [f"gt{i}" for i in range(10)]
     gt = load_ground_truth(back)
-    assert torch.equal(gt["codes"], codes) and torch.equal(gt["w_p"], w_p) and gt["params"] == {"seed": 2}
+    assert torch.equal(gt.codes, codes) and torch.equal(gt.w_p, w_p) and gt.params == {"seed": 2}
     with pytest.raises(StoreError, match="already holds a finished store"):
         write_superposition(tmp_path / "s", x, codes, w_p)
 
@@ -143,7 +143,7 @@ def test_store_argmax_labels_and_generator_wrapper(tmp_path: Path) -> None:
     expect = [int(np.argmax(r)) if (r != 0).any() else 6 for r in c]
     assert store.labels.tolist() == expect and 6 in expect
     assert store.label_names[-1] == "none"
-    assert load_ground_truth(tmp_path / "a")["params"]["geometry"] == "digon"
+    assert load_ground_truth(tmp_path / "a").params["geometry"] == "digon"
     none = superposition_store(tmp_path / "n", 6, 3, 0.9, 20, labels="none")
     assert none.labels is None
     with pytest.raises(UserError, match="unknown labels mode"):
@@ -183,12 +183,12 @@ def test_decoder_recovery_matches_loops(f: int, n: int) -> None:
     w_dec[0] = 0.0  # a dead, all-zero decoder row points nowhere
     cos = loop_cos(w_dec, w_p)
     res = decoder_recovery(torch.from_numpy(w_dec), torch.from_numpy(w_p))
-    assert res["mmcs_gt"] == pytest.approx(np.mean([cos[:, i].max() for i in range(n)]))
-    assert res["mmcs_sae"] == pytest.approx(np.mean([cos[j].max() for j in range(f)]))
+    assert res.mmcs_gt == pytest.approx(np.mean([cos[:, i].max() for i in range(n)]))
+    assert res.mmcs_sae == pytest.approx(np.mean([cos[j].max() for j in range(f)]))
     for tau in (0.9, 0.99):
-        assert res["frac_recovered"][tau] == pytest.approx(np.mean([cos[:, i].max() >= tau for i in range(n)]))
-    assert res["mcc"] == pytest.approx(loop_mcc(cos))
-    assert res["uniqueness"] == pytest.approx(len({int(np.argmax(cos[j])) for j in range(f)}) / f)
+        assert res.frac_recovered[tau] == pytest.approx(np.mean([cos[:, i].max() >= tau for i in range(n)]))
+    assert res.mcc == pytest.approx(loop_mcc(cos))
+    assert res.uniqueness == pytest.approx(len({int(np.argmax(cos[j])) for j in range(f)}) / f)
 
 
 def test_perfect_and_junk_decoders() -> None:
@@ -198,17 +198,17 @@ def test_perfect_and_junk_decoders() -> None:
     w_dec = (w_p.T[perm] * signs) * 3.0  # permuted, sign-flipped, rescaled: still the same features
     res = decoder_recovery(w_dec, w_p)
     for key in ("mmcs_gt", "mmcs_sae", "mcc", "uniqueness"):
-        assert res[key] == pytest.approx(1.0, abs=1e-6), key
-    assert res["frac_recovered"] == {0.9: 1.0, 0.99: 1.0}
-    assert sorted(zip(res["matching"]["latent"], res["matching"]["feature"], strict=True)) == sorted(
+        assert getattr(res, key) == pytest.approx(1.0, abs=1e-6), key
+    assert res.frac_recovered == {0.9: 1.0, 0.99: 1.0}
+    assert sorted(zip(res.matching.latent, res.matching.feature, strict=True)) == sorted(
         (j, int(perm[j])) for j in range(16)
     )
     junk = torch.cat([w_dec, torch.randn(16, 8, generator=torch.Generator().manual_seed(1))])
     res2 = decoder_recovery(junk, w_p)
-    assert res2["mmcs_gt"] == pytest.approx(1.0, abs=1e-6) and res2["mmcs_sae"] < 0.95
-    assert res2["uniqueness"] <= 0.5 + 1e-9  # 32 latents can name at most 16 distinct features
+    assert res2.mmcs_gt == pytest.approx(1.0, abs=1e-6) and res2.mmcs_sae < 0.95
+    assert res2.uniqueness <= 0.5 + 1e-9  # 32 latents can name at most 16 distinct features
     broken = decoder_recovery(torch.randn(16, 8, generator=torch.Generator().manual_seed(2)), w_p)
-    assert broken["mmcs_gt"] < 0.9 and broken["frac_recovered"][0.99] < 0.5
+    assert broken.mmcs_gt < 0.9 and broken.frac_recovered[0.99] < 0.5
 
 
 def test_recovery_with_latents_against_loops() -> None:
@@ -230,7 +230,7 @@ def test_recovery_with_latents_against_loops() -> None:
 
     res = recovery(torch.from_numpy(w_dec), torch.from_numpy(w_p), latents=torch.from_numpy(latents),
                    codes=torch.from_numpy(codes), x=torch.from_numpy(x), x_hat=torch.from_numpy(x_hat), encode=encode)
-    pairs = list(zip(res["matching"]["latent"], res["matching"]["feature"], strict=True))
+    pairs = list(zip(res.matching.latent, res.matching.feature, strict=True))
     assert len(pairs) == n
     expect = {}
     for scale in ("decoder_norm", "none"):
@@ -242,30 +242,30 @@ def test_recovery_with_latents_against_loops() -> None:
             lgt += sum((codes[s, i] - pred[i]) ** 2 for i in range(n))
         expect[scale] = lgt / big_n
         got = recovery(torch.from_numpy(w_dec), torch.from_numpy(w_p), latents=torch.from_numpy(latents),
-                       codes=torch.from_numpy(codes), l_gt_scale=scale)["l_gt"]
+                       codes=torch.from_numpy(codes), l_gt_scale=scale).l_gt
         assert got == pytest.approx(expect[scale]), scale
-    assert res["l_gt"] == pytest.approx(expect["decoder_norm"]) != pytest.approx(expect["none"])
-    assert res["l0"] == pytest.approx(np.mean([(latents[s] != 0).sum() for s in range(big_n)]))
-    assert res["dead_fraction"] == pytest.approx(np.mean([not latents[:, j].any() for j in range(f)]))
-    assert res["dead_fraction"] >= 1 / f
+    assert res.l_gt == pytest.approx(expect["decoder_norm"]) != pytest.approx(expect["none"])
+    assert res.l0 == pytest.approx(np.mean([(latents[s] != 0).sum() for s in range(big_n)]))
+    assert res.dead_fraction == pytest.approx(np.mean([not latents[:, j].any() for j in range(f)]))
+    assert res.dead_fraction >= 1 / f
     var_x = sum(np.var(x[:, k]) for k in range(d))
     var_r = sum(np.var(x[:, k] - x_hat[:, k]) for k in range(d))
-    assert res["fve"] == pytest.approx(1 - var_r / var_x)
+    assert res.fve == pytest.approx(1 - var_r / var_x)
     precs, recs = [], []
     for j, i in pairs:
         fires, act = latents[:, j] != 0, codes[:, i] != 0
         if fires.sum():
             precs.append((fires & act).sum() / fires.sum())
         recs.append((fires & act).sum() / act.sum())
-    assert res["precision"] == pytest.approx(np.mean(precs)) and res["recall"] == pytest.approx(np.mean(recs))
+    assert res.precision == pytest.approx(np.mean(precs)) and res.recall == pytest.approx(np.mean(recs))
     resp = np.maximum(w_p.T @ w_enc + b, 0.0)  # [n, f]: latent j's response to feature i alone
     counts = []
     for j in range(f):
         peak = max(resp[i, j] for i in range(n))
         if peak > 0:
             counts.append(sum(resp[i, j] > 0.1 * peak for i in range(n)))
-    assert res["gt_per_latent"] == pytest.approx(np.mean(counts)) and res["n_responsive"] == len(counts)
-    assert gt_per_latent(resp)["gt_per_latent"] == pytest.approx(np.mean(counts))
+    assert res.gt_per_latent == pytest.approx(np.mean(counts)) and res.n_responsive == len(counts)
+    assert gt_per_latent(resp).gt_per_latent == pytest.approx(np.mean(counts))
 
 
 def test_recovery_bad_input() -> None:
@@ -288,7 +288,7 @@ def test_ideal_digon_sae_shrinks_only_under_low_sparsity() -> None:
     def l_gt_at(sparsity: float) -> float:
         x, codes, w_p = make_superposition(8, 4, sparsity, 2000, geometry="digon", seed=0)
         latents = torch.relu(x @ w_p)
-        return recovery(w_p.T, w_p, latents=latents, codes=codes)["l_gt"]
+        return recovery(w_p.T, w_p, latents=latents, codes=codes).l_gt
 
     assert l_gt_at(0.99) < 1e-3 < 0.05 < l_gt_at(0.0)
 

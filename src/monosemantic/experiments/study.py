@@ -1,20 +1,29 @@
-"""The user-study harness: a blind pairwise study page built from a score folder, the agreement of any score with
-its answers, and a simulated participant whose choices follow the dataset's labels (MS paper, arXiv 2504.02821)."""
+"""``monosemantic study``: the user-study harness. A blind pairwise study page built from a score folder, the
+agreement of any score with its answers, and a simulated participant whose choices follow the dataset's labels
+(MS paper, Pach et al., arXiv 2504.02821). One command with three modes: ``study page``, ``study agree`` and
+``study simulate``."""
 
 from __future__ import annotations
 
 import csv
-import json
+import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from monosemantic.errors import UserError
-from monosemantic.files import check_out, staged
-from monosemantic.metrics.agreement import agreement, label_purity, simulated_preferences
-from monosemantic.report.scores import MIN_ITEMS_FOR_CARD, SCORES_NAME, load_scores, load_tops
+from monosemantic.experiment import Column, Command, Group, Result, Summary, Table
+from monosemantic.experiments.pipeline.report_data import unit_card
+from monosemantic.files import check_out, staged, write_atomic, write_json
+from monosemantic.metrics.agreement import Agreement, agreement, label_purity, simulated_preferences
+from monosemantic.report.scores import MIN_ITEMS_FOR_CARD, SCORES_NAME, UNITS_NAME, load_scores, load_tops
+from monosemantic.report.study_page import study_html
+from monosemantic.results import to_json
+from monosemantic.sae import SAE
 from monosemantic.sae.paths import expand_sae_paths
 from monosemantic.store import ActivationStore
 
@@ -26,6 +35,8 @@ SCORE_COLUMNS = ("ms", "fms", "best_corr", "entropy", "firing_rate")
 
 @dataclass(frozen=True)
 class StudyConfig:
+    """A study page (``study page``) or a simulated participant's answers (``study simulate``) of a score folder."""
+
     scores: Path
     """Score folder (from `monosemantic score`: scores.json, units.csv, top.safetensors)."""
     acts: Path
@@ -48,7 +59,7 @@ def unit_id(set_id: str, unit: int) -> str:
     return f"{set_id}/{unit}"
 
 
-def read_units(path: Path) -> dict[str, dict[str, float | None]]:
+def read_units(path: Path) -> Units:
     """``units.csv`` as ``{"set/unit": {score: value}}``."""
     if not Path(path).is_file():
         raise UserError(f"units file {path} does not exist (it is the units.csv of `monosemantic score`)")
@@ -68,7 +79,11 @@ def read_units(path: Path) -> dict[str, dict[str, float | None]]:
             for r in rows}
 
 
-def read_pairs(path: Path, units: dict[str, Any]) -> list[tuple[str, str, float]]:
+Units = dict[str, dict[str, float | None]]
+"""units.csv as ``{"set/unit": {score: value}}``."""
+
+
+def read_pairs(path: Path, units: Units) -> list[tuple[str, str, float]]:
     if not Path(path).is_file():
         raise UserError(f"pairs file {path} does not exist")
     with open(path, newline="") as fh:
@@ -92,8 +107,8 @@ def read_pairs(path: Path, units: dict[str, Any]) -> list[tuple[str, str, float]
     return out
 
 
-def agreement_table(pairs: list[tuple[str, str, float]], units: dict[str, dict[str, float | None]],
-                    scores: tuple[str, ...] = SCORE_COLUMNS) -> dict[str, Any]:
+def agreement_table(pairs: list[tuple[str, str, float]], units: Units,
+                    scores: tuple[str, ...] = SCORE_COLUMNS) -> dict[str, Agreement]:
     """Agreement of every score column with the answers (see ``metrics.agreement``)."""
     r = np.array([p[2] for p in pairs])
     table = {}
@@ -106,7 +121,7 @@ def agreement_table(pairs: list[tuple[str, str, float]], units: dict[str, dict[s
     return table
 
 
-def draw_pairs(units: dict[str, dict[str, float | None]], n: int, seed: int) -> list[tuple[str, str]]:
+def draw_pairs(units: Units, n: int, seed: int) -> list[tuple[str, str]]:
     """``n`` pairs of live units (an MS and at least 16 active items), spread over |ΔMS| bins of 0.1 so that easy
     and hard pairs both appear; pairs within one set and across sets alike."""
     live = sorted(u for u, v in units.items() if v.get("ms") is not None and (v.get("active_items") or 0)
@@ -123,7 +138,7 @@ def draw_pairs(units: dict[str, dict[str, float | None]], n: int, seed: int) -> 
         if pair in seen or pair[::-1] in seen:
             continue
         seen.add(pair)
-        d = abs(units[pair[0]]["ms"] - units[pair[1]]["ms"])  # type: ignore[operator]
+        d = abs((units[pair[0]]["ms"] or 0.0) - (units[pair[1]]["ms"] or 0.0))  # live units all have an MS
         by_bin.setdefault(int(d / 0.1), []).append(pair)
     out: list[tuple[str, str]] = []
     queues = [by_bin[k] for k in sorted(by_bin)]
@@ -134,10 +149,54 @@ def draw_pairs(units: dict[str, dict[str, float | None]], n: int, seed: int) -> 
     return out
 
 
-def simulate(cfg: StudyConfig) -> dict[str, Any]:
+def agreement_lines(table: dict[str, Agreement]) -> Table:
+    """Each score's agreement, pair and tie counts, and its first six |Δscore| bins."""
+    rows = [(name, a.overall, a.n, a.ties, "",
+             "  ".join(f"[{b.lo:.1f},{b.hi:.1f}) {b.agreement:.2f} ({b.n})" for b in a.bins[:6]))
+            for name, a in table.items()]
+    # the empty column of width 0 puts two spaces before the bins, as a separator of their own
+    return Table((Column("score", 12, "<"), Column("agreement", 9), Column("pairs", 6), Column("ties", 5),
+                  Column("", 0, "<"), Column("by |Δscore| bin (agreement, n)", 0, "<")), rows)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One pair and the participant's answer: R_user > 0 prefers x, < 0 prefers y, 0 is "can't tell"."""
+
+    unit_x: str
+    unit_y: str
+    r_user: float
+
+
+@dataclass(frozen=True)
+class SimulatedStudy(Result):
+    """A simulated participant's answers and every score's agreement with them (``study simulate``)."""
+
+    config: StudyConfig
+    participant: str
+    """How the participant chooses."""
+    answers: list[Answer]
+    agreement: dict[str, Agreement]
+    """Score column -> its agreement with the answers."""
+
+    def to_json(self) -> dict[str, Any]:
+        """agreement.json."""
+        return {"participant": self.participant, "pairs": len(self.answers),
+                "agreement": {k: to_json(v) for k, v in self.agreement.items()}}
+
+    def write(self, folder: Path) -> None:
+        write_pairs(folder / "pairs.csv", [(a.unit_x, a.unit_y, a.r_user) for a in self.answers])
+        write_json(folder / "agreement.json", self.to_json())
+
+    def summary(self) -> Summary:
+        return [f"simulated participant ({self.participant}), {len(self.answers)} pairs -> {self.config.out}",
+                agreement_lines(self.agreement)]
+
+
+def simulate(cfg: StudyConfig) -> SimulatedStudy:
     """Answers of a participant who prefers units whose top items share one label, and every score's agreement with
     them; writes pairs.csv and agreement.json to ``cfg.out``."""
-    units = read_units(Path(cfg.scores) / "units.csv")
+    units = read_units(Path(cfg.scores) / UNITS_NAME)
     check_out(Path(cfg.out), what="a study folder", marker="agreement.json", overwrite=cfg.overwrite,
               inputs=[cfg.scores, cfg.acts])
     _, store = _scored_store(cfg)
@@ -152,33 +211,50 @@ def simulate(cfg: StudyConfig) -> dict[str, Any]:
     r = simulated_preferences([purity[a] for a, _ in pairs], [purity[b] for _, b in pairs], noise=cfg.noise,
                               seed=cfg.seed)
     answered = [(a, b, float(v)) for (a, b), v in zip(pairs, r, strict=True)]
-    result = {"participant": f"label purity of the top {MIN_ITEMS_FOR_CARD} items, noise {cfg.noise}",
-              "pairs": len(answered), "agreement": agreement_table(answered, units)}
+    result = SimulatedStudy(config=cfg, participant=f"label purity of the top {MIN_ITEMS_FOR_CARD} items, noise "
+                            f"{cfg.noise}", answers=[Answer(a, b, v) for a, b, v in answered],
+                            agreement=agreement_table(answered, units))
     with staged(Path(cfg.out)) as tmp:
-        write_pairs(tmp / "pairs.csv", answered)
-        (tmp / "agreement.json").write_text(json.dumps(result, indent=1))
+        result.write(tmp)
     return result
 
 
 def write_pairs(path: Path, pairs: list[tuple[str, str, float]]) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(PAIR_COLUMNS)
-        w.writerows((a, b, f"{r:g}") for a, b, r in pairs)
+    """A pairs.csv: unit_x, unit_y, R_user."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(PAIR_COLUMNS)
+    w.writerows((a, b, f"{r:g}") for a, b, r in pairs)
+    write_atomic(path, buf.getvalue())
 
 
-def build_page(cfg: StudyConfig) -> Path:
+@dataclass(frozen=True)
+class StudyPage(Result):
+    """The blind study page (``study page``)."""
+
+    config: StudyConfig
+    html: str
+    """The self-contained page."""
+    pairs: int
+    """Pairs shown."""
+
+    def write(self, folder: Path) -> None:
+        """The page as ``FOLDER/<name of --out>``."""
+        write_atomic(folder / Path(self.config.out).name, self.html)
+
+    def summary(self) -> Summary:
+        return [f"study page: {Path(self.config.out)} ({self.config.pairs} pairs; open it in a browser)"]
+
+
+def build_page(cfg: StudyConfig) -> StudyPage:
     """The blind study page: ``cfg.pairs`` pairs of unit cards (top inputs only, no scores), sides shuffled."""
-    from monosemantic.experiments.pipeline.report_data import unit_card
-    from monosemantic.report.study_page import study_html
-
     out = Path(cfg.out)
     if out.suffix != ".html":
         raise UserError(f"--out for the study page is an .html file; got {out}")
     if out.exists() and not cfg.overwrite:
         raise UserError(f"{out} exists; pass --overwrite to replace it")
     scores, store = _scored_store(cfg)
-    units = read_units(Path(cfg.scores) / "units.csv")
+    units = read_units(Path(cfg.scores) / UNITS_NAME)
     modality = store.manifest.model["modality"]
     tops = load_tops(Path(cfg.scores))
     encoders = _encoders(cfg, scores, modality)
@@ -194,11 +270,10 @@ def build_page(cfg: StudyConfig) -> Path:
         shown.append({"x": x, "y": y, "swap": bool(rng.random() < 0.5), "cards": cards})
     html = study_html(shown, modality=modality, title=f"Which unit is more coherent? ({scores['model']} "
                       f"{scores['hook']} on {scores['dataset']})")
+    page = StudyPage(config=cfg, html=html, pairs=len(shown))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html)
-    tmp.replace(out)
-    return out
+    page.write(out.parent)
+    return page
 
 
 def _scored_store(cfg: StudyConfig) -> tuple[dict[str, Any], ActivationStore]:
@@ -216,11 +291,10 @@ def _scored_store(cfg: StudyConfig) -> tuple[dict[str, Any], ActivationStore]:
     return scores, store
 
 
-def _encoders(cfg: StudyConfig, scores: dict[str, Any], modality: str) -> dict[str, Any]:
+def _encoders(cfg: StudyConfig, scores: dict[str, Any],
+              modality: str) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     if modality == "image":
         return {}
-    from monosemantic.sae import SAE
-
     saes = {p.name: p for p in expand_sae_paths(cfg.sae)} if cfg.sae else {}
     missing = [s["id"] for s in scores["unit_sets"] if s["kind"] == "sae" and s["id"] not in saes]
     if missing:
@@ -230,6 +304,8 @@ def _encoders(cfg: StudyConfig, scores: dict[str, Any], modality: str) -> dict[s
 
 @dataclass(frozen=True)
 class AgreeConfig:
+    """The agreement of scores with a participant's answers (``study agree``)."""
+
     pairs: Path
     """Answers: a CSV with unit_x, unit_y, R_user (units as set/unit; R_user > 0 when x was preferred, 0 for can't
     tell), e.g. the download of a study page."""
@@ -241,16 +317,51 @@ class AgreeConfig:
     """Also write the table as JSON here."""
 
 
-def agree(cfg: AgreeConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AgreementTable(Result):
+    """Every chosen score's agreement with the answers (``study agree``)."""
+
+    config: AgreeConfig
+    agreement: dict[str, Agreement]
+    """Score column -> its agreement with the answers."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: to_json(v) for k, v in self.agreement.items()}
+
+    def write(self, folder: Path) -> None:
+        """The table as JSON, ``FOLDER/<name of --out>`` (nothing without --out)."""
+        if self.config.out is not None:
+            write_json(folder / Path(self.config.out).name, self.to_json())
+
+    def summary(self) -> Summary:
+        return [agreement_lines(self.agreement)]
+
+
+def agree(cfg: AgreeConfig) -> AgreementTable:
     """Every chosen score's agreement with the answers, overall and by |Δscore| bin."""
     units = read_units(cfg.units)
     unknown = [s for s in cfg.score if not any(s in u for u in units.values())]
     if unknown:
         raise UserError(f"{cfg.units} has no column(s) {unknown}; choose from {list(SCORE_COLUMNS)}")
-    table = agreement_table(read_pairs(cfg.pairs, units), units, tuple(cfg.score))
+    result = AgreementTable(config=cfg, agreement=agreement_table(read_pairs(cfg.pairs, units), units,
+                                                                  tuple(cfg.score)))
     if cfg.out is not None:
-        out = Path(cfg.out)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(table, indent=1))
-        tmp.replace(out)
-    return table
+        result.write(Path(cfg.out).parent)
+    return result
+
+
+COMMAND = Group(
+    "study",
+    description="Check a score against people, as the MS paper (arXiv 2504.02821) does: `study page` writes a "
+    "self-contained HTML page showing pairs of units (top inputs only, no scores) where a participant picks the "
+    "more coherent one and downloads the answers as pairs.csv; `study agree` gives each score's agreement with "
+    "such answers, overall and by |Δscore| bin of 0.1; `study simulate` answers with a participant who follows "
+    "the dataset's labels, to check that the harness measures what it says.",
+    modes=(
+        (Command("page", StudyConfig, build_page, description="", skip=("noise",), flags={"sae": ("--sae",)}),
+         "write the study page (.html)"),
+        (Command("agree", AgreeConfig, agree, description=""), "agreement of scores with a pairs.csv of answers"),
+        (Command("simulate", StudyConfig, simulate, description="", skip=("sae",)),
+         "answers of a label-following participant, and the scores' agreement"),
+    ),
+)

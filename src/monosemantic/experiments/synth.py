@@ -11,22 +11,25 @@ dimensions, S from 0 to 0.999, ReLU-L1, TopK (k = the expected number of active 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
+from monosemantic import log
+from monosemantic.config import check_values, to_dict
 from monosemantic.errors import UserError
-from monosemantic.files import check_out, staged
-
-RESULT_NAME = "synth.json"
-FORMAT = "monosemantic-synth"
+from monosemantic.experiment import Command, Result, Summary
+from monosemantic.files import check_out, csv_text, staged, write_atomic, write_json
+from monosemantic.metrics.recovery import Recovery, recovery
+from monosemantic.report.sections.synth import KIND, write_synth_page
+from monosemantic.sae import SAE, architectures, train, train_config
+from monosemantic.sae.core import get_architecture
+from monosemantic.store import HOLDOUT, ActivationStore
+from monosemantic.synthetic import GroundTruth, load_ground_truth, superposition_store
 
 
 @dataclass(frozen=True)
@@ -64,47 +67,95 @@ class SynthConfig:
     overwrite: bool = False
     """Replace an earlier synth result at --out."""
 
+    def __post_init__(self) -> None:
+        # a NaN or infinite value gets the generic message first, as from the command line (a NaN fails every
+        # range test below and would be reported as out of range)
+        check_values(self, lambda name: "--" + name.replace("_", "-"))
+        if self.n_dims > self.n_features or self.n_dims < 1:
+            raise UserError(f"--n-dims must be between 1 and --n-features ({self.n_features}) for superposition, "
+                            f"got {self.n_dims}")
+        bad = [s for s in self.sparsity if not 0 <= s < 1]
+        if not self.sparsity or bad:
+            raise UserError(f"--sparsity values must lie in [0, 1), got {bad[0] if bad else 'none'}")
+        if not self.width or any(w < 1 for w in self.width):
+            raise UserError(f"--width values must be positive numbers of latents, got {self.width}")
+        if not self.alphas or any(not a >= 0 for a in self.alphas):
+            raise UserError(f"--alphas values must be at least 0, got {self.alphas}")
+        known = architectures()
+        for arch in self.archs or ["(none)"]:
+            if arch not in known:
+                raise UserError(f"unknown architecture {arch!r} in --archs; choose from {', '.join(sorted(known))}")
+        if self.n_samples < 100:
+            raise UserError(f"--n-samples must be at least 100, got {self.n_samples}")
+
 
 def expected_k(n_features: int, sparsity: float, width: int) -> int:
     """TopK's k: the expected number of active features, at least 1 and at most the width."""
     return max(1, min(width, round((1.0 - sparsity) * n_features)))
 
 
-def check(cfg: SynthConfig) -> None:
-    """Every check that needs no work: sizes, ranges and names, in one-line messages."""
-    from monosemantic.sae.core import architectures
+@dataclass(frozen=True)
+class SynthRow:
+    """One trained SAE of the sweep and its recovery of the ground truth."""
 
-    if cfg.n_dims > cfg.n_features or cfg.n_dims < 1:
-        raise UserError(f"--n-dims must be between 1 and --n-features ({cfg.n_features}) for superposition, "
-                        f"got {cfg.n_dims}")
-    bad = [s for s in cfg.sparsity if not 0 <= s < 1]
-    if not cfg.sparsity or bad:
-        raise UserError(f"--sparsity values must lie in [0, 1), got {bad[0] if bad else 'none'}")
-    if not cfg.width or any(w < 1 for w in cfg.width):
-        raise UserError(f"--width values must be positive numbers of latents, got {cfg.width}")
-    if not cfg.alphas or any(not a >= 0 for a in cfg.alphas):
-        raise UserError(f"--alphas values must be at least 0, got {cfg.alphas}")
-    known = architectures()
-    for arch in cfg.archs or ["(none)"]:
-        if arch not in known:
-            raise UserError(f"unknown architecture {arch!r} in --archs; choose from {', '.join(sorted(known))}")
-    if cfg.n_samples < 100:
-        raise UserError(f"--n-samples must be at least 100, got {cfg.n_samples}")
+    sparsity: float
+    arch: str
+    width: int
+    alpha: float
+    """WSAE exponent (0: the plain SAE)."""
+    k: int | None
+    """TopK-style k (None for architectures without one)."""
+    seconds: float
+    """Training and scoring time."""
+    recovery: Recovery
+
+    def to_json(self) -> dict[str, Any]:
+        """The row as in synth.json and synth.csv: the settings, then every number of the recovery (one
+        ``frac_recovered@τ`` column per threshold, NaN as null; the matching itself is left out)."""
+        row: dict[str, Any] = {"sparsity": self.sparsity, "arch": self.arch, "width": self.width, "alpha": self.alpha,
+                               "k": self.k, "seconds": self.seconds}
+        for f in fields(self.recovery):
+            value = getattr(self.recovery, f.name)
+            if f.name == "frac_recovered":
+                row.update({f"frac_recovered@{tau:g}": v for tau, v in value.items()})
+            elif isinstance(value, int | float):
+                row[f.name] = None if value != value else float(value)  # NaN -> null in JSON
+        return row
 
 
-def run_synth(cfg: SynthConfig, *, progress: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SynthResult(Result):
+    """The sweep: one row per trained SAE."""
+
+    KIND = KIND
+    config: SynthConfig
+    rows: list[SynthRow]
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {**KIND.header(), "config": to_dict(self.config), "rows": [r.to_json() for r in self.rows],
+                "seconds": self.seconds}
+
+    def write(self, folder: Path) -> None:
+        data = self.to_json()
+        write_json(folder / KIND.file, data, allow_nan=False)
+        write_atomic(folder / "synth.csv", csv_text(data["rows"]))
+        write_synth_page(folder, data)
+
+    def summary(self) -> Summary:
+        return [f"{len(self.rows)} SAEs in {self.seconds} s: {self.config.out}/{KIND.page}"]
+
+
+def run(cfg: SynthConfig) -> SynthResult:
     """Run the sweep; write ``synth.json``, ``synth.csv`` and ``synth.html`` to ``cfg.out`` and return the result."""
-    from monosemantic.config import to_dict
-
-    check(cfg)
     out = Path(cfg.out)
-    check_out(out, what="a synth result folder", marker=RESULT_NAME, overwrite=cfg.overwrite, inputs=[])
+    check_out(out, what="a synth result folder", marker=KIND.file, overwrite=cfg.overwrite, inputs=[])
     jobs = [(s, a, w, al) for s in cfg.sparsity for a in cfg.archs for w in cfg.width for al in cfg.alphas]
-    rows: list[dict[str, Any]] = []
+    rows: list[SynthRow] = []
     started = time.perf_counter()
     with staged(out) as tmp:
         work = tmp / "work"
-        bar = tqdm(total=len(jobs), desc="synth", unit="SAE", disable=not progress, dynamic_ncols=True)
+        bar = log.bar(total=len(jobs), desc="synth", unit="SAE")
         for s in cfg.sparsity:
             store, gt, x_eval, codes_eval = _store(cfg, s, work)
             for arch in cfg.archs:
@@ -113,36 +164,24 @@ def run_synth(cfg: SynthConfig, *, progress: bool = True) -> dict[str, Any]:
                         rows.append(_one(cfg, store, gt, x_eval, codes_eval, s, arch, width, alpha, work))
                         bar.update(1)
         bar.close()
-        result = {"format": FORMAT, "config": to_dict(cfg), "rows": rows,
-                  "seconds": round(time.perf_counter() - started, 1)}
-        (tmp / RESULT_NAME).write_text(json.dumps(result, indent=1, allow_nan=False))
-        (tmp / "synth.csv").write_text(to_csv(rows))
-        from monosemantic.report.sections.synth import write_synth_page
-
-        write_synth_page(tmp, result)
+        result = SynthResult(config=cfg, rows=rows, seconds=round(time.perf_counter() - started, 1))
+        result.write(tmp)
         if not cfg.keep:
-            import shutil
-
             shutil.rmtree(work, ignore_errors=True)
     return result
 
 
-def _store(cfg: SynthConfig, s: float, work: Path) -> tuple[Any, dict[str, Any], torch.Tensor, torch.Tensor]:
-    from monosemantic.synthetic import load_ground_truth, superposition_store
-
+def _store(cfg: SynthConfig, s: float, work: Path) -> tuple[ActivationStore, GroundTruth, torch.Tensor, torch.Tensor]:
     store = superposition_store(work / f"store-S{s:g}", cfg.n_features, cfg.n_dims, s, cfg.n_samples,
                                 cfg.geometry, cfg.magnitude, cfg.seed, labels="none")
     gt = load_ground_truth(store)
-    _, held = store.split(holdout=0.05, seed=cfg.seed)
-    return store, gt, store.gather(store.hooks[0], held), gt["codes"][torch.from_numpy(held)]
+    # the rows the SAEs were not trained on: the trainer holds out the same share with the same seed
+    _, held = store.split(holdout=HOLDOUT, seed=cfg.seed)
+    return store, gt, store.gather(store.hooks[0], held), gt.codes[torch.from_numpy(held)]
 
 
-def _one(cfg: SynthConfig, store: Any, gt: dict[str, Any], x: torch.Tensor, codes: torch.Tensor, s: float,
-         arch: str, width: int, alpha: float, work: Path) -> dict[str, Any]:
-    from monosemantic.metrics.recovery import recovery
-    from monosemantic.sae import SAE, train, train_config
-    from monosemantic.sae.core import get_architecture
-
+def _one(cfg: SynthConfig, store: ActivationStore, gt: GroundTruth, x: torch.Tensor, codes: torch.Tensor, s: float,
+         arch: str, width: int, alpha: float, work: Path) -> SynthRow:
     sparsity_param = get_architecture(arch).sparsity_param
     k = expected_k(cfg.n_features, s, width)
     data: dict[str, Any] = {
@@ -160,22 +199,17 @@ def _one(cfg: SynthConfig, store: Any, gt: dict[str, Any], x: torch.Tensor, code
     sae = SAE.load(folder)
     with torch.no_grad():
         latents = sae.encode(x)
-        rec = recovery(sae.W_dec, gt["w_p"], latents=latents, codes=codes, x=x, x_hat=sae.decode(latents),
+        rec = recovery(sae.W_dec, gt.w_p, latents=latents, codes=codes, x=x, x_hat=sae.decode(latents),
                        encode=sae.encode)
-    row = {"sparsity": s, "arch": arch, "width": width, "alpha": alpha,
-           "k": k if sparsity_param == "k" else None, "seconds": round(time.perf_counter() - t0, 2)}
-    for key, value in rec.items():
-        if key == "frac_recovered":
-            row.update({f"frac_recovered@{tau:g}": v for tau, v in value.items()})
-        elif isinstance(value, int | float):
-            row[key] = None if value != value else float(value)  # NaN -> null in JSON
-    return row
+    return SynthRow(sparsity=s, arch=arch, width=width, alpha=alpha, k=k if sparsity_param == "k" else None,
+                    seconds=round(time.perf_counter() - t0, 2), recovery=rec)
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=keys)
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+COMMAND = Command(
+    "synth", SynthConfig, run,
+    description="Generate sparse ground-truth features in superposition for each sparsity S, train every "
+    "architecture on them with each WSAE exponent, and score recovery against the truth: MMCS, features "
+    "recovered at 0.9/0.99, MCC, uniqueness, L_GT, GT features per latent, FVE, L0, dead latents. Writes "
+    "synth.json, synth.csv and synth.html (after Cui et al., arXiv 2506.15963).",
+    epilog="Example: monosemantic synth --out runs/synth   (the default sweep: 84 SAEs, a few minutes)",
+)

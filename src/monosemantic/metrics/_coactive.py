@@ -44,9 +44,10 @@ def support_csr(codes: Any, n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
             raise UserError(f"codes must be [samples, atoms]; got shape {tuple(t.shape)}")
         rows, cols = (a.numpy() for a in torch.nonzero(t, as_tuple=True))
         mat = sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=tuple(t.shape))
-    if mat.ndim != 2 or mat.shape[1] != n_atoms:
-        raise UserError(f"codes have {mat.shape[1]} atom columns but the dictionary has {n_atoms} atoms")
-    if mat.shape[0] == 0:
+    n_samples, n_cols = mat.get_shape()
+    if mat.ndim != 2 or n_cols != n_atoms:
+        raise UserError(f"codes have {n_cols} atom columns but the dictionary has {n_atoms} atoms")
+    if n_samples == 0:
         raise UserError("codes hold no sample; give at least one")
     mat.sum_duplicates()
     mat.eliminate_zeros()

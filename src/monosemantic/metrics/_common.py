@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -96,26 +97,49 @@ def auto_chunk(n_cols: int, budget_elems: int = 1 << 24, lo: int = 256, hi: int 
     return int(min(hi, max(lo, budget_elems // max(n_cols, 1))))
 
 
-def summarize(scores: Any, *, n_extreme: int = 10) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ScoreSummary:
+    """Per-unit scores summarised over the finite values only (a non-finite unit counts as dead); the statistics
+    are None, not NaN, when no unit is finite, so nothing downstream averages a NaN by accident."""
+
+    n: int
+    """Units with a finite score."""
+    dead: int
+    """Units with a non-finite (NaN) score."""
+    total: int
+    mean: float | None
+    std: float | None
+    """Population standard deviation (ddof = 0)."""
+    best: float | None
+    """The highest score."""
+    worst: float | None
+    """The lowest score."""
+    best_unit: int | None
+    worst_unit: int | None
+    top: list[int]
+    """The unit ids with the highest scores, best first (ties by lower id)."""
+    bottom: list[int]
+    """The unit ids with the lowest scores, worst first (ties by lower id)."""
+
+
+def summarize(scores: Any, *, n_extreme: int = 10) -> ScoreSummary:
     """Summary of per-unit scores over the finite values only; non-finite (NaN) units are counted as `dead`.
 
-    Returns plain Python values (JSON-ready): ``mean``, ``std`` (population, ddof=0), ``best`` (max), ``worst``
-    (min), ``best_unit``, ``worst_unit``, ``top`` / ``bottom`` (the `n_extreme` unit ids with the highest / lowest
-    score, ties by lower id), ``n`` (finite units), ``dead`` (non-finite units) and ``total``. When no unit is
-    finite the statistics are ``None`` rather than NaN, so nothing downstream averages a NaN by accident.
+    ``top`` / ``bottom`` hold the `n_extreme` unit ids with the highest / lowest score (see `ScoreSummary`).
     """
     s = torch.as_tensor(scores).detach().to("cpu", torch.float64).reshape(-1)
     finite = torch.isfinite(s)
     ids = torch.nonzero(finite).reshape(-1)
     vals = s[ids]
-    out: dict[str, Any] = {"n": int(ids.numel()), "dead": int((~finite).sum()), "total": int(s.numel())}
+    n, dead, total = int(ids.numel()), int((~finite).sum()), int(s.numel())
     if ids.numel() == 0:
-        out.update(mean=None, std=None, best=None, worst=None, best_unit=None, worst_unit=None, top=[], bottom=[])
-        return out
+        return ScoreSummary(n=n, dead=dead, total=total, mean=None, std=None, best=None, worst=None, best_unit=None,
+                            worst_unit=None, top=[], bottom=[])
     order_desc = ids[torch.from_numpy(np.lexsort((ids.numpy(), -vals.numpy())).copy())]
     order_asc = ids[torch.from_numpy(np.lexsort((ids.numpy(), vals.numpy())).copy())]
     mean = float(vals.mean())
-    out.update(
+    return ScoreSummary(
+        n=n, dead=dead, total=total,
         mean=mean,
         std=float(math.sqrt(float(((vals - mean) ** 2).mean()))),
         best=float(vals.max()),
@@ -125,4 +149,3 @@ def summarize(scores: Any, *, n_extreme: int = 10) -> dict[str, Any]:
         top=[int(i) for i in order_desc[:n_extreme]],
         bottom=[int(i) for i in order_asc[:n_extreme]],
     )
-    return out

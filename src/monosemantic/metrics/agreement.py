@@ -10,6 +10,7 @@ this harness measures what it says.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,11 +21,34 @@ from monosemantic.errors import UserError
 BIN_WIDTH = 0.1
 
 
+@dataclass(frozen=True)
+class AgreementBin:
+    """The pairs whose |Δscore| lies in [lo, hi)."""
+
+    lo: float
+    hi: float
+    agreement: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often a score sides with the participants' preferences."""
+
+    overall: float
+    """Share of agreeing pairs among the pairs with a verdict (NaN when there is none)."""
+    n: int
+    """Pairs with a verdict: both signs defined."""
+    ties: int
+    """Pairs left out: equal scores, "can't tell", or a missing score."""
+    bins: list[AgreementBin]
+    """The same per |Δscore| bin, smallest first (empty bins left out)."""
+
+
 def agreement(score_x: Any, score_y: Any, r_user: Any, *, bin_width: float = BIN_WIDTH,
-              lower_is_better: bool = False) -> dict[str, Any]:
-    """``overall`` agreement of a score with the preferences ``r_user`` (all ``[P]``), the pair count ``n`` it
-    rests on, ``ties`` (pairs left out: equal scores, "can't tell", or a missing score) and ``bins``: per |Δscore|
-    bin of ``bin_width``, its bounds, agreement and count. ``lower_is_better`` flips the score (e.g. entropy)."""
+              lower_is_better: bool = False) -> Agreement:
+    """Agreement of a score with the preferences ``r_user`` (all ``[P]``), overall and per |Δscore| bin of
+    ``bin_width``. ``lower_is_better`` flips the score (e.g. entropy)."""
     x, y, r = (np.asarray(v, dtype=np.float64).ravel() for v in (score_x, score_y, r_user))
     if not len(x) == len(y) == len(r):
         raise UserError(f"score_x, score_y and r_user must have one value per pair; got {len(x)}, {len(y)}, {len(r)}")
@@ -39,10 +63,10 @@ def agreement(score_x: Any, score_y: Any, r_user: Any, *, bin_width: float = BIN
         for b in range(int(which.max()) + 1):
             in_bin = which == b
             if in_bin.any():
-                bins.append({"lo": round(b * bin_width, 10), "hi": round((b + 1) * bin_width, 10),
-                             "agreement": float(hit[used][in_bin].mean()), "n": int(in_bin.sum())})
-    return {"overall": float(hit[used].mean()) if used.any() else math.nan, "n": int(used.sum()),
-            "ties": int((~used).sum()), "bins": bins}
+                bins.append(AgreementBin(lo=round(b * bin_width, 10), hi=round((b + 1) * bin_width, 10),
+                                         agreement=float(hit[used][in_bin].mean()), n=int(in_bin.sum())))
+    return Agreement(overall=float(hit[used].mean()) if used.any() else math.nan, n=int(used.sum()),
+                     ties=int((~used).sum()), bins=bins)
 
 
 def label_purity(top_labels: Any) -> torch.Tensor:

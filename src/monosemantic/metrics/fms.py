@@ -44,6 +44,8 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.model_selection import train_test_split
+from sklearn.tree import DecisionTreeClassifier
 
 from monosemantic.errors import UserError
 from monosemantic.metrics._common import as_matrix, check_choice, check_same_items
@@ -80,8 +82,6 @@ class FMSResult(dict):
 def fms_split(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The paper's 70/30 holdout: ``sklearn.model_selection.train_test_split(arange(n), test_size=0.3,
     random_state=seed)`` (shuffled, not stratified). Returns (train_rows, test_rows)."""
-    from sklearn.model_selection import train_test_split
-
     if n < 3:
         raise UserError(f"FMS with a holdout split needs at least 3 items; got {n}")
     tr, te = train_test_split(np.arange(n), test_size=TEST_FRACTION, random_state=seed)
@@ -314,7 +314,5 @@ def _full_tree_rows(
     if pure:  # the tree is its root: the majority class everywhere
         acc = np.array([float(np.mean(ye == bool(yt[0])))])
         return acc, acc
-    from sklearn.tree import DecisionTreeClassifier
-
     clf = DecisionTreeClassifier(criterion="gini", random_state=seed).fit(x_fit, yt)
     return _truncated_accuracy(clf, x_eval, ye)

@@ -130,8 +130,55 @@ def group_of(latents: torch.Tensor, group_sizes: Sequence[int]) -> torch.Tensor:
     return torch.bucketize(torch.as_tensor(latents), ends, right=True)
 
 
+@dataclass(frozen=True)
+class GroupDepth:
+    """One Matryoshka group under a label hierarchy."""
+
+    group: int
+    """0-based, smallest (earliest) group first."""
+    size: int
+    scored: int
+    """Latents of the group with a depth (they fire on at least the top-item count of items)."""
+    mean_depth: float | None
+    """Mean latent depth of the scored latents (None when none is scored)."""
+    ms_mean: float | None = None
+    """Mean MS of the group's latents with an MS (None when none has one, or no MS was given)."""
+
+
+@dataclass(frozen=True)
+class NodeLatent:
+    """The latent that correlates best with one node of the hierarchy, and its group."""
+
+    node: str
+    latent: int
+    group: int
+    corr: float
+
+
+@dataclass(frozen=True)
+class LevelGroups:
+    """Which groups hold the best latents of one hierarchy level's nodes."""
+
+    level: int
+    """1: the roots."""
+    nodes: list[NodeLatent]
+    mean_group: float
+    """Mean group of the level's best latents (general levels should sit in early groups)."""
+
+
+@dataclass(frozen=True)
+class HierarchyDepth:
+    """A Matryoshka SAE's nesting against a label hierarchy (see `hierarchy_depth`)."""
+
+    labels: list[str]
+    paths: list[list[str]]
+    """Each label's path from its root."""
+    groups: list[GroupDepth]
+    levels: list[LevelGroups]
+
+
 def hierarchy_depth(acts: torch.Tensor, item_labels: torch.Tensor, hierarchy: Hierarchy,
-                    group_sizes: Sequence[int], ms: torch.Tensor | None = None) -> dict[str, Any]:
+                    group_sizes: Sequence[int], ms: torch.Tensor | None = None) -> HierarchyDepth:
     """Per Matryoshka group: the mean latent depth (and MS, when given) of its scored latents; per hierarchy level:
     which group holds the latent that correlates best with each node of that level."""
     acts = torch.as_tensor(acts)
@@ -142,13 +189,13 @@ def hierarchy_depth(acts: torch.Tensor, item_labels: torch.Tensor, hierarchy: Hi
         in_g = groups == g
         d = depth[in_g]
         ok = ~torch.isnan(d)
-        row: dict[str, Any] = {"group": g, "size": int(size), "scored": int(ok.sum()),
-                               "mean_depth": float(d[ok].mean()) if bool(ok.any()) else None}
+        ms_mean = None
         if ms is not None:
             m = torch.as_tensor(ms)[in_g]
             m = m[~torch.isnan(m)]
-            row["ms_mean"] = float(m.mean()) if len(m) else None
-        per_group.append(row)
+            ms_mean = float(m.mean()) if len(m) else None
+        per_group.append(GroupDepth(group=g, size=int(size), scored=int(ok.sum()),
+                                    mean_depth=float(d[ok].mean()) if bool(ok.any()) else None, ms_mean=ms_mean))
     labels = torch.as_tensor(item_labels, dtype=torch.int64)
     per_level = []
     for level in range(1, hierarchy.depth + 1):
@@ -158,14 +205,14 @@ def hierarchy_depth(acts: torch.Tensor, item_labels: torch.Tensor, hierarchy: Hi
         corr = label_correlation(acts, y)  # [K, nodes]
         best = corr.argmax(0)
         g = group_of(best, group_sizes)
-        per_level.append({
-            "level": level,
-            "nodes": [{"node": n, "latent": int(best[i]), "group": int(g[i]), "corr": float(corr[best[i], i])}
-                      for i, n in enumerate(nodes)],
-            "mean_group": float(g.double().mean()),
-        })
-    return {"labels": list(hierarchy.labels), "paths": [list(p) for p in hierarchy.paths],
-            "groups": per_group, "levels": per_level}
+        per_level.append(LevelGroups(
+            level=level,
+            nodes=[NodeLatent(node=n, latent=int(best[i]), group=int(g[i]), corr=float(corr[best[i], i]))
+                   for i, n in enumerate(nodes)],
+            mean_group=float(g.double().mean()),
+        ))
+    return HierarchyDepth(labels=list(hierarchy.labels), paths=[list(p) for p in hierarchy.paths], groups=per_group,
+                          levels=per_level)
 
 
 def rank_normalised(scores: Any, higher_is_better: bool = True) -> torch.Tensor:
@@ -190,3 +237,25 @@ def rank_normalised(scores: Any, higher_is_better: bool = True) -> torch.Tensor:
             ranks[tie] = ranks[tie].mean()
         out[ok, c] = torch.from_numpy(1 - ranks / (len(v) - 1))
     return out
+
+
+@dataclass(frozen=True)
+class RankedModels:
+    """Rank-normalised scores of several models (unit sets) and each model's mean over its ranked classes."""
+
+    per_class: torch.Tensor
+    """[models, classes] from `rank_normalised` (NaN where a class was not ranked)."""
+    means: list[float | None]
+    """Per model, the mean over its ranked classes (None when it has none)."""
+
+
+def ranked_means(scores: Any, higher_is_better: bool = True) -> RankedModels:
+    """MedSAE's comparison of models: rank-normalise ``[models, classes]`` scores per class (see `rank_normalised`),
+    then average each model over the classes it was ranked on, so that classes of different difficulty weigh
+    alike."""
+    ranked = rank_normalised(scores, higher_is_better=higher_is_better)
+    means = []
+    for row in ranked:
+        ok = row[~torch.isnan(row)]
+        means.append(float(ok.mean()) if len(ok) else None)
+    return RankedModels(per_class=ranked, means=means)

@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from monosemantic.devices import to_device
 from monosemantic.errors import UserError
 from monosemantic.store import ActivationStore, nonfinite
 
@@ -34,8 +35,6 @@ def item_activations(
     With ``device`` the rows are encoded and pooled there (``encode`` must accept tensors on it); only the pooled
     [n_items, K] result comes back to the host.
     """
-    from monosemantic.devices import to_device
-
     device = device or torch.device("cpu")
     hook = store.hook(hook)
     n_items = store.n_items

@@ -4,6 +4,7 @@ the normalised |ρ|, the best unit per class, and precision/recall/F1 of binaris
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,13 +65,30 @@ def correlation_entropy(corr: Any) -> torch.Tensor:
     return -(p * torch.log(p + 1e-10)).sum(1)
 
 
-def best_unit_per_class(corr: Any, alive_threshold: float = 0.2) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BestUnits:
+    """MedSAE's best unit per class (see `best_unit_per_class`)."""
+
+    indices: torch.Tensor
+    """int64 [C]: the unit of each class, -1 when no unit is alive."""
+    scores: torch.Tensor
+    """float64 [C]: its ρ (CorrScore), NaN when none."""
+    entropy: torch.Tensor
+    """float64 [C]: its correlation entropy (EntropyScore), NaN when none."""
+    alive: torch.Tensor
+    """bool [K]: max_c |ρ[j, c]| > alive_threshold."""
+    corr_mean: float
+    """Mean CorrScore over the classes that have a unit (NaN only when none has)."""
+    entropy_mean: float
+    """Mean EntropyScore over the classes that have a unit (NaN only when none has)."""
+    n_missing: int
+    """Classes without an alive unit."""
+
+
+def best_unit_per_class(corr: Any, alive_threshold: float = 0.2) -> BestUnits:
     """Per class c, the alive unit with the largest signed ρ[j, c], and its entropy.
 
-    A unit is alive when max_c |ρ[j, c]| > alive_threshold. Returns ``indices`` int64 [C] (-1 when no unit is
-    alive), ``scores`` float64 [C] (CorrScore, NaN when none), ``entropy`` [C] (EntropyScore, NaN when none),
-    ``alive`` bool [K], ``corr_mean`` / ``entropy_mean`` (means over the classes that have a unit; NaN only when
-    none has) and ``n_missing`` (classes without an alive unit). Ties go to the lower unit index.
+    A unit is alive when max_c |ρ[j, c]| > alive_threshold. Ties go to the lower unit index.
     """
     r = torch.as_tensor(corr).to(torch.float64)
     entropy = correlation_entropy(r)
@@ -86,15 +104,35 @@ def best_unit_per_class(corr: Any, alive_threshold: float = 0.2) -> dict[str, An
         scores = r[best, torch.arange(c)].cpu()
         ent = entropy[best].cpu()
     found = indices >= 0
-    return {
-        "indices": indices,
-        "scores": scores,
-        "entropy": ent,
-        "alive": alive.cpu(),
-        "corr_mean": float(scores[found].mean()) if bool(found.any()) else math.nan,
-        "entropy_mean": float(ent[found].mean()) if bool(found.any()) else math.nan,
-        "n_missing": int((~found).sum()),
-    }
+    return BestUnits(
+        indices=indices,
+        scores=scores,
+        entropy=ent,
+        alive=alive.cpu(),
+        corr_mean=float(scores[found].mean()) if bool(found.any()) else math.nan,
+        entropy_mean=float(ent[found].mean()) if bool(found.any()) else math.nan,
+        n_missing=int((~found).sum()),
+    )
+
+
+@dataclass(frozen=True)
+class PrecisionRecall:
+    """Precision, recall and F1 of each unit's binarised firing against each label (see `precision_recall_f1`)."""
+
+    precision: torch.Tensor
+    """float64 [K, C]: TP / #fires (0 when the unit never fires)."""
+    recall: torch.Tensor
+    """float64 [K, C]: TP / #positives of the label (0 when it has none)."""
+    f1: torch.Tensor
+    """float64 [K, C]: 2PR / (P + R), 0 when undefined."""
+    threshold: torch.Tensor
+    """float64 [K]: t_j (+inf for a unit with no positive activation: it never fires)."""
+    fires: torch.Tensor
+    """int64 [K]: items the unit fires on."""
+    l0: torch.Tensor
+    """[K]: #fires // top_fraction."""
+    valid: torch.Tensor
+    """bool [K]: l0_min < l0 < l0_max."""
 
 
 def precision_recall_f1(
@@ -105,16 +143,13 @@ def precision_recall_f1(
     l0_max: float = 300,
     *,
     chunk_units: int | None = None,
-) -> dict[str, torch.Tensor]:
+) -> PrecisionRecall:
     """Precision/recall/F1 of each unit's binarised firing against each label.
 
     Unit j fires on item i when A[i, j] > t_j, where t_j is the k-th smallest of its positive (> 1e-7)
     activations with k = max(1, floor((1 - top_fraction) · #positive)): the top `top_fraction` of its positive
     activations. Prec = TP / #fires, Rec = TP / #positives of the label, F1 = 2PR / (P + R), each 0 when
     undefined. valid_j = l0_min < l0_j < l0_max with l0_j = #fires_j // top_fraction (Python floor division).
-
-    Returns float64 ``precision`` / ``recall`` / ``f1`` [K, C], ``threshold`` [K] (+inf for a unit with no
-    positive activation: it never fires), ``fires`` int64 [K], ``l0`` [K] and ``valid`` bool [K].
     """
     if not 0.0 < top_fraction < 1.0:
         raise UserError(f"top_fraction must lie in (0, 1); got {top_fraction}")
@@ -151,7 +186,5 @@ def precision_recall_f1(
                      torch.zeros_like(ssum))
     l0 = torch.from_numpy(np.floor_divide(fires.numpy(), top_fraction))
     valid = (l0 > l0_min) & (l0 < l0_max)
-    return {
-        "precision": precision, "recall": recall, "f1": f1, "threshold": thresholds,
-        "fires": fires.to(torch.int64), "l0": l0, "valid": valid,
-    }
+    return PrecisionRecall(precision=precision, recall=recall, f1=f1, threshold=thresholds,
+                           fires=fires.to(torch.int64), l0=l0, valid=valid)

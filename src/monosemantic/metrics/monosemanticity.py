@@ -14,6 +14,7 @@ fp64 because num is a difference of two large terms.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -92,8 +93,25 @@ def _kept_rows(a: Any, e: Any, index: int) -> tuple[torch.Tensor, torch.Tensor]:
     return a_t[keep.to(a_t.device)], e64[keep] / norm[keep][:, None]
 
 
+@dataclass(frozen=True)
+class _Range:
+    """What pass 1 learns: each unit's min and max over the kept items, their count and the chunk shapes."""
+
+    mn: torch.Tensor
+    mx: torch.Tensor
+    n_items: int
+    width: int
+    dim: int
+
+
 def _two_pass(make_chunks: ChunkSource, denominator: str, tol: float) -> torch.Tensor:
     check_choice("denominator", denominator, ("weights", "pairs"))
+    rng = _first_pass(make_chunks)
+    v, s1, s2 = _second_pass(make_chunks, rng)
+    return _ms(v, s1, s2, rng, denominator, tol)
+
+
+def _first_pass(make_chunks: ChunkSource) -> _Range:
     mn = mx = None
     n_items = n_seen = 0
     width = dim = -1
@@ -119,13 +137,16 @@ def _two_pass(make_chunks: ChunkSource, denominator: str, tol: float) -> torch.T
         raise UserError("no items to score: the activations are empty")
     if mn is None or mx is None:
         raise UserError("every embedding has zero norm; MS needs embeddings with a direction")
+    return _Range(mn=mn, mx=mx, n_items=n_items, width=width, dim=dim)
 
-    device = mn.device
-    rng = mx - mn
-    constant = rng == 0
+
+def _second_pass(make_chunks: ChunkSource, r: _Range) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """V = Êᵀ Ã, S1 = Σ_n ã and S2 = Σ_n ã² over the kept items, with ã min-max normalised by pass 1's range."""
+    device, width = r.mn.device, r.width
+    span = r.mx - r.mn
     # a constant unit equals mn on every kept item, so (a - mn) is exactly 0 there and dividing by 1 keeps it 0
-    safe_rng = torch.where(constant, torch.ones_like(rng), rng)
-    v = torch.zeros(dim, width, dtype=torch.float64, device=device)
+    safe_span = torch.where(span == 0, torch.ones_like(span), span)
+    v = torch.zeros(r.dim, width, dtype=torch.float64, device=device)
     s1 = torch.zeros(width, dtype=torch.float64, device=device)
     s2 = torch.zeros(width, dtype=torch.float64, device=device)
     # two reused fp64 chunk buffers: fresh chunk-sized temporaries cost more (page faults) than the arithmetic
@@ -137,7 +158,7 @@ def _two_pass(make_chunks: ChunkSource, denominator: str, tol: float) -> torch.T
             rows = a_t.shape[0]
             if rows == 0:
                 continue
-            if a_t.shape[1] != width or e_t.shape[1] != dim:
+            if a_t.shape[1] != width or e_t.shape[1] != r.dim:
                 raise UserError(f"chunk {i} changed shape between the two passes over the data")
             n_second += rows
             if w_buf.shape[0] < rows:
@@ -145,18 +166,24 @@ def _two_pass(make_chunks: ChunkSource, denominator: str, tol: float) -> torch.T
                 sq_buf = torch.empty(rows, width, dtype=torch.float64, device=device)
             w, sq = w_buf[:rows], sq_buf[:rows]
             w.copy_(a_t)
-            w.sub_(mn).div_(safe_rng)
+            w.sub_(r.mn).div_(safe_span)
             v.addmm_(e_t.to(device).T, w)
             s1 += w.sum(0)
             torch.mul(w, w, out=sq)
             s2 += sq.sum(0)
-    if n_second != n_items:
+    if n_second != r.n_items:
         raise UserError(
-            f"make_chunks yielded {n_items} usable items in pass 1 but {n_second} in pass 2; "
+            f"make_chunks yielded {r.n_items} usable items in pass 1 but {n_second} in pass 2; "
             "it must return the same data each time it is called"
         )
+    return v, s1, s2
 
-    sq_norm = torch.empty(width, dtype=torch.float64, device=device)
+
+def _ms(v: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, r: _Range, denominator: str,
+        tol: float) -> torch.Tensor:
+    """MS from the sums: num = ||V_k||² - S2_k over den = S1_k² - S2_k (or the pair count); NaN when degenerate."""
+    width = r.width
+    sq_norm = torch.empty(width, dtype=torch.float64, device=v.device)
     for j in range(0, width, 4096):  # column blocks: no second e x K temporary
         blk = v[:, j : j + 4096]
         sq_norm[j : j + 4096] = (blk * blk).sum(0)
@@ -165,9 +192,9 @@ def _two_pass(make_chunks: ChunkSource, denominator: str, tol: float) -> torch.T
     if denominator == "weights":
         ms = num / torch.where(den > 0, den, torch.ones_like(den))
     else:
-        pairs = float(n_items) * float(n_items - 1)
+        pairs = float(r.n_items) * float(r.n_items - 1)
         ms = num / pairs if pairs > 0 else torch.zeros_like(num)
-    degenerate = constant | (den <= tol * s1 * s1) | (s1 <= 0)
+    degenerate = ((r.mx - r.mn) == 0) | (den <= tol * s1 * s1) | (s1 <= 0)
     return torch.where(degenerate, torch.full_like(ms, float("nan")), ms)
 
 

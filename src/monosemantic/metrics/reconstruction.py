@@ -12,6 +12,7 @@ from torch import nn
 
 from monosemantic.errors import UserError
 from monosemantic.metrics._common import auto_chunk
+from monosemantic.sae.evaluate import fvu_from_sums
 
 DENSE_THRESHOLD = 0.1
 """A latent is dense when it fires (is non-zero) on more than this fraction of the samples."""
@@ -53,8 +54,6 @@ def fvu(x: Any, x_hat: Any) -> float:
     The project's one FVU (``monosemantic.sae.evaluate.fvu_from_sums``, also behind the training log and
     ``eval.json``), here from float64 sums streamed over chunks of any size of input.
     """
-    from monosemantic.sae.evaluate import fvu_from_sums
-
     a, b = _pair(x, x_hat)
     n, d = a.shape
     step = auto_chunk(d)

@@ -11,6 +11,7 @@ many features a latent answers to, alone, at unit magnitude), FVE, L0 and the de
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -46,30 +47,73 @@ def hungarian(cos: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return rows.astype(np.int64), cols.astype(np.int64)
 
 
-def decoder_recovery(w_dec: Any, w_p: Any, taus: tuple[float, ...] = TAUS) -> dict[str, Any]:
-    """Direction-only recovery scores of W_dec [F, n_dims] against W_p [n_dims, n_features]:
+@dataclass(frozen=True)
+class Matching:
+    """The optimal one-to-one (Hungarian) matching of latents to features: ``latent[k]`` ↔ ``feature[k]``."""
 
-    - ``mmcs_gt`` = (1/n) Σ_i max_j |cos(W_p[:, i], W_dec[j])| (is every feature found?)
-    - ``mmcs_sae`` = (1/F) Σ_j max_i |cos| (is every latent a feature? penalises junk latents)
-    - ``frac_recovered`` = {τ: fraction of features with max_j |cos| ≥ τ}
-    - ``mcc`` = mean |cos| over the min(F, n) pairs of the optimal one-to-one (Hungarian) matching
-    - ``uniqueness`` = #distinct best-matched features over the latents / F
-    - ``matching``: the matched (latent, feature) pairs as two lists, for L_GT and for inspection
-    - ``n_latents`` (F) and ``n_features`` (n)
-    """
+    latent: list[int]
+    feature: list[int]
+
+
+@dataclass(frozen=True)
+class DecoderRecovery:
+    """Direction-only recovery scores of a decoder against the ground truth (see `decoder_recovery`)."""
+
+    mmcs_gt: float
+    """(1/n) Σ_i max_j |cos(W_p[:, i], W_dec[j])|: is every feature found?"""
+    mmcs_sae: float
+    """(1/F) Σ_j max_i |cos|: is every latent a feature? (penalises junk latents)"""
+    frac_recovered: dict[float, float]
+    """τ -> the fraction of features with max_j |cos| ≥ τ."""
+    mcc: float
+    """Mean |cos| over the min(F, n) pairs of the optimal one-to-one (Hungarian) matching."""
+    uniqueness: float
+    """Distinct best-matched features over the latents / F."""
+    matching: Matching
+    """The matched pairs, for L_GT and for inspection."""
+    n_latents: int
+    """F."""
+    n_features: int
+    """n."""
+
+
+@dataclass(frozen=True)
+class Recovery(DecoderRecovery):
+    """Every recovery score of an SAE against synthetic ground truth (see `recovery`); a score whose inputs were not
+    given is None."""
+
+    l0: float | None = None
+    dead_fraction: float | None = None
+    l_gt: float | None = None
+    """E_N ||x - P f||² of the codes against the matched latents (see `l_gt`)."""
+    precision: float | None = None
+    """Mean over matched pairs of P(feature active | latent fires)."""
+    recall: float | None = None
+    """Mean over matched pairs of P(latent fires | feature active)."""
+    fve: float | None = None
+    """Fraction of the variance of x_p explained by the reconstruction."""
+    gt_per_latent: float | None = None
+    """Mean number of ground-truth features a responsive latent answers to (see `gt_per_latent`)."""
+    n_responsive: int | None = None
+
+
+def decoder_recovery(w_dec: Any, w_p: Any, taus: tuple[float, ...] = TAUS) -> DecoderRecovery:
+    """Direction-only recovery scores of W_dec [F, n_dims] against W_p [n_dims, n_features]: MMCS both ways, the
+    fraction recovered per τ, the MCC of the Hungarian matching and the uniqueness of the best matches (see
+    `DecoderRecovery`)."""
     cos = abs_cosines(w_dec, w_p)
     best_per_feature = cos.max(0).values
     rows, cols = hungarian(cos)
-    return {
-        "mmcs_gt": float(best_per_feature.mean()),
-        "mmcs_sae": float(cos.max(1).values.mean()),
-        "frac_recovered": {float(t): float((best_per_feature >= t).to(torch.float64).mean()) for t in taus},
-        "mcc": float(cos[rows, cols].mean()),
-        "uniqueness": int(torch.unique(cos.argmax(1)).numel()) / cos.shape[0],
-        "matching": {"latent": rows.tolist(), "feature": cols.tolist()},
-        "n_latents": int(cos.shape[0]),
-        "n_features": int(cos.shape[1]),
-    }
+    return DecoderRecovery(
+        mmcs_gt=float(best_per_feature.mean()),
+        mmcs_sae=float(cos.max(1).values.mean()),
+        frac_recovered={float(t): float((best_per_feature >= t).to(torch.float64).mean()) for t in taus},
+        mcc=float(cos[rows, cols].mean()),
+        uniqueness=int(torch.unique(cos.argmax(1)).numel()) / cos.shape[0],
+        matching=Matching(latent=rows.tolist(), feature=cols.tolist()),
+        n_latents=int(cos.shape[0]),
+        n_features=int(cos.shape[1]),
+    )
 
 
 def l_gt(latents: Any, codes: Any, latent_ids: Any, feature_ids: Any, scale: Any = None) -> float:
@@ -91,13 +135,20 @@ def l_gt(latents: Any, codes: Any, latent_ids: Any, feature_ids: Any, scale: Any
     return total / x.shape[0]
 
 
-def gt_per_latent(responses: Any, eta: float = ETA) -> dict[str, Any]:
-    """How many ground-truth features each latent answers to, from R [n_features, F] (R[i, j] = f_j(W_p e_i), the
-    latent's response to feature i alone at value 1): count of i with R[i, j] > η · max_i R[i, j].
+@dataclass(frozen=True)
+class GTPerLatent:
+    """How many ground-truth features each latent answers to (see `gt_per_latent`)."""
 
-    Returns ``gt_per_latent`` (mean over the responsive latents, those with max_i R[i, j] > 0; NaN when none is),
-    ``n_responsive`` and ``counts`` (per latent, 0 for an unresponsive one).
-    """
+    gt_per_latent: float
+    """Mean count over the responsive latents (max_i R[i, j] > 0); NaN when none is."""
+    n_responsive: int
+    counts: list[int]
+    """Per latent; 0 for an unresponsive one."""
+
+
+def gt_per_latent(responses: Any, eta: float = ETA) -> GTPerLatent:
+    """How many ground-truth features each latent answers to, from R [n_features, F] (R[i, j] = f_j(W_p e_i), the
+    latent's response to feature i alone at value 1): count of i with R[i, j] > η · max_i R[i, j]."""
     r = as_matrix(responses, "responses [n_features, F]", dtype=torch.float64).cpu()
     if not 0.0 <= eta < 1.0:
         raise UserError(f"eta must lie in [0, 1); got {eta}")
@@ -107,7 +158,7 @@ def gt_per_latent(responses: Any, eta: float = ETA) -> dict[str, Any]:
     counts = torch.where(responsive, counts, torch.zeros_like(counts))
     n_resp = int(responsive.sum())
     mean = float(counts[responsive].to(torch.float64).mean()) if n_resp else float("nan")
-    return {"gt_per_latent": mean, "n_responsive": n_resp, "counts": counts.tolist()}
+    return GTPerLatent(gt_per_latent=mean, n_responsive=n_resp, counts=counts.tolist())
 
 
 def _finite_mean(v: torch.Tensor) -> float:
@@ -128,8 +179,8 @@ def recovery(
     taus: tuple[float, ...] = TAUS,
     eta: float = ETA,
     l_gt_scale: str = "decoder_norm",
-) -> dict[str, Any]:
-    """All recovery scores of an SAE against synthetic ground truth (the keys of `decoder_recovery`, plus):
+) -> Recovery:
+    """All recovery scores of an SAE against synthetic ground truth (those of `decoder_recovery`, plus):
 
     - with ``latents`` f [N, F] and ``codes`` [N, n_features] of the same samples: ``l_gt`` (see `l_gt`, matched by
       the Hungarian pairs; with l_gt_scale ``decoder_norm`` each latent counts as f_j·||W_dec[j]||, its magnitude
@@ -141,7 +192,8 @@ def recovery(
     - with ``encode`` (the SAE encoder, [M, n_dims] -> [M, F]) or precomputed ``responses`` [n_features, F]:
       ``gt_per_latent`` and ``n_responsive`` (see `gt_per_latent`; encode is called on W_pᵀ, one feature at 1).
     """
-    out = decoder_recovery(w_dec, w_p, taus)
+    dec = decoder_recovery(w_dec, w_p, taus)
+    out: dict[str, Any] = {f.name: getattr(dec, f.name) for f in fields(dec)}
     n_lat = torch.as_tensor(w_dec).shape[0]
     if latents is not None:
         f = as_matrix(latents, "latents [N, F]")
@@ -150,19 +202,7 @@ def recovery(
         out["l0"] = l0(f)
         out["dead_fraction"] = dead_fraction(f)
         if codes is not None:
-            c = as_matrix(codes, "codes [N, n_features]")
-            if c.shape[1] != torch.as_tensor(w_p).shape[1]:
-                raise UserError(f"codes have {c.shape[1]} features but W_p has {torch.as_tensor(w_p).shape[1]}")
-            lat, feat = out["matching"]["latent"], out["matching"]["feature"]
-            check_choice("l_gt_scale", l_gt_scale, ("decoder_norm", "none"))
-            norms = torch.linalg.vector_norm(torch.as_tensor(w_dec).to(torch.float64).cpu(), dim=1)
-            out["l_gt"] = l_gt(f, c, lat, feat, norms if l_gt_scale == "decoder_norm" else None)
-            fires = f[:, lat] != 0
-            active = c[:, feat] != 0
-            both = (fires & active).sum(0).to(torch.float64)
-            prec = both / fires.sum(0).to(torch.float64)
-            rec = both / active.sum(0).to(torch.float64)
-            out["precision"], out["recall"] = _finite_mean(prec), _finite_mean(rec)
+            out.update(_code_scores(f, codes, w_dec, w_p, dec.matching, l_gt_scale))
     elif codes is not None:
         raise UserError("codes need the SAE latents of the same samples (latents=...) to score L_GT")
     if (x is None) != (x_hat is None):
@@ -178,5 +218,23 @@ def recovery(
         if r.shape[1] != n_lat:
             raise UserError(f"responses have {r.shape[1]} latents but W_dec has {n_lat} rows; the SAE width must match")
         g = gt_per_latent(r, eta)
-        out["gt_per_latent"], out["n_responsive"] = g["gt_per_latent"], g["n_responsive"]
-    return out
+        out["gt_per_latent"], out["n_responsive"] = g.gt_per_latent, g.n_responsive
+    return Recovery(**out)
+
+
+def _code_scores(f: torch.Tensor, codes: Any, w_dec: Any, w_p: Any, matching: Matching,
+                 l_gt_scale: str) -> dict[str, float]:
+    """L_GT, precision and recall of the matched latents against the true codes."""
+    c = as_matrix(codes, "codes [N, n_features]")
+    if c.shape[1] != torch.as_tensor(w_p).shape[1]:
+        raise UserError(f"codes have {c.shape[1]} features but W_p has {torch.as_tensor(w_p).shape[1]}")
+    lat, feat = matching.latent, matching.feature
+    check_choice("l_gt_scale", l_gt_scale, ("decoder_norm", "none"))
+    norms = torch.linalg.vector_norm(torch.as_tensor(w_dec).to(torch.float64).cpu(), dim=1)
+    loss = l_gt(f, c, lat, feat, norms if l_gt_scale == "decoder_norm" else None)
+    fires = f[:, lat] != 0
+    active = c[:, feat] != 0
+    both = (fires & active).sum(0).to(torch.float64)
+    prec = both / fires.sum(0).to(torch.float64)
+    rec = both / active.sum(0).to(torch.float64)
+    return {"l_gt": loss, "precision": _finite_mean(prec), "recall": _finite_mean(rec)}

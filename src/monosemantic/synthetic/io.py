@@ -2,13 +2,14 @@
 activations; the ground truth (W_p and the codes) travels beside the shards in ``ground_truth.npz``.
 
 For the MonoSemanticity score the codes themselves are the natural external embedding: save
-``load_ground_truth(store)["codes"]`` as ``{"embeddings": codes}`` in a .safetensors file and pass it to
+``load_ground_truth(store).codes`` as ``{"embeddings": codes}`` in a .safetensors file and pass it to
 ``monosemantic score --embeddings``."""
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,20 @@ def superposition_store(
     return write_superposition(path, x, codes, w_p, labels=labels, params=params, overwrite=overwrite)
 
 
-def load_ground_truth(store: str | Path | ActivationStore) -> dict[str, Any]:
-    """The ground truth beside a synthetic store: ``w_p`` [n_dims, n_features] and ``codes`` [N, n_features]
-    (float32 tensors, rows in store order) and ``params`` (the generator settings, a dict)."""
+@dataclass(frozen=True)
+class GroundTruth:
+    """The ground truth beside a synthetic store."""
+
+    w_p: torch.Tensor
+    """float32 [n_dims, n_features]: the feature directions (columns)."""
+    codes: torch.Tensor
+    """float32 [N, n_features]: each sample's feature values, rows in store order."""
+    params: dict[str, Any]
+    """The generator settings the store was written with."""
+
+
+def load_ground_truth(store: str | Path | ActivationStore) -> GroundTruth:
+    """The ground truth beside a synthetic store (``ground_truth.npz``)."""
     root = store.root if isinstance(store, ActivationStore) else Path(store)
     path = root / GROUND_TRUTH
     if not path.is_file():
@@ -133,6 +145,6 @@ def load_ground_truth(store: str | Path | ActivationStore) -> dict[str, Any]:
             codes = torch.zeros(n, f)
             rows = np.repeat(np.arange(n), np.diff(indptr))
             codes[torch.from_numpy(rows), torch.from_numpy(indices.astype(np.int64))] = torch.from_numpy(values)
-            return {"w_p": torch.from_numpy(z["w_p"]), "codes": codes, "params": json.loads(str(z["params"]))}
+            return GroundTruth(w_p=torch.from_numpy(z["w_p"]), codes=codes, params=json.loads(str(z["params"])))
     except (OSError, ValueError, KeyError) as exc:
         raise StoreError(f"{path} is damaged ({exc}); write the synthetic store again") from None

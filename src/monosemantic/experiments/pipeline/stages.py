@@ -219,7 +219,8 @@ def train_stage(state: RunState, track: TrackConfig, extracted: Stage, arch: str
 
 def score_stage(state: RunState, track: TrackConfig, extracted: Stage, embedded: Stage, encoder: str,
            sae_stages: list[Stage]) -> dict[str, Any]:
-    from monosemantic.metrics.scoring import ScoreConfig, score
+    from monosemantic.experiments.score import ScoreConfig
+    from monosemantic.experiments.score import run as score
     from monosemantic.report.scores import load_scores
 
     inputs = {"extract": extracted.hash, "embed": embedded.hash, "saes": [s.hash for s in sae_stages],
