@@ -16,7 +16,8 @@ from monosemantic.sae import SAE, SAEConfig
 pytestmark = pytest.mark.slow
 
 
-def test_knowledge_on_smollm2_capitals(one_thread, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("one_thread")
+def test_knowledge_on_smollm2_capitals(tmp_path: Path) -> None:
     sae = SAE.create(SAEConfig(d_in=576, d_sae=1152, architecture="topk", k=16,
                                metadata={"hook_name": "model.layers.15", "model_name": "smollm2"}))
     sae.init_weights(torch.Generator().manual_seed(0))
