@@ -123,6 +123,9 @@ class KnowledgeConfig:
     """Replace an earlier knowledge folder at --out."""
 
     def __post_init__(self) -> None:
+        for name in ("edit_threshold", "block_threshold"):  # first, so NaN reads as on every other option
+            if not math.isfinite(getattr(self, name)):
+                raise UserError(f"--{name.replace('_', '-')} must be a finite number, got {getattr(self, name)}")
         if not self.sae:
             raise UserError("give at least one --sae folder")
         if self.format not in FORMATS:
