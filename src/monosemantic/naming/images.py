@@ -13,8 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import transformers as tf
-from huggingface_hub import try_to_load_from_cache
 from PIL import Image
 
 from monosemantic.errors import UserError
@@ -42,6 +40,9 @@ class VisionLM:
 
     @cached_property
     def loaded(self) -> tuple[Any, Any]:
+        # transformers takes seconds to import; only a VLM namer or judge needs it, so every other run skips it
+        import transformers as tf
+
         try:
             processor = tf.AutoProcessor.from_pretrained(self.model_id, local_files_only=True)
             model = tf.AutoModelForImageTextToText.from_pretrained(self.model_id, local_files_only=True).eval()
@@ -82,6 +83,8 @@ class VisionLM:
 def check_cached(model_id: str) -> None:
     """Fail before any work when the model is neither a local folder nor in the Hugging Face cache (a cheap file
     lookup; the weights load only when a prompt is not answered from the answer cache)."""
+    from huggingface_hub import try_to_load_from_cache  # imports much of the hub client: only for a VLM id
+
     if Path(model_id).is_dir():
         return
     try:
