@@ -65,10 +65,10 @@ def test_sparse_pairing_equals_dense(form: str, monkeypatch: pytest.MonkeyPatch)
     a, b = a[:, :40], b[:, :30]  # few enough nonzeros for the sparse path even as dense arrays
     import monosemantic.compare.pairing as P
 
-    def no_dense(x: object) -> None:
+    def no_dense(_x: object) -> None:
         raise AssertionError("the sparse path formed a dense chunk")
 
-    monkeypatch.setattr(P, "_to_dense", no_dense)
+    monkeypatch.setattr(P, "as_dense", no_dense)
     c = dense_corr(a, b)
     if form == "topk":
         ta = TopKActs.from_dense(torch.from_numpy(a), 10)  # more slots than nonzeros: zero padding adds nothing
@@ -261,7 +261,7 @@ def test_svcca_bf16_null_keeps_the_float32_p_value() -> None:
 
 def test_permutation_p_value_formula_and_distance() -> None:
     x = unit_rows(10, 3, 0)
-    obs, _, p = permutation_test(x, x, lambda a, b: 0.0, n_perm=9)
+    obs, _, p = permutation_test(x, x, lambda _a, _b: 0.0, n_perm=9)
     assert obs == 0 and p == 1.0  # every null ties the observation: (9 + 1) / (9 + 1)
     _, _, p = permutation_test(x, x @ np.eye(3)[::-1], "procrustes", n_perm=19)
     assert p == pytest.approx(1 / 20)  # a distance: nulls are larger, so none counts

@@ -11,6 +11,7 @@ import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
+from monosemantic import log
 from monosemantic.cli import main
 from monosemantic.compare.align import align_items, surfaces, token_offsets, word_spans, words_to_tokens
 from monosemantic.sae.core import SAE, SAEConfig
@@ -190,29 +191,33 @@ def test_cli_across_tokenizers_writes_outputs(world: dict[str, Path], capsys: py
 
 
 def test_same_tokenizer_aligns_tokens_and_same_sae_is_identical(world: dict[str, Path]) -> None:
-    from monosemantic.compare.run import CompareConfig, compare
+    from monosemantic.experiments.compare import CompareConfig, run
 
-    res = compare(CompareConfig(a=[world["sae_a"]], acts_a=world["store_a"], b=[world["sae_a"]],
+    with log.quiet():
+        res = run(CompareConfig(a=[world["sae_a"]], acts_a=world["store_a"], b=[world["sae_a"]],
                                 acts_b=world["store_a2"], out=world["root"] / "out2", n_perm=10, n_perm_concepts=10,
-                                baseline_draws=2, junk_filter=False, shared_tokens=False, neurons=False),
-                  progress=False)
-    assert res["unit"] == "token"
-    cell = res["cells"][0]
-    kept = np.array(cell["pairs"]["a"]) == np.array(cell["pairs"]["b"])
+                                baseline_draws=2, junk_filter=False, shared_tokens=False, neurons=False))
+    assert res.unit == "token"
+    cell = res.cells[0]
+    kept = np.array(cell.pairs.a) == np.array(cell.pairs.b)
     assert kept.all() and len(kept) >= 3  # the same SAE on the same activations pairs every live feature with itself
-    assert cell["scores"]["svcca:variance_99"]["score"] == pytest.approx(1.0, abs=1e-6)
-    assert cell["scores"]["rsa"]["score"] == pytest.approx(1.0, abs=1e-9)
-    dm = cell["decoder_match"]  # one SAE against itself: every decoder vector matches itself
-    assert dm["mean_abs_cos"] == pytest.approx(1.0) and dm["random_mean"] < 0.9
+    assert cell.scores is not None
+    assert cell.scores["svcca:variance_99"].score == pytest.approx(1.0, abs=1e-6)
+    assert cell.scores["rsa"].score == pytest.approx(1.0, abs=1e-9)
+    dm = cell.decoder_match  # one SAE against itself: every decoder vector matches itself
+    assert dm is not None and dm.mean_abs_cos == pytest.approx(1.0) and dm.random_mean < 0.9
+    saved = json.loads((world["root"] / "out2" / "compare.json").read_text())
+    assert saved["format"] == "monosemantic-compare" and saved["cells"][0]["decoder_match"]["matched"] == dm.matched
 
 
 def test_report_includes_compare_section(world: dict[str, Path]) -> None:
-    from monosemantic.compare.run import CompareConfig, compare
+    from monosemantic.experiments.compare import CompareConfig, run
     from monosemantic.report.sections.compare import compare_section, find_compare
 
-    compare(CompareConfig(a=[world["sae_a"]], acts_a=world["store_a"], b=[world["sae_a_seed1"]],
+    with log.quiet():
+        run(CompareConfig(a=[world["sae_a"]], acts_a=world["store_a"], b=[world["sae_a_seed1"]],
                           acts_b=world["store_a2"], out=world["root"] / "run" / "compare", n_perm=5,
-                          n_perm_concepts=5, baseline_draws=1, junk_filter=False, shared_tokens=False), progress=False)
+                          n_perm_concepts=5, baseline_draws=1, junk_filter=False, shared_tokens=False))
     res = find_compare(world["root"] / "run")  # a run folder's compare/ result
     assert res is not None
     html = compare_section(res)

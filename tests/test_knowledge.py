@@ -35,7 +35,8 @@ def _prompts(n: int = 4):
     return [p for _, p in rows], [f.answers[0] for f, _ in rows]
 
 
-def test_padded_batch_gives_the_same_answer_probability_as_one_prompt_alone(one_thread, lm):
+@pytest.mark.usefixtures("one_thread")
+def test_padded_batch_gives_the_same_answer_probability_as_one_prompt_alone(lm):
     module, tok = lm
     prompts, answers = _prompts()
     batch = answer_logprobs(module, encode(tok, prompts, answers))[:, 0]
@@ -52,7 +53,8 @@ def test_subject_and_last_positions_are_the_sites(lm):
     assert enc.ids[0, 3] == tok.convert_tokens_to_ids("Xland")
 
 
-def test_ablating_the_feature_that_writes_the_answer_lowers_its_probability(one_thread, lm):
+@pytest.mark.usefixtures("one_thread")
+def test_ablating_the_feature_that_writes_the_answer_lowers_its_probability(lm):
     module, tok = lm
     prompts, answers = _prompts()
     saes = [("residual:" + tiny.RESID, tiny.RESID, tiny.resid_sae())]
@@ -69,7 +71,8 @@ def test_ablating_the_feature_that_writes_the_answer_lowers_its_probability(one_
     assert set(abl) == {Condition(u, c, 1) for u in ("residual:" + tiny.RESID, "neurons") for c in (False, True)}
 
 
-def test_neuron_attribution_is_activation_times_gradient(one_thread, lm):
+@pytest.mark.usefixtures("one_thread")
+def test_neuron_attribution_is_activation_times_gradient(lm):
     module, tok = lm
     prompts, answers = _prompts(1)
     prof = profile(module, tok, prompts[:1], answers[:1], [], tiny.MLP, attribute=True)
@@ -77,7 +80,7 @@ def test_neuron_attribution_is_activation_times_gradient(one_thread, lm):
     enc = encode(tok, prompts[:1], answers[:1])
     store = {}
 
-    def grab(m, args):
+    def grab(_m, args):
         a = args[0].detach().requires_grad_(True)
         store["a"] = a
         return (a,)
@@ -93,7 +96,8 @@ def test_neuron_attribution_is_activation_times_gradient(one_thread, lm):
     torch.testing.assert_close(prof.attribution[0], (a[sites] * g[sites]).sum(0), atol=1e-6, rtol=1e-4)
 
 
-def test_feature_edit_changes_outputs_and_a_reverted_patch_restores_them_exactly(one_thread, lm, tmp_path):
+@pytest.mark.usefixtures("one_thread")
+def test_feature_edit_changes_outputs_and_a_reverted_patch_restores_them_exactly(lm, tmp_path):
     module, tok = lm
     prompts, answers = _prompts(2)
     enc = encode(tok, prompts, answers)
@@ -245,7 +249,8 @@ def test_a_bundled_relation_fills_its_templates_for_user_facts(tmp_path):
     assert f.prompts[0].text == "The capital of Atlantis is" and len(f.prompts) == 3
 
 
-def test_ablations_from_the_first_hooked_block_match_whole_forwards(one_thread, lm):
+@pytest.mark.usefixtures("one_thread")
+def test_ablations_from_the_first_hooked_block_match_whole_forwards(lm):
     module, tok = lm
     prompts, answers = _prompts()
     saes = [("residual:" + tiny.RESID, tiny.RESID, tiny.resid_sae()), ("mlp:" + tiny.MLP, tiny.MLP, tiny.mlp_sae())]
@@ -259,7 +264,8 @@ def test_ablations_from_the_first_hooked_block_match_whole_forwards(one_thread, 
         torch.testing.assert_close(fast[cond], slow[cond], atol=1e-5, rtol=1e-5)
 
 
-def test_full_answer_scores_every_answer_token_under_teacher_forcing(one_thread, lm):
+@pytest.mark.usefixtures("one_thread")
+def test_full_answer_scores_every_answer_token_under_teacher_forcing(lm):
     module, tok = lm
     prompts, _ = _prompts(2)
     answers = ["Paris Rome", "Rome"]
@@ -277,7 +283,8 @@ def test_full_answer_scores_every_answer_token_under_teacher_forcing(one_thread,
     assert math.isclose(float(got[1].sum()), logp(prompts[1].text, "Rome"), rel_tol=1e-4, abs_tol=1e-5)
 
 
-def test_the_mlp_activation_is_a_hook_point(one_thread, lm):
+@pytest.mark.usefixtures("one_thread")
+def test_the_mlp_activation_is_a_hook_point(lm):
     from monosemantic.sources.hooks import capture, list_hooks, resolve_hook
 
     module, _ = lm

@@ -36,7 +36,8 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
     return code, got.out, got.err
 
 
-def test_knowledge_runs_end_to_end_and_writes_its_results(one_thread, setup, tmp_path, capsys):
+@pytest.mark.usefixtures("one_thread")
+def test_knowledge_runs_end_to_end_and_writes_its_results(setup, tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = _run(["--model", str(setup["model"]), "--sae", str(setup["resid"]), "--sae",
                               str(setup["mlp"]), "--facts", str(setup["facts"]), "--out", str(out),
@@ -44,7 +45,7 @@ def test_knowledge_runs_end_to_end_and_writes_its_results(one_thread, setup, tmp
     assert code == 0, err
     assert "4 of 4 facts known" in stdout
     result = json.loads((out / "knowledge.json").read_text())
-    assert result["format"] == "monosemantic-knowledge" and result["n_facts"] == 4
+    assert result["format"] == "monosemantic-knowledge" and result["version"] == 1 and result["n_facts"] == 4
     abl = {(r["units"], r["control"], r["n"]): r["delta_prob"] for r in result["ablation"]}
     resid = "residual:" + tiny.RESID
     assert abl[(resid, False, 1)] > 0.9 > abs(abl[(resid, True, 1)])  # the answer-writing latent vs random ones
@@ -88,6 +89,22 @@ def test_knowledge_runs_end_to_end_and_writes_its_results(one_thread, setup, tmp
     assert code == 2 and "--overwrite" in err
 
 
+@pytest.mark.usefixtures("one_thread")
+def test_the_api_returns_the_result_it_writes(setup, tmp_path):
+    from monosemantic import log
+    from monosemantic.experiments.knowledge import EditsSkipped, KnowledgeConfig, run
+    from monosemantic.report.sections.knowledge import KIND
+
+    cfg = KnowledgeConfig(sae=[setup["resid"]], out=tmp_path / "api", model=str(setup["model"]),
+                          facts=str(setup["facts"]), n=[1], edit_facts=0, unrelated=8, test_units=2, device="cpu")
+    with log.quiet():
+        result = run(cfg)
+    assert result.n_facts == 4 and result.edit == EditsSkipped("--edit-facts 0")
+    assert [s.units for s in result.related_test.summary] == ["residual:" + tiny.RESID, "neurons"]
+    assert KIND.find(tmp_path / "api") == result.to_json()  # the typed result is what knowledge.json holds
+    assert result.summary()[0] == "4 of 4 facts known, 9 prompts" and result.summary()[-1] == str(cfg.out)
+
+
 @pytest.mark.parametrize("case, needle", [
     ("wide", "reads width 16 but hook 'model.layers.1' of this model gives width 32"),
     ("elsewhere", "unknown hook 'model.layers.7'"),
@@ -97,7 +114,8 @@ def test_knowledge_runs_end_to_end_and_writes_its_results(one_thread, setup, tmp
     ("unknown_facts", "unknown facts 'capitols'"),
     ("never_right", "answers none of the 1 facts"),
 ])
-def test_bad_input_is_one_line_and_exit_2(one_thread, setup, tmp_path, capsys, case, needle):
+@pytest.mark.usefixtures("one_thread")
+def test_bad_input_is_one_line_and_exit_2(setup, tmp_path, capsys, case, needle):
     sae, facts = setup["resid"], str(setup["facts"])
     if case in ("wide", "elsewhere", "other_model"):
         sae = setup[case]

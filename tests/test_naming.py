@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +14,19 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from monosemantic import log
 from monosemantic.cli import main
 from monosemantic.errors import UserError
+from monosemantic.experiments.name import NameConfig, NamesResult, run
 from monosemantic.experiments.score import ScoreConfig
 from monosemantic.experiments.score import run as score
 from monosemantic.naming import (
     AnswerCache,
     Example,
     Judge,
-    NameConfig,
     Naming,
     derangement,
     fit_threshold,
-    name_latents,
     parse_naming,
     precision_recall_f1,
 )
@@ -59,6 +60,11 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "store": root / "store", "scores": root / "scores", "sae": root / "sae"}
 
 
+def name_latents(cfg: NameConfig, **kw: Any) -> NamesResult:
+    with log.quiet():
+        return run(cfg, **kw)
+
+
 def _cfg(env: dict[str, Path], out: Path, **kw: Any) -> NameConfig:
     base: dict[str, Any] = {"scores": env["scores"], "out": out, "sets": ["neurons"], "latents": 5, "shown": 6,
                             "judged": 5, "min_active": 10, "cache": env["root"] / "unused.sqlite"}
@@ -72,18 +78,19 @@ class ItemJudge(Judge):
     threshold = 0.5
 
     def scores(self, concept: str, description: str, examples: Sequence[Example]) -> list[float]:
+        del concept, description  # the decisions do not depend on the name
         return [float(ex.item % 2 == 0) for ex in examples]
 
 
 def test_precision_recall_f1_by_hand() -> None:
     # tp 2 (items 0, 4), fp 1 (item 1), fn 1 (item 2)
-    assert precision_recall_f1([1, 1, 0, 0, 1], [1, 0, 1, 0, 1]) == pytest.approx(
+    assert asdict(precision_recall_f1([1, 1, 0, 0, 1], [1, 0, 1, 0, 1])) == pytest.approx(
         {"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
     # tp 1, fp 3, fn 0: P 1/4, R 1, F1 2·(1/4)/(5/4) = 0.4
-    assert precision_recall_f1([1, 1, 1, 1], [1, 0, 0, 0]) == pytest.approx(
+    assert asdict(precision_recall_f1([1, 1, 1, 1], [1, 0, 0, 0])) == pytest.approx(
         {"precision": 0.25, "recall": 1.0, "f1": 0.4})
     # nothing predicted: scikit-learn's zero_division=0
-    assert precision_recall_f1([0, 0], [1, 0]) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    assert asdict(precision_recall_f1([0, 0], [1, 0])) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
 
 
 def test_judge_one_and_auc_by_hand() -> None:
@@ -91,11 +98,11 @@ def test_judge_one_and_auc_by_hand() -> None:
     truth = [1, 1, 1, 0, 0, 0]  # tp 2 (0, 2), fp 1 (4), fn 1 (1): P = R = F1 = 2/3
     ex = LatentExamples("s", 7, [], [Example(i) for i in items], truth, [], [])
     res = judge_one(ItemJudge(), Naming("x", "y", True), ex)
-    assert (res["precision"], res["recall"], res["f1"]) == (0.6667, 0.6667, 0.6667)
+    assert (res.precision, res.recall, res.f1) == (0.6667, 0.6667, 0.6667)
     # positives score (1, 0, 1), negatives (0, 1, 0): 9 pairs, wins 4 + ties 4 · 0.5 -> 6 / 9
-    assert res["auc"] == pytest.approx(0.6667)
+    assert res.auc == pytest.approx(0.6667)
     failed = judge_one(ItemJudge(), Naming("", "", False), ex)  # an unparsed name matches nothing
-    assert (failed["precision"], failed["recall"], failed["f1"], failed["auc"]) == (0.0, 0.0, 0.0, None)
+    assert (failed.precision, failed.recall, failed.f1, failed.auc) == (0.0, 0.0, 0.0, None)
     assert auc([0.9, 0.8, 0.1], [1, 0, 0]) == 1.0
 
 
@@ -129,16 +136,17 @@ def test_parse_naming(raw: str, ok: bool, name: str) -> None:
 
 
 def test_label_namer_and_judge_and_control(env: dict[str, Path], tmp_path: Path) -> None:
-    res = name_latents(_cfg(env, tmp_path / "n", namer="labels", judge="auto"), progress=False)
-    rows = {r["latent"]: r for r in res["latents"]}
+    res = name_latents(_cfg(env, tmp_path / "n", namer="labels", judge="auto"))
+    rows = {r.latent: r for r in res.latents}
     assert sorted(rows) == [0, 1, 2]  # neuron 3 never fires
-    assert [rows[j]["name"] for j in (0, 1, 2)] == TOPICS
-    assert rows[0]["share"] == 1.0  # the weak 'money' items are ranked last and held out or not shown
+    assert [rows[j].name for j in (0, 1, 2)] == TOPICS
+    assert rows[0].extra == {"label": "sport", "share": 1.0}  # the weak 'money' items are held out or not shown
+    assert res.to_json()["latents"][0]["share"] == 1.0  # the label namer's share is a field of the latent's JSON
     for j in (0, 1, 2):
-        got = rows[j]["judges"]["labels"]
-        assert (got["precision"], got["recall"], got["f1"]) == (1.0, 1.0, 1.0)
+        got = rows[j].judges["labels"]
+        assert (got.verdict.precision, got.verdict.recall, got.verdict.f1) == (1.0, 1.0, 1.0)
         # another topic's name: no held-out positive carries it -> recall 0
-        assert got["control"]["recall"] == 0.0 and got["control"]["name"] != rows[j]["name"]
+        assert got.control is not None and got.control.recall == 0.0 and got.control_name != rows[j].name
     summary = json.loads((tmp_path / "n" / "summary.json").read_text())
     assert summary["judges"]["labels"]["names"]["f1"] == 1.0
     assert summary["judges"]["labels"]["control"]["f1"] == 0.0
@@ -193,40 +201,40 @@ def test_parse_failures_counted_and_cached_reruns_ask_nothing(env: dict[str, Pat
     cache = tmp_path / "answers.sqlite"
     namer, judges, calls = _model_parts(cache, ANSWERS)
     cfg = _cfg(env, tmp_path / "n", cache=cache)
-    res = name_latents(cfg, namer=namer, judges=judges, progress=False)
-    s = res["summary"]
+    res = name_latents(cfg, namer=namer, judges=judges)
+    s = res.overall
     # the 'music' latent gets an unparseable answer: counted, judged as all zeros, never a crash
-    assert (s["n_latents"], s["parse_failures"], s["parse_failure_rate"]) == (3, 1, 0.3333)
-    rows = {r["latent"]: r for r in res["latents"]}
-    assert not rows[2]["parse_ok"] and "gibberish" in rows[2]["raw"]
+    assert (s.n_latents, s.parse_failures, s.parse_failure_rate) == (3, 1, 0.3333)
+    rows = {r.latent: r for r in res.latents}
+    assert not rows[2].parse_ok and "gibberish" in rows[2].raw
     for jid in ("smollm2", "minilm"):
-        assert rows[2]["judges"][jid]["f1"] == 0.0 and "control" not in rows[2]["judges"][jid]
-        assert rows[0]["judges"][jid]["f1"] == 1.0 and rows[1]["judges"][jid]["f1"] == 1.0
-        assert s["judges"][jid]["names"]["f1"] == pytest.approx(2 / 3, abs=1e-3)
-        assert s["judges"][jid]["names_parsed"]["f1"] == 1.0
-        assert s["judges"][jid]["control"]["f1"] == 0.0  # sport's name on money snippets and back
+        assert rows[2].judges[jid].verdict.f1 == 0.0 and rows[2].judges[jid].control is None
+        assert rows[0].judges[jid].verdict.f1 == 1.0 and rows[1].judges[jid].verdict.f1 == 1.0
+        assert s.judges[jid].names.f1 == pytest.approx(2 / 3, abs=1e-3)
+        assert s.judges[jid].names_parsed.f1 == 1.0
+        assert s.judges[jid].control.f1 == 0.0  # sport's name on money snippets and back
     assert sum(calls["namer"]) == 3 and calls["lm"] and calls["emb"]
 
     namer2, judges2, calls2 = _model_parts(cache, ANSWERS)
-    again = name_latents(_cfg(env, tmp_path / "n", cache=cache, overwrite=True), namer=namer2, judges=judges2,
-                         progress=False)
+    again = name_latents(_cfg(env, tmp_path / "n", cache=cache, overwrite=True), namer=namer2, judges=judges2)
     assert calls2 == {"namer": [], "lm": [], "emb": []}  # every prompt answered from the cache
-    assert again["latents"] == res["latents"]
+    assert again.latents == res.latents
 
 
 def test_name_csv_and_report_fields(env: dict[str, Path], tmp_path: Path) -> None:
     namer, judges, _ = _model_parts(tmp_path / "c.sqlite", ANSWERS)
-    res = name_latents(_cfg(env, tmp_path / "n", judged=3), namer=namer, judges=[judges[1]], progress=False)
-    assert all("control" in r["judges"]["minilm"] for r in res["latents"] if r["parse_ok"])
-    alone = name_latents(_cfg(env, tmp_path / "m", judged=3, control=False), namer=namer, judges=[judges[1]],
-                         progress=False)
-    assert not any("control" in r["judges"]["minilm"] for r in alone["latents"])
-    assert alone["summary"]["judges"]["minilm"]["control"] == {"n": 0, "precision": None, "recall": None,
-                                                               "f1": None, "auc": None}
-    assert res["format"] == "monosemantic-names" and res["hook"] == "h" and res["model"] == "synthetic"
+    res = name_latents(_cfg(env, tmp_path / "n", judged=3), namer=namer, judges=[judges[1]])
+    assert all(r.judges["minilm"].control is not None for r in res.latents if r.parse_ok)
+    alone = name_latents(_cfg(env, tmp_path / "m", judged=3, control=False), namer=namer, judges=[judges[1]])
+    assert not any(r.judges["minilm"].control is not None for r in alone.latents)
+    assert alone.to_json()["summary"]["judges"]["minilm"]["control"] == {"n": 0, "precision": None, "recall": None,
+                                                                         "f1": None, "auc": None}
+    saved = json.loads((tmp_path / "n" / "names.json").read_text())
+    assert saved == res.to_json() and saved["format"] == "monosemantic-names" and saved["version"] == 1
+    assert res.hook == "h" and res.model == "synthetic"
     lines = (tmp_path / "n" / "names.csv").read_text().splitlines()
     assert any(ln.startswith("neurons,0,Sport news,Texts about sport.,1,") for ln in lines[1:])
-    assert all(r["judges"]["minilm"]["n_judged"] == 6 for r in res["latents"])
+    assert all(r.judges["minilm"].verdict.n_judged == 6 for r in res.latents)
 
 
 def _cli_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -271,7 +279,7 @@ def test_cli_label_run_and_overwrite(env: dict[str, Path], tmp_path: Path, capsy
     assert main(["name", *args, "--overwrite"]) == 0
 
 
-def test_vlm_namer_missing_model_is_one_line(tmp_path: Path) -> None:
+def test_vlm_namer_missing_model_is_one_line() -> None:
     from monosemantic.naming.images import VLMNamer
 
     namer = VLMNamer(AnswerCache(None), "someone/not-a-cached-vlm")
@@ -308,7 +316,7 @@ def test_saes_found_through_the_run_folder(env: dict[str, Path], tmp_path: Path)
     shutil.copytree(env["scores"], run / "scores" / "t-score-def")
     (run / "run.json").write_text(json.dumps({"format_version": 1, "stages": {
         "t/train-topk": {"hash": "abc", "path": "saes/t-train-topk-abc", "done": True}}}))
-    from monosemantic.naming.run import _sae_paths
+    from monosemantic.experiments.name import _sae_paths
 
     cfg = NameConfig(scores=run / "scores" / "t-score-def", out=tmp_path / "n", sets=["sae"])
     assert _sae_paths(cfg, ["sae"]) == {"sae": run / "saes" / "t-train-topk-abc" / "sae"}

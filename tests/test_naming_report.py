@@ -21,7 +21,7 @@ def _names_doc(track: dict[str, Any], named: list[tuple[str, int, str]]) -> dict
              "judges": {"minilm": {"precision": 0.8, "recall": 0.6, "f1": 0.6857}}} for s, j, n in named]
     rows.append({"set": named[0][0], "latent": 999, "name": "", "description": "", "parse_ok": False,
                  "judges": {}})
-    return {"format": "monosemantic-names", "format_version": 1, "model": track["model"], "hook": track["hook"],
+    return {"format": "monosemantic-names", "version": 1, "model": track["model"], "hook": track["hook"],
             "dataset": track["dataset"], "latents": rows,
             "summary": {"namer": "smollm2", "n_latents": len(rows), "parse_failure_rate": 1 / len(rows),
                         "judges": {"minilm": {"names": {"f1": 0.5}, "names_parsed": {"f1": 0.6857},

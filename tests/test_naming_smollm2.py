@@ -11,9 +11,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from monosemantic import log
+from monosemantic.experiments.name import NameConfig, run
 from monosemantic.experiments.score import ScoreConfig
 from monosemantic.experiments.score import run as score
-from monosemantic.naming import AnswerCache, NameConfig, name_latents
+from monosemantic.naming import AnswerCache
 from monosemantic.naming.text import ChatLM, LMJudge, LMNamer
 from monosemantic.store import write_store
 
@@ -30,7 +32,8 @@ TEXTS = {
 }
 
 
-def test_smollm2_names_three_latents(tmp_path: Path, one_thread: None) -> None:
+@pytest.mark.usefixtures("one_thread")
+def test_smollm2_names_three_latents(tmp_path: Path) -> None:
     topics = list(TEXTS)
     texts = [(t, s) for k in range(3) for t in topics for s in TEXTS[t][k:] + TEXTS[t][:k]]
     labels = np.array([topics.index(t) for t, _ in texts])
@@ -51,15 +54,16 @@ def test_smollm2_names_three_latents(tmp_path: Path, one_thread: None) -> None:
         return lm, LMNamer(cache, lm, max_new_tokens=24), LMJudge(cache, lm)
 
     lm, namer, judge = parts()
-    res = name_latents(cfg, namer=namer, judges=[judge], progress=False)
-    assert res["summary"]["n_latents"] == 3 and lm.calls >= 2
-    for row in res["latents"]:
-        assert row["raw"].startswith("Name:")
-        assert row["parse_ok"] == bool(row["name"])
-        assert 0.0 <= row["judges"]["smollm2"]["f1"] <= 1.0
+    with log.quiet():
+        res = run(cfg, namer=namer, judges=[judge])
+    assert res.overall.n_latents == 3 and lm.calls >= 2
+    for row in res.latents:
+        assert row.raw.startswith("Name:")
+        assert row.parse_ok == bool(row.name)
+        assert 0.0 <= row.judges["smollm2"].verdict.f1 <= 1.0
 
     lm2, namer2, judge2 = parts()
-    again = name_latents(NameConfig(**{**cfg.__dict__, "overwrite": True}), namer=namer2, judges=[judge2],
-                         progress=False)
+    with log.quiet():
+        again = run(NameConfig(**{**cfg.__dict__, "overwrite": True}), namer=namer2, judges=[judge2])
     assert lm2.calls == 0 and "model" not in lm2.__dict__  # answered from the cache; the model never loaded
-    assert again["latents"] == res["latents"]
+    assert again.latents == res.latents

@@ -1,13 +1,25 @@
 """compare stage: pair two SAEs' features by activation correlation and measure how much their geometry agrees.
 
 Lan et al., "Sparse Autoencoders Reveal Universal Feature Spaces Across LLMs" (arXiv 2410.06981). Imports
-sources, store, sae and metrics, never report.
+sources, store, sae and metrics, never report; writes no files. The command ``monosemantic compare`` runs these
+functions over a grid of unit sets (``monosemantic.experiments.compare``).
 """
 
 from monosemantic.compare.concepts import CONCEPTS, load_concepts, members
 from monosemantic.compare.filters import apply_filters, junk_filter, low_corr_filter, shared_token_filter
 from monosemantic.compare.matching import DecoderMatch, assign, decoder_matching
-from monosemantic.compare.pairing import PAIRINGS, CrossMoments, Pairing, TopKActs, one_to_one, pair_features
+from monosemantic.compare.pairing import (
+    PAIRINGS,
+    CrossMoments,
+    Pairing,
+    TopKActs,
+    as_dense,
+    as_topk,
+    compact,
+    is_sparse,
+    one_to_one,
+    pair_features,
+)
 from monosemantic.compare.similarity import (
     linear_cka,
     permutation_test,
@@ -16,6 +28,7 @@ from monosemantic.compare.similarity import (
     rsa,
     svcca,
 )
+from monosemantic.compare.tops import TopTexts, TopUnits
 
 __all__ = [
     "CONCEPTS",
@@ -24,9 +37,15 @@ __all__ = [
     "DecoderMatch",
     "Pairing",
     "TopKActs",
+    "TopTexts",
+    "TopUnits",
     "apply_filters",
+    "as_dense",
+    "as_topk",
     "assign",
+    "compact",
     "decoder_matching",
+    "is_sparse",
     "junk_filter",
     "linear_cka",
     "load_concepts",

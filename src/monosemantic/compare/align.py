@@ -39,13 +39,19 @@ def _byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(bs, cs, strict=True)}
 
 
-def vocab_scheme(vocab: list[str]) -> Literal["bytelevel", "sentencepiece", "wordpiece", "plain"]:
+Scheme = Literal["bytelevel", "sentencepiece", "wordpiece", "plain"]
+_MARKS: dict[str, Scheme] = {"Ġ": "bytelevel", "▁": "sentencepiece", "##": "wordpiece"}
+"""The word-start (or continuation) mark of each tokenizer family's vocabulary."""
+
+
+def vocab_scheme(vocab: list[str]) -> Scheme:
+    """The tokenizer family a vocabulary is written in, from the marks its entries start with."""
     sample = vocab[: 50000]
-    counts = {s: sum(t.startswith(s) for t in sample) for s in ("Ġ", "▁", "##")}
+    counts = {s: sum(t.startswith(s) for t in sample) for s in _MARKS}
     best = max(counts, key=lambda s: counts[s])
     if counts[best] < max(10, len(sample) // 100):
         return "plain"
-    return {"Ġ": "bytelevel", "▁": "sentencepiece", "##": "wordpiece"}[best]  # type: ignore[return-value]
+    return _MARKS[best]
 
 
 def surfaces(vocab: list[str]) -> list[str]:

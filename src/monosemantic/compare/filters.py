@@ -52,8 +52,9 @@ def shared_token_filter(
     """Keep a pair only if the two features' top-token sets share at least ``min_shared`` tokens."""
     _check_tops(p, top_a, top_b)
     keep = np.zeros(len(p.a_index), dtype=bool)
-    for a, b in zip(*p.pairs(), strict=True):
-        shared = {norm_token(t) for t in top_a[a]} & {norm_token(t) for t in top_b[b]}
+    a_idx, b_idx = p.pairs()
+    for a, b in zip(a_idx.tolist(), b_idx.tolist(), strict=True):
+        shared = {norm_token(t) for t in top_a[int(a)]} & {norm_token(t) for t in top_b[int(b)]}
         keep[b] = len(shared) >= min_shared
     return p.keep(keep)
 
@@ -76,14 +77,15 @@ def apply_filters(
 ) -> tuple[Pairing, dict[str, int]]:
     """All filters in the reference order; returns the filtered pairing and the pairs left after each step."""
     counts = {"paired": p.n_pairs}
-    if (junk or shared) and (top_a is None or top_b is None):
-        raise UserError("the junk and shared-token filters need each feature's top tokens (a text store)")
-    if junk:
-        p = junk_filter(p, top_a, top_b)  # type: ignore[arg-type]
-        counts["after_junk"] = p.n_pairs
-    if shared:
-        p = shared_token_filter(p, top_a, top_b)  # type: ignore[arg-type]
-        counts["after_shared_tokens"] = p.n_pairs
+    if junk or shared:
+        if top_a is None or top_b is None:
+            raise UserError("the junk and shared-token filters need each feature's top tokens (a text store)")
+        if junk:
+            p = junk_filter(p, top_a, top_b)
+            counts["after_junk"] = p.n_pairs
+        if shared:
+            p = shared_token_filter(p, top_a, top_b)
+            counts["after_shared_tokens"] = p.n_pairs
     if one_to_one_how is not None:
         p = one_to_one(p, one_to_one_how)
         counts["after_one_to_one"] = p.n_pairs

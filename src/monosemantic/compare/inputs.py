@@ -10,13 +10,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from monosemantic.compare.align import Alignment, align_items
 from monosemantic.errors import UserError
+from monosemantic.sae import SAE
 from monosemantic.store import ActivationStore, nonfinite
 
 
@@ -26,7 +27,7 @@ class UnitSet:
 
     name: str
     hook: str
-    sae: Any
+    sae: SAE | None
     width: int
     path: Path | None
 
@@ -77,8 +78,6 @@ def sae_hook(path: Path) -> str | None:
 
 def load_side(paths: list[Path], store: ActivationStore, side: str, neurons: bool) -> list[UnitSet]:
     """The SAEs of one side, each checked against the store; plus one raw-neuron set per hook they read."""
-    from monosemantic.sae import SAE
-
     sets: list[UnitSet] = []
     for p in expand_saes(paths, side):
         hook = sae_hook(p)
@@ -124,7 +123,8 @@ def _rows_by_item(store: ActivationStore, n_items: int) -> list[np.ndarray]:
     return [order[bounds[i]:bounds[i + 1]] for i in range(n_items)]
 
 
-def align_stores(a: ActivationStore, b: ActivationStore, unit: str, max_items: int | None) -> Alignment:
+def align_stores(a: ActivationStore, b: ActivationStore, unit: Literal["auto", "token", "word"],
+                 max_items: int | None) -> Alignment:
     """Align the two stores' rows, refusing stores over different texts."""
     texts_a, texts_b = _texts(a, "A"), _texts(b, "B")
     n = min(len(texts_a), len(texts_b))
@@ -142,7 +142,7 @@ def align_stores(a: ActivationStore, b: ActivationStore, unit: str, max_items: i
     rows_a, rows_b = _rows_by_item(a, n), _rows_by_item(b, n)
     toks_a = [a.token_ids[r].astype(np.int64) for r in rows_a]
     toks_b = [b.token_ids[r].astype(np.int64) for r in rows_b]
-    al = align_items(texts_a[:n], toks_a, toks_b, a.vocab, b.vocab, rows_a, rows_b, unit)  # type: ignore[arg-type]
+    al = align_items(texts_a[:n], toks_a, toks_b, a.vocab, b.vocab, rows_a, rows_b, unit)
     if al.n_units < 3:
         raise UserError(f"only {al.n_units} {al.unit}s are seen by both stores; correlations need more shared text")
     return al

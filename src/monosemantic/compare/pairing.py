@@ -126,17 +126,17 @@ class CrossMoments:
         if rows_a == 0:
             return
         if self.shift_a is None:
-            dense = not (_is_sparse(a) or _is_sparse(b))
+            dense = not (is_sparse(a) or is_sparse(b))
             self.shift_a = _first_mean(a) if dense else torch.zeros(self.fa, dtype=torch.float64)
             self.shift_b = _first_mean(b) if dense else torch.zeros(self.fb, dtype=torch.float64)
         assert self.shift_b is not None
         shifted = bool(self.shift_a.any() or self.shift_b.any())
-        if not shifted and _is_sparse(a) and _is_sparse(b):
-            ka, kb = _to_topk(a), _to_topk(b)
+        if not shifted and is_sparse(a) and is_sparse(b):
+            ka, kb = as_topk(a), as_topk(b)
             self._add_sparse(ka, kb)
         else:
-            da = _to_dense(a).double() - self.shift_a
-            db = _to_dense(b).double() - self.shift_b
+            da = as_dense(a).double() - self.shift_a
+            db = as_dense(b).double() - self.shift_b
             self.sum_a += da.sum(0)
             self.sum_b += db.sum(0)
             self.sq_a += (da * da).sum(0)
@@ -327,25 +327,29 @@ def _rows(x: torch.Tensor | TopKActs, a: int, b: int) -> torch.Tensor | TopKActs
     return x[a:b]
 
 
-def _is_sparse(x: torch.Tensor | TopKActs) -> bool:
+def is_sparse(x: torch.Tensor | TopKActs) -> bool:
+    """Whether a chunk is accumulated from its nonzeros: TopK or CSR activations, or a dense chunk with under 5 %
+    nonzero entries."""
     if isinstance(x, TopKActs) or x.layout == torch.sparse_csr:
         return True
     return bool((x != 0).float().mean() < SPARSE_DENSITY)
 
 
 def _first_mean(x: torch.Tensor | TopKActs) -> torch.Tensor:
-    return _to_dense(x).double().mean(0)
+    return as_dense(x).double().mean(0)
 
 
-def _to_dense(x: torch.Tensor | TopKActs) -> torch.Tensor:
+def as_dense(x: torch.Tensor | TopKActs) -> torch.Tensor:
+    """A chunk as a dense ``[T, F]`` tensor."""
     if isinstance(x, TopKActs):
         out = torch.zeros(len(x), x.width, dtype=x.values.dtype)
         return out.scatter_add_(1, x.indices, x.values)
     return x.to_dense() if x.layout == torch.sparse_csr else x
 
 
-def _to_topk(x: torch.Tensor | TopKActs) -> TopKActs:
-    """Rows padded to the largest nonzero count of the chunk (padding has value 0 and adds nothing)."""
+def as_topk(x: torch.Tensor | TopKActs) -> TopKActs:
+    """A chunk's nonzero entries as ``TopKActs``, rows padded to the largest nonzero count of the chunk (padding
+    has value 0 and adds nothing)."""
     if isinstance(x, TopKActs):
         return x
     if x.layout == torch.sparse_csr:
@@ -364,3 +368,9 @@ def _to_topk(x: torch.Tensor | TopKActs) -> TopKActs:
     idx[rows, slot] = cols
     val[rows, slot] = values
     return TopKActs(idx, val, int(x.shape[1]))
+
+
+def compact(x: torch.Tensor | TopKActs) -> torch.Tensor | TopKActs:
+    """A chunk in the form it is cheapest to accumulate in: its nonzeros as ``TopKActs`` when it is sparse (see
+    ``is_sparse``), else as it is. Convert once when one chunk meets several others."""
+    return as_topk(x) if is_sparse(x) else x

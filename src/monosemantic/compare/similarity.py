@@ -150,12 +150,12 @@ def linear_cka(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> fl
 def procrustes_residual(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
     """Orthogonal Procrustes residual ``min_R ‖X̂ − ŶR‖²_F`` for column-centred X̂, Ŷ scaled to unit Frobenius norm
     and zero-padded to a common width; 0 when one is a rotation of the other, at most 2."""
-    x, y = _check(x, y)
-    x, y = x - x.mean(0), y - y.mean(0)
-    nx, ny = np.linalg.norm(x), np.linalg.norm(y)
+    xa, ya = _check(x, y)
+    xa, ya = xa - xa.mean(0), ya - ya.mean(0)
+    nx, ny = np.linalg.norm(xa), np.linalg.norm(ya)
     if nx == 0 or ny == 0:
         return 2.0
-    nuclear = np.linalg.svd((y / ny).T @ (x / nx), compute_uv=False).sum()
+    nuclear = np.linalg.svd((ya / ny).T @ (xa / nx), compute_uv=False).sum()
     return float(max(0.0, 2.0 - 2.0 * nuclear))
 
 

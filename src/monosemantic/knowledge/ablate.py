@@ -108,12 +108,42 @@ def ablated_logprobs(module: nn.Module, tok: Any, prompts: Sequence[Prompt], ans
     return out
 
 
-def ablation_rows(logp: Tensor, ablated: dict[Condition, Tensor], keys: Sequence[dict[str, Any]]) -> list[dict]:
+@dataclass(frozen=True)
+class PromptKey:
+    """Which fact prompt a row is: the fact (its index, subject and relation), the template and the answer."""
+
+    fact: int
+    subject: str
+    relation: str
+    template: int
+    answer: str
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One prompt under one ablation condition."""
+
+    fact: int
+    subject: str
+    relation: str
+    template: int
+    answer: str
+    units: str
+    control: bool
+    n: int
+    p: float
+    """Clean P(answer)."""
+    p_ablated: float
+    delta_prob: float
+    """(P − P_ablated) / P."""
+
+
+def ablation_rows(logp: Tensor, ablated: dict[Condition, Tensor], keys: Sequence[PromptKey]) -> list[AblationRow]:
     """One record per (prompt, condition): the prompt's keys, P, P_ablated and ΔProb."""
     rows = []
     for cond, lp in ablated.items():
         dp = delta_prob(logp, lp)
         for i, k in enumerate(keys):
-            rows.append({**k, "units": cond.units, "control": cond.control, "n": cond.n,
-                         "p": float(logp[i].exp()), "p_ablated": float(lp[i].exp()), "delta_prob": float(dp[i])})
+            rows.append(AblationRow(k.fact, k.subject, k.relation, k.template, k.answer, cond.units, cond.control,
+                                    cond.n, float(logp[i].exp()), float(lp[i].exp()), float(dp[i])))
     return rows

@@ -24,10 +24,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from monosemantic.errors import UserError
+from monosemantic.files import write_json
+from monosemantic.knowledge import metrics as M
+from monosemantic.knowledge.lm import answer_ids, device_of, encode, text_nll, top1
 from monosemantic.sae.core import SAE
+from monosemantic.sources.facts import Prompt
 
 EditMode = Literal["columns", "block"]
 EDIT_MODES: tuple[str, ...] = ("columns", "block")
@@ -99,22 +104,19 @@ class WeightPatch:
             self.revert(module)
 
     def save(self, folder: str | Path) -> Path:
-        """``FOLDER/patch.safetensors`` (the masks as uint8) and ``FOLDER/patch.json`` (the metadata)."""
-        from safetensors.torch import save_file
-
+        """``FOLDER/patch.safetensors`` (the masks as uint8) and ``FOLDER/patch.json`` (the metadata): the patch's
+        own serialisation, read back by ``load``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.to(torch.uint8).contiguous().cpu() for k, v in self.masks.items()},
                   str(folder / "patch.safetensors"))
-        (folder / "patch.json").write_text(json.dumps({"format": "monosemantic-weight-patch", "n_entries":
-                                                       self.n_entries, **self.meta}, indent=1), encoding="utf-8")
+        write_json(folder / "patch.json", {"format": "monosemantic-weight-patch", "n_entries": self.n_entries,
+                                           **self.meta})
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> WeightPatch:
         """A patch saved with ``save`` (patch.safetensors + patch.json)."""
-        from safetensors.torch import load_file
-
         folder = Path(folder)
         if not (folder / "patch.safetensors").is_file() or not (folder / "patch.json").is_file():
             raise UserError(f"{folder} holds no saved patch (patch.safetensors and patch.json)")
@@ -177,3 +179,48 @@ def neuron_edit(module: nn.Module, down_proj: str, neurons: Sequence[int], *,
     mask[:, [int(k) for k in neurons]] = True
     return WeightPatch({name: mask}, {"method": "neurons", "neurons": [int(k) for k in neurons], "parameter": name,
                                       **(meta or {})})
+
+
+@dataclass(frozen=True)
+class EditScore:
+    """How well one patch erases its facts and how little else it changes (Chen et al., arXiv 2502.12483, §5)."""
+
+    method: str
+    n_erased: int
+    """Facts the patch erases (their edit prompts come first among the scored prompts)."""
+    reliability: float
+    """Share of the edit prompts whose greedy answer is no longer the answer's first token."""
+    generalisation: float
+    """The same on the erased facts' paraphrases (NaN without paraphrases)."""
+    locality: float
+    """Share of other facts' prompts whose greedy next token is unchanged."""
+    delta_ppl: float
+    """Relative perplexity change on general text."""
+    n_entries: int
+    n_columns: int
+    """Output columns (MLP neurons) the patch touches."""
+    units: list[int] | None
+    """The features or neurons the patch was made from."""
+
+
+def score_edit(module: nn.Module, tok: Any, patch: WeightPatch, prompts: Sequence[Prompt], answers: Sequence[str],
+               n_own: int, n_para: int, texts: Sequence[str], ppl_before: float, *, max_tokens: int = 128,
+               batch_size: int = 32) -> EditScore:
+    """Apply ``patch``, read the greedy next token of every prompt (the ``n_own`` edit prompts of the erased facts,
+    then their ``n_para`` paraphrases, then other facts' prompts) and the perplexity of ``texts``, and revert."""
+    first = torch.tensor([answer_ids(tok, p.text, a)[0] for p, a in zip(prompts, answers, strict=True)])
+    with patch.on(module), torch.inference_mode():
+        got = []
+        for a in range(0, len(prompts), batch_size):
+            enc = encode(tok, prompts[a:a + batch_size], answers[a:a + batch_size], device=device_of(module))
+            got.append(top1(module, enc).cpu())
+        after = torch.cat(got)
+        nll, count = text_nll(module, tok, texts, max_tokens=max_tokens)
+    a, b = n_own, n_own + n_para
+    mask = next(iter(patch.masks.values()))
+    return EditScore(
+        method=patch.meta["method"], n_erased=n_own, reliability=M.reliability(after[:a], first[:a]),
+        generalisation=M.reliability(after[a:b], first[a:b]) if n_para else float("nan"),
+        locality=M.locality(first[b:], after[b:]), delta_ppl=M.delta_ppl(ppl_before, M.perplexity(nll, count)),
+        n_entries=patch.n_entries, n_columns=int(mask.any(0).sum()),
+        units=patch.meta.get("features") or patch.meta.get("neurons"))

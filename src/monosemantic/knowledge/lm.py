@@ -22,6 +22,7 @@ from monosemantic.errors import UserError
 from monosemantic.sae.core import SAE
 from monosemantic.sources.facts import Prompt, matches
 from monosemantic.sources.hooks import StopForward, register_hook
+from monosemantic.steer.generate import generate
 
 
 @dataclass
@@ -126,6 +127,13 @@ def first_block(module: nn.Module, hooks: Sequence[str]) -> int | None:
     return min(int(m.group(1)) for m in found if m)
 
 
+def _layers(module: nn.Module) -> nn.ModuleList:
+    """The decoder blocks of a LLaMA-style model (``module.model.layers``)."""
+    layers = module.get_submodule("model.layers")
+    assert isinstance(layers, nn.ModuleList)
+    return layers
+
+
 @torch.inference_mode()
 def block_inputs(module: nn.Module, enc: Encoded, block: int) -> Tensor:
     """[B, T, d] the hidden states entering decoder block ``block`` (the forward stops there)."""
@@ -135,7 +143,7 @@ def block_inputs(module: nn.Module, enc: Encoded, block: int) -> Tensor:
         got["h"] = (args[0] if args else kwargs["hidden_states"]).detach()
         raise StopForward
 
-    handle = module.model.layers[block].register_forward_pre_hook(pre, with_kwargs=True)  # type: ignore[union-attr,index]
+    handle = _layers(module)[block].register_forward_pre_hook(pre, with_kwargs=True)
     try:
         pos = (enc.mask.cumsum(-1) - 1).clamp_min(0)
         module(input_ids=enc.ids, attention_mask=enc.mask, position_ids=pos, logits_to_keep=1, use_cache=False)
@@ -150,8 +158,8 @@ def block_inputs(module: nn.Module, enc: Encoded, block: int) -> Tensor:
 def from_block(module: nn.Module, block: int) -> Iterator[None]:
     """Inside the block the model runs decoder blocks ``block`` onwards only, on ``inputs_embeds`` that are that
     block's inputs: every forward below it is shared by all the ablations of one batch."""
-    inner = module.model  # type: ignore[union-attr]
-    layers = inner.layers
+    inner = module.get_submodule("model")
+    layers = _layers(module)
     inner.layers = nn.ModuleList(list(layers)[block:])
     try:
         yield
@@ -210,8 +218,6 @@ def hooked(module: nn.Module, hooks: Sequence[tuple[str, Callable[[Any], Any]]])
 def greedy_answers(model: Any, prompts: Sequence[str], answers: Sequence[Sequence[str]], *, max_new_tokens: int = 8,
                    batch_size: int = 32) -> list[str | None]:
     """The accepted answer each prompt's greedy continuation starts with (None when it is wrong)."""
-    from monosemantic.steer.generate import generate
-
     gens = generate(model, list(prompts), max_new_tokens=max_new_tokens, batch_size=batch_size)
     return [matches(g.text, tuple(a)) for g, a in zip(gens, answers, strict=True)]
 

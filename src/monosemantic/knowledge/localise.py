@@ -13,7 +13,7 @@ One batched forward per set of prompts records, for every row:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from monosemantic.knowledge.lm import answer_logprobs, device_of, encode, hooked
+from monosemantic.knowledge.lm import Encoded, answer_logprobs, device_of, encode, hooked
 from monosemantic.sae.core import SAE
 from monosemantic.sources.facts import Prompt
 from monosemantic.sources.hooks import StopForward
@@ -70,68 +70,94 @@ def profile(module: nn.Module, tok: Any, prompts: Sequence[Prompt], answers: Seq
     stops after the deepest hook."""
     device = device_of(module)
     hooks = [h for _, h, _ in saes] + ([neuron_hook] if neuron_hook else [])
-    chunks: dict[str, list[Tensor]] = {i: [] for i, _, _ in saes}
-    nmax, nmin, attr, logps = [], [], [], []
-    seen: dict[str, Tensor] = {}
+    acc = _Accumulator([i for i, _, _ in saes])
     for a in range(0, len(prompts), batch_size):
         enc = encode(tok, prompts[a:a + batch_size], answers[a:a + batch_size], full=full, device=device)
+        seen: dict[str, Tensor] = {}
+        fns = [(h, _grab(seen, h, False, attribute, hooks)) for _, h, _ in saes]
+        if neuron_hook:
+            fns.append((neuron_hook, _grab(seen, neuron_hook, True, attribute, hooks)))
+        with hooked(module, fns), _frozen(module):
+            lp = _forward(module, enc, attribute)
+        if lp is not None:
+            acc.logps.append(lp)
+        with torch.no_grad():
+            acc.add(enc, seen, saes, neuron_hook, attribute)
+    return acc.profile(neuron_hook is not None, attribute)
+
+
+def _grab(seen: dict[str, Tensor], path: str, is_neuron: bool, attribute: bool,
+          hooks: Sequence[str]) -> Callable[[Any], Any]:
+    """A hook function keeping the output at ``path`` in ``seen``; the neurons' activation becomes a leaf that
+    receives the gradient when ``attribute``, and without it the forward stops once every hook has been seen."""
+    def fn(out: Any) -> Any:
+        h = out[0] if isinstance(out, tuple | list) else out
+        if is_neuron and attribute:
+            h = h.detach().requires_grad_(True)  # a leaf: the backward stops here and fills h.grad
+            seen[path + "#n"] = h
+            return h
+        seen[path] = h.detach()
+        if not attribute and all(k in seen for k in hooks):
+            raise StopForward
+        return None
+    return fn
+
+
+def _forward(module: nn.Module, enc: Encoded, attribute: bool) -> Tensor | None:
+    """One batch through the hooked model: with ``attribute`` forward and backward of log P(answer) (returned),
+    else a forward that may stop early."""
+    if attribute:
+        with torch.enable_grad():
+            lp = answer_logprobs(module, enc).sum(-1)
+            lp.sum().backward()
+        return lp.detach().float().cpu()
+    try:
+        with torch.inference_mode():
+            module(input_ids=enc.ids, attention_mask=enc.mask,
+                   position_ids=(enc.mask.cumsum(-1) - 1).clamp_min(0), logits_to_keep=1)
+    except StopForward:
+        pass
+    return None
+
+
+class _Accumulator:
+    """The per-batch pieces of a ``Profile``, reduced over each row's sites."""
+
+    def __init__(self, sae_ids: Sequence[str]) -> None:
+        self.features: dict[str, list[Tensor]] = {i: [] for i in sae_ids}
+        self.nmax: list[Tensor] = []
+        self.nmin: list[Tensor] = []
+        self.attr: list[Tensor] = []
+        self.logps: list[Tensor] = []
+
+    def add(self, enc: Encoded, seen: dict[str, Tensor], saes: Sequence[tuple[str, str, SAE]],
+            neuron_hook: str | None, attribute: bool) -> None:
         where = enc.sites.reshape(-1).nonzero().squeeze(-1)
         rows = where // enc.ids.shape[1]
-        seen.clear()
-        fns = []
-
-        def grab(path: str, is_neuron: bool) -> Any:
-            def fn(out: Any) -> Any:
-                h = out[0] if isinstance(out, tuple | list) else out
-                if is_neuron and attribute:
-                    h = h.detach().requires_grad_(True)  # a leaf: the backward stops here and fills h.grad
-                    seen[path + "#n"] = h
-                    return h
-                seen[path] = h.detach()
-                if not attribute and all(k in seen for k in hooks):
-                    raise StopForward
-                return None
-            return fn
-
-        for _, h, _ in saes:
-            fns.append((h, grab(h, False)))
-        if neuron_hook:
-            fns.append((neuron_hook, grab(neuron_hook, True)))
-        with hooked(module, fns), _frozen(module):
-            if attribute:
-                with torch.enable_grad():
-                    lp = answer_logprobs(module, enc).sum(-1)
-                    lp.sum().backward()
-                logps.append(lp.detach().float().cpu())
-            else:
-                try:
-                    with torch.inference_mode():
-                        module(input_ids=enc.ids, attention_mask=enc.mask,
-                               position_ids=(enc.mask.cumsum(-1) - 1).clamp_min(0), logits_to_keep=1)
-                except StopForward:
-                    pass
-        with torch.no_grad():
-            for sid, h, sae in saes:
-                x = seen[h].reshape(-1, seen[h].shape[-1]).index_select(0, where)
-                chunks[sid].append(_site_reduce(sae.encode(x).float(), rows, len(enc.ids), "amax").cpu())
-            if neuron_hook:
-                key = neuron_hook + "#n" if attribute else neuron_hook
-                act = seen[key]
-                x = act.detach().reshape(-1, act.shape[-1]).index_select(0, where).float()
-                nmax.append(_site_reduce(x, rows, len(enc.ids), "amax").cpu())
-                nmin.append(_site_reduce(x, rows, len(enc.ids), "amin").cpu())
-                if attribute:
-                    g = act.grad.reshape(-1, act.shape[-1]).index_select(0, where).float()
-                    ag = torch.zeros(len(enc.ids), x.shape[-1]).index_add_(0, rows.cpu(), (x * g).cpu())
-                    attr.append(ag)
-    out = Profile({k: torch.cat(v) for k, v in chunks.items()})
-    if neuron_hook:
-        out.neuron_max, out.neuron_min = torch.cat(nmax), torch.cat(nmin)
+        n = len(enc.ids)
+        for sid, h, sae in saes:
+            x = seen[h].reshape(-1, seen[h].shape[-1]).index_select(0, where)
+            self.features[sid].append(_site_reduce(sae.encode(x).float(), rows, n, "amax").cpu())
+        if not neuron_hook:
+            return
+        act = seen[neuron_hook + "#n" if attribute else neuron_hook]
+        x = act.detach().reshape(-1, act.shape[-1]).index_select(0, where).float()
+        self.nmax.append(_site_reduce(x, rows, n, "amax").cpu())
+        self.nmin.append(_site_reduce(x, rows, n, "amin").cpu())
         if attribute:
-            out.attribution = torch.cat(attr)
-    if attribute:
-        out.logp = torch.cat(logps)
-    return out
+            assert act.grad is not None
+            g = act.grad.reshape(-1, act.shape[-1]).index_select(0, where).float()
+            self.attr.append(torch.zeros(n, x.shape[-1]).index_add_(0, rows.cpu(), (x * g).cpu()))
+
+    def profile(self, neurons: bool, attribute: bool) -> Profile:
+        out = Profile({k: torch.cat(v) for k, v in self.features.items()})
+        if neurons:
+            out.neuron_max, out.neuron_min = torch.cat(self.nmax), torch.cat(self.nmin)
+            if attribute:
+                out.attribution = torch.cat(self.attr)
+        if attribute:
+            out.logp = torch.cat(self.logps)
+        return out
 
 
 def top_units(scores: Tensor, n: int) -> Tensor:

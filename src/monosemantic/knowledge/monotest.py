@@ -18,8 +18,31 @@ import numpy as np
 from torch import Tensor
 
 from monosemantic.knowledge.metrics import cohens_d, welch_t
+from monosemantic.sources.facts import Fact
 
 SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class SharePoint:
+    """The localised units on input sets with a share ``share`` of related prompts."""
+
+    share: float
+    mean_rel_activation: float
+    """Mean over units of the set's mean activation relative to the unit's activation on its own fact."""
+    sd_rel_activation: float
+    """Their standard deviation over units."""
+    fire_rate: float
+    """Mean share of the set's prompts a unit fires on (activation > 0)."""
+
+
+@dataclass(frozen=True)
+class ActivationHistogram:
+    """Pooled histograms (shares of values per bin) of the units' activations relative to their own fact's."""
+
+    edges: list[float]
+    related: list[float]
+    unrelated: list[float]
 
 
 @dataclass
@@ -79,7 +102,7 @@ def related_tests(units: str, acts_max: Tensor, acts_min: Tensor | None, top: Te
 
 def share_curve(acts_max: Tensor, acts_min: Tensor | None, top: Tensor, own_rows: Sequence[int],
                 related: Sequence[np.ndarray], unrelated: np.ndarray, *, set_size: int = 20, seed: int = 0,
-                shares: Sequence[float] = SHARES) -> list[dict[str, float]]:
+                shares: Sequence[float] = SHARES) -> list[SharePoint]:
     """For each related share s: sets of ``set_size`` prompts, a share s of them related; per unit the set's mean
     activation relative to the unit's activation on its own fact, and the share of the set's prompts it fires on
     (activation > 0). Mean and standard deviation over units."""
@@ -102,14 +125,14 @@ def share_curve(acts_max: Tensor, acts_min: Tensor | None, top: Tensor, own_rows
                 rel_means.append(vals.mean() / own if own > 0 else np.nan)
                 fire.append(float((vals > 0).mean()))
         rm = np.asarray(rel_means, np.float64)
-        out.append({"share": s, "mean_rel_activation": float(np.nanmean(rm)) if rm.size else float("nan"),
-                    "sd_rel_activation": float(np.nanstd(rm)) if rm.size else float("nan"),
-                    "fire_rate": float(np.mean(fire)) if fire else float("nan")})
+        out.append(SharePoint(s, float(np.nanmean(rm)) if rm.size else float("nan"),
+                              float(np.nanstd(rm)) if rm.size else float("nan"),
+                              float(np.mean(fire)) if fire else float("nan")))
     return out
 
 
 def histograms(acts_max: Tensor, acts_min: Tensor | None, top: Tensor, own_rows: Sequence[int],
-               related: Sequence[np.ndarray], unrelated: np.ndarray, bins: int = 24) -> dict[str, list[float]]:
+               related: Sequence[np.ndarray], unrelated: np.ndarray, bins: int = 24) -> ActivationHistogram:
     """Pooled histograms of the units' activations relative to their activation on their own fact, on related
     and unrelated prompts (clipped to [−0.5, 1.5])."""
     rel_vals, unrel_vals = [], []
@@ -131,4 +154,21 @@ def histograms(acts_max: Tensor, acts_min: Tensor | None, top: Tensor, own_rows:
         h, _ = np.histogram(x, edges)
         return (h / max(1, h.sum())).tolist()
 
-    return {"edges": edges.tolist(), "related": hist(rel_vals), "unrelated": hist(unrel_vals)}
+    return ActivationHistogram(edges.tolist(), hist(rel_vals), hist(unrel_vals))
+
+
+def prompt_groups(row_facts: Sequence[int], facts: Sequence[Fact],
+                  pool: Sequence[Fact]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per fact j, the prompts related and unrelated to it. ``row_facts[r]`` is the fact (an index into ``facts``)
+    of prompt row r; ``pool`` the facts of extra unrelated prompts, which follow the rows (index ``len(rows) + u``).
+    Related: other facts sharing exactly one of relation and subject with fact j; unrelated: facts sharing
+    neither, and the pool's prompts of other subjects."""
+    n_rows = len(row_facts)
+    related, unrelated = [], []
+    for j, f in enumerate(facts):
+        related.append(np.array([r for r, k in enumerate(row_facts) if k != j and (
+            (facts[k].relation == f.relation) != (facts[k].subject == f.subject))], dtype=int))
+        unrelated.append(np.array(
+            [r for r, k in enumerate(row_facts) if facts[k].relation != f.relation and facts[k].subject != f.subject]
+            + [n_rows + u for u, g in enumerate(pool) if g.subject != f.subject], dtype=int))
+    return related, unrelated

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from monosemantic.results import JSONDict, to_json
+
 
 @dataclass(frozen=True)
 class Example:
@@ -43,6 +45,30 @@ class Naming:
 FAILED = Naming("", "", False)
 
 
+@dataclass(frozen=True)
+class RoleInfo:
+    """What names.json records about a namer or a judge: the settings that change its answers. Settings a role
+    does not have are None and left out of the JSON."""
+
+    id: str
+    calibrated: bool | None = None
+    """A judge's: whether it fits its cut-off per latent."""
+    model: str | None = None
+    """The model behind it (a package version stands for bundled weights)."""
+    decoding: str | None = None
+    max_new_tokens: int | None = None
+    rule: str | None = None
+    """A judge's: how a score becomes a decision."""
+    system: str | None = None
+    task: str | None = None
+    """The prompt template."""
+    demo: tuple[str, str] | None = None
+    """A worked exchange shown before the real question."""
+
+    def to_json(self) -> JSONDict:
+        return {k: v for k, v in to_json(self).items() if v is not None}
+
+
 class Namer(ABC):
     """Writes a concept name and a description from the examples a latent fires on."""
 
@@ -57,9 +83,9 @@ class Namer(ABC):
         """Name one latent from its examples."""
         return self.name_many([examples])[0]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> RoleInfo:
         """What names.json records about this namer (the settings that change its answers)."""
-        return {"id": self.id}
+        return RoleInfo(self.id)
 
 
 class Judge(ABC):
@@ -92,9 +118,9 @@ class Judge(ABC):
             t = fit_threshold(self.scores(concept, description, calibration[0]), calibration[1])
         return [int(v > t) for v in s], s, t
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> RoleInfo:
         """What to record about this judge in names.json."""
-        return {"id": self.id, "calibrated": self.calibrated}
+        return RoleInfo(self.id, calibrated=self.calibrated)
 
 
 def fit_threshold(scores: Sequence[float], truth: Sequence[int]) -> float:

@@ -5,16 +5,20 @@ is not in the cache is a one-line error that says how to get it, or to use the l
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from monosemantic.errors import UserError
-from monosemantic.naming.base import Example, Judge, Namer, Naming, parse_naming
+from monosemantic.naming.base import Example, Judge, Namer, Naming, RoleInfo, parse_naming
 from monosemantic.naming.cache import AnswerCache, cache_key
+from monosemantic.sources.hf import hf_home
 
 VLM_NAMER_TASK = (
     "A feature of a neural network fires on each of these {n} images. What one visual concept do they share (an "
@@ -25,8 +29,6 @@ VLM_JUDGE_TASK = "Concept: {concept}\nDescription: {description}\n\nDoes this im
 
 
 def _digest(images: Sequence[Any]) -> list[str]:
-    import hashlib
-
     return [hashlib.sha256(np.ascontiguousarray(im).tobytes()).hexdigest()[:16] for im in images]
 
 
@@ -38,9 +40,8 @@ class VisionLM:
 
     @cached_property
     def loaded(self) -> tuple[Any, Any]:
+        # transformers takes seconds to import; only a VLM namer or judge needs it, so every other run skips it
         import transformers as tf
-
-        from monosemantic.sources.hf import hf_home
 
         try:
             processor = tf.AutoProcessor.from_pretrained(self.model_id, local_files_only=True)
@@ -55,8 +56,6 @@ class VisionLM:
         return processor, model
 
     def _inputs(self, images: Sequence[Any], text: str, prefill: str = "") -> Any:
-        from PIL import Image
-
         processor, _ = self.loaded
         pics = [Image.fromarray(np.asarray(im).astype(np.uint8)).convert("RGB") for im in images]
         msgs = [{"role": "user", "content": [*({"type": "image"} for _ in pics), {"type": "text", "text": text}]}]
@@ -84,11 +83,7 @@ class VisionLM:
 def check_cached(model_id: str) -> None:
     """Fail before any work when the model is neither a local folder nor in the Hugging Face cache (a cheap file
     lookup; the weights load only when a prompt is not answered from the answer cache)."""
-    from pathlib import Path
-
-    from huggingface_hub import try_to_load_from_cache
-
-    from monosemantic.sources.hf import hf_home
+    from huggingface_hub import try_to_load_from_cache  # imports much of the hub client: only for a VLM id
 
     if Path(model_id).is_dir():
         return
@@ -121,8 +116,8 @@ class VLMNamer(Namer):
             out.append(parse_naming("Name:" + str(answer)))
         return out
 
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "decoding": "greedy", "max_new_tokens": self.max_new_tokens, "task": VLM_NAMER_TASK}
+    def describe(self) -> RoleInfo:
+        return RoleInfo(self.id, decoding="greedy", max_new_tokens=self.max_new_tokens, task=VLM_NAMER_TASK)
 
 
 class VLMJudge(Judge):

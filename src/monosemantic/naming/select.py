@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from monosemantic.compare.align import surfaces
 from monosemantic.naming.base import Example
+from monosemantic.sources import load_image
 from monosemantic.store import ActivationStore
 
 FIRING_EPS = 1e-7
@@ -96,8 +98,6 @@ class TextSnippets:
         self.store, self.hook, self.encode, self.radius, self.seed = store, hook, encode, radius, seed
         self.tokenwise = store.token_ids is not None and store.vocab is not None and bool((store.positions >= 0).any())
         if self.tokenwise:
-            from monosemantic.compare.align import surfaces
-
             self.surface = surfaces(store.vocab or [])
             self.starts = np.searchsorted(store.item_index, np.arange(store.n_items + 1))
 
@@ -110,14 +110,19 @@ class TextSnippets:
                 text = " ".join(str(self.store.items[item].get("text", "")).split()[: 2 * self.radius + 1])
                 out.update({(item, j): (text, text) for j in latents})
                 continue
-            rows = np.arange(self.starts[item], self.starts[item + 1])
-            ids = self.store.token_ids[rows]
-            keep = [k for k, t in enumerate(ids) if not _SPECIAL.match(self.surface[t])]
-            cols = sorted(latents)
-            z = self.encode(self.store.gather(self.hook, rows)).float()[:, cols] if len(rows) else None
-            for c, j in enumerate(cols):
-                out[(item, j)] = self._window(item, j, ids, keep, None if z is None else z[:, c])
+            out.update(self._windows(item, latents))
         return out
+
+    def _windows(self, item: int, latents: set[int]) -> dict[tuple[int, int], tuple[str, str]]:
+        """The snippets of one text item for each of ``latents``."""
+        assert self.store.token_ids is not None
+        rows = np.arange(self.starts[item], self.starts[item + 1])
+        ids = self.store.token_ids[rows]
+        keep = [k for k, t in enumerate(ids) if not _SPECIAL.match(self.surface[t])]
+        cols = sorted(latents)
+        z = self.encode(self.store.gather(self.hook, rows)).float()[:, cols] if len(rows) else None
+        return {(item, j): self._window(item, j, ids, keep, None if z is None else z[:, c])
+                for c, j in enumerate(cols)}
 
     def _window(self, item: int, latent: int, ids: np.ndarray, keep: list[int],
                 z: torch.Tensor | None) -> tuple[str, str]:
@@ -160,8 +165,6 @@ def build_examples(plans: list[LatentPlan], store: ActivationStore, label_names:
         image = None
         if images:
             if item not in pixels:
-                from monosemantic.sources import load_image
-
                 pixels[item] = np.asarray(load_image(store.items[item]["ref"]))
             image = pixels[item]
         return Example(item, text, image, label, p.values.get(item, 0.0))

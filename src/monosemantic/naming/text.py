@@ -10,14 +10,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import torch
 
-from monosemantic.naming.base import Example, Judge, Namer, Naming, parse_naming
+from monosemantic.errors import UserError
+from monosemantic.naming.base import Example, Judge, Namer, Naming, RoleInfo, parse_naming
 from monosemantic.naming.cache import AnswerCache, cache_key
+from monosemantic.sources import load_model
+from monosemantic.steer.generate import generate
 
 NAME_PREFIX = "Name:"
 NAMER_SYSTEM = "You name the one concept that a set of text snippets has in common."
@@ -65,8 +69,6 @@ class ChatLM:
 
     @cached_property
     def model(self) -> Any:
-        from monosemantic.sources import load_model
-
         return load_model(self.spec, max_length=2048)
 
     @property
@@ -80,16 +82,12 @@ class ChatLM:
             msgs += [{"role": "user", "content": demo[0]}, {"role": "assistant", "content": demo[1]}]
         msgs.append({"role": "user", "content": user})
         if getattr(self.model.tokenizer, "chat_template", None) is None:
-            from monosemantic.errors import UserError
-
             raise UserError(f"model {self.spec!r} has no chat template, so it cannot be asked to name or judge; give "
                             "an instruction-tuned model (smollm2 is bundled)")
         return self.model.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) + prefill
 
     def complete(self, system: str, users: Sequence[str], prefill: str, max_new_tokens: int,
                  demo: tuple[str, str] | None = None) -> list[str]:
-        from monosemantic.steer.generate import generate
-
         self.calls += 1
         prompts = [self.chat(system, u, prefill, demo) for u in users]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad less
@@ -150,10 +148,9 @@ class LMNamer(Namer):
                 self.cache.put(self._key(prompts[i]), prompts[i], answers[i])
         return [parse_naming(NAME_PREFIX + str(a)) for a in answers]
 
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "model": self.lm.fingerprint, "decoding": "greedy",
-                "max_new_tokens": self.max_new_tokens, "system": NAMER_SYSTEM, "task": NAMER_TASK,
-                "demo": list(NAMER_DEMO)}
+    def describe(self) -> RoleInfo:
+        return RoleInfo(self.id, model=self.lm.fingerprint, decoding="greedy", max_new_tokens=self.max_new_tokens,
+                        system=NAMER_SYSTEM, task=NAMER_TASK, demo=NAMER_DEMO)
 
 
 class LMJudge(Judge):
@@ -181,12 +178,12 @@ class LMJudge(Judge):
             for i, v in zip(todo, fresh, strict=True):
                 got[i] = float(v)
                 self.cache.put(keys[i], prompts[i], float(v))
-        return [float(v) for v in got]  # type: ignore[arg-type]
+        return [float(v) for v in got if v is not None]  # every None was filled above
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "model": self.lm.fingerprint,
-                "rule": "log P(Yes) - log P(No) > threshold fitted per latent (natural: > 0)",
-                "system": JUDGE_SYSTEM, "task": JUDGE_TASK}
+    def describe(self) -> RoleInfo:
+        return replace(super().describe(), model=self.lm.fingerprint,
+                       rule="log P(Yes) - log P(No) > threshold fitted per latent (natural: > 0)",
+                       system=JUDGE_SYSTEM, task=JUDGE_TASK)
 
 
 class EmbeddingJudge(Judge):
@@ -202,8 +199,6 @@ class EmbeddingJudge(Judge):
 
     @cached_property
     def model(self) -> Any:
-        from monosemantic.sources import load_model
-
         return load_model(self.spec, max_length=128)
 
     @property
@@ -227,11 +222,11 @@ class EmbeddingJudge(Judge):
             for i, v in zip(todo, sims, strict=True):
                 got[i] = float(v)
                 self.cache.put(keys[i], name, float(v))
-        return [float(v) for v in got]  # type: ignore[arg-type]
+        return [float(v) for v in got if v is not None]  # every None was filled above
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "model": self.fingerprint, "rule": "cosine > threshold fitted per latent "
-                "(balanced accuracy) on the snippets shown to the namer vs as many other silent items"}
+    def describe(self) -> RoleInfo:
+        return replace(super().describe(), model=self.fingerprint, rule="cosine > threshold fitted per latent "
+                       "(balanced accuracy) on the snippets shown to the namer vs as many other silent items")
 
 
 class LabelNamer(Namer):
@@ -260,6 +255,7 @@ class LabelJudge(Judge):
     threshold = 0.5
 
     def scores(self, concept: str, description: str, examples: Sequence[Example]) -> list[float]:
+        del description  # a label matches by its name alone
         return [1.0 if ex.label == concept else 0.0 for ex in examples]
 
 

@@ -2,30 +2,28 @@
 the semantic-subspace table and example pairs side by side (Lan et al., arXiv 2410.06981).
 
 ``compare_section(result)`` is HTML for the main report (shown when the run folder holds a compare result);
-``write_compare_page(folder)`` writes the same section as a page of its own, ``compare.html``, beside compare.json.
+``write_compare_page(folder, result)`` writes the same section as a page of its own, ``compare.html``, beside
+compare.json.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from monosemantic.report.blocks import esc
-from monosemantic.report.result_pages import find_result, write_page
-from monosemantic.results import ResultKind
+from monosemantic.report.result_pages import write_page
+from monosemantic.results import JSONDict, ResultKind
 
 KIND = ResultKind(name="compare", file="compare.json", format="monosemantic-compare",
                   title="Comparing feature spaces", page="compare.html")
 
-RESULT_NAME = "compare.json"
-PAGE_NAME = "compare.html"
 SCORES = (("svcca:variance_99", "SVCCA"), ("svcca:reference_k1", "SVCCA k=1 (reference)"), ("rsa", "RSA"))
 
 
-def find_compare(run_dir: Path) -> dict[str, Any] | None:
+def find_compare(run_dir: Path) -> JSONDict | None:
     """A compare result inside a run folder (``compare.json`` or ``compare/compare.json``), if any."""
-    return find_result(run_dir, RESULT_NAME, "monosemantic-compare")
+    return KIND.find(run_dir)
 
 
 def _num(v: Any, digits: int = 3) -> str:
@@ -53,9 +51,9 @@ def _heatmap(cells: list[dict[str, Any]], key: str, label: str) -> str:
         tds = ""
         for b in cols:
             c = at.get((a, b))
-            s = (c or {}).get("scores", {}).get(key) if c else None
-            if not s:
-                note = esc((c or {}).get("note", "")) if c else ""
+            s = c.get("scores", {}).get(key) if c else None
+            if c is None or not s:
+                note = esc(c.get("note", "")) if c else ""
                 tds += f"<td title='{note}' style='background:#eee'>–</td>"
                 continue
             tds += (f"<td style='background:{_colour(s['score'])}' title='null mean {_num(s['null_mean'])}, "
@@ -165,7 +163,6 @@ def compare_section(result: dict[str, Any]) -> str:
             f"<h3>Example pairs</h3>{_examples(sae_cells)}</section>")
 
 
-def write_compare_page(folder: Path | str) -> Path:
+def write_compare_page(folder: Path | str, result: JSONDict) -> Path:
     """``FOLDER/compare.html``: the section on a page of its own (CSS inline, works offline)."""
-    result = json.loads((Path(folder) / RESULT_NAME).read_text())
-    return write_page(folder, PAGE_NAME, "monosemantic compare", compare_section(result))
+    return write_page(folder, str(KIND.page), "monosemantic compare", compare_section(result))

@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.report.blocks import esc
-from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
-from monosemantic.results import ResultKind
+from monosemantic.report.result_pages import figure_blocks, value_table, write_page
+from monosemantic.results import JSONDict, ResultKind
 
 KIND = ResultKind(name="knowledge", file="knowledge.json", format="monosemantic-knowledge",
                   title="Knowledge: features vs neurons", page="knowledge.html")
 
-RESULT_NAME = "knowledge.json"
-PAGE_NAME = "knowledge.html"
 _ABLATION_COLUMNS = (("units", "units", None), ("control", "control", None), ("n", "n", None),
                      ("delta_prob", "ΔProb (mean)", 3), ("se", "± s.e.", 3), ("median", "median", 3),
                      ("n_prompts", "prompts", None))
@@ -33,9 +31,9 @@ _EDIT_COLUMNS = (("method", "method", None), ("target", "erased", None), ("n_fac
                  ("n_entries", "entries zeroed", 0))
 
 
-def find_knowledge(run_dir: Path) -> dict[str, Any] | None:
+def find_knowledge(run_dir: Path) -> JSONDict | None:
     """A knowledge result inside a run folder (``knowledge.json`` or ``knowledge/knowledge.json``), if any."""
-    return find_result(run_dir, RESULT_NAME, "monosemantic-knowledge")
+    return KIND.find(run_dir)
 
 
 def _label(units: str, short: bool = False) -> str:
@@ -163,6 +161,6 @@ def knowledge_section(result: dict[str, Any]) -> str:
     )
 
 
-def write_knowledge_page(folder: Path | str, result: dict[str, Any]) -> Path:
+def write_knowledge_page(folder: Path | str, result: JSONDict) -> Path:
     """``FOLDER/knowledge.html``: the section on a page of its own (CSS inline, works offline)."""
-    return write_page(folder, PAGE_NAME, "monosemantic knowledge", knowledge_section(result))
+    return write_page(folder, str(KIND.page), "monosemantic knowledge", knowledge_section(result))

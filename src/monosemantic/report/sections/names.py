@@ -14,17 +14,14 @@ from typing import Any
 from monosemantic.report.blocks import esc, fmt
 from monosemantic.results import ResultKind
 
-NAMES_FILE = "names.json"
 KIND = ResultKind(name="names", file="names.json", format="monosemantic-names", title="Feature names")
-
-NAMES_FORMAT = "monosemantic-names"
 
 
 def find_names(run_dir: Path | str) -> list[dict[str, Any]]:
     """Every readable names.json in the run folder and up to two folders down, nearest first."""
     root = Path(run_dir)
     found = []
-    for pattern in (NAMES_FILE, f"*/{NAMES_FILE}", f"*/*/{NAMES_FILE}"):
+    for pattern in (KIND.file, f"*/{KIND.file}", f"*/*/{KIND.file}"):
         for path in sorted(root.glob(pattern)):
             if any(part.startswith(".") for part in path.relative_to(root).parts):
                 continue  # a write in progress or a backup
@@ -32,7 +29,7 @@ def find_names(run_dir: Path | str) -> list[dict[str, Any]]:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if isinstance(data, dict) and data.get("format") == NAMES_FORMAT and isinstance(data.get("latents"), list):
+            if KIND.matches(data) and isinstance(data.get("latents"), list):
                 found.append(data)
     return found
 
