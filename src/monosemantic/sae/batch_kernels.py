@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from monosemantic.sae import ops
-from monosemantic.sae.kernels import _rows, aux_topk, sync_free
+from monosemantic.sae.kernels import aux_topk, encoder_rows, sync_free
 
 
 def batch_topk_select(pre: Tensor, bias: Tensor, n: int, cap: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -71,7 +71,7 @@ class BatchTopKEncode(torch.autograd.Function):
         rows, cols, vals = batch_topk_select(pre, b_enc, n, 4 * max(1, round(k)))
         wr = None
         if low:  # exact float32 values of the selected latents
-            wr = _rows(W_enc)
+            wr = encoder_rows(W_enc)
             vals = ops.tri_gather_dot(rows, cols, wr, xc) + b_enc[cols]
         vals = vals.to(xc.dtype).clamp_min_(0)
         aux_vals, aux_idx = aux_topk(pre, xc, W_enc, b_enc, dead_mask, k_aux, low)
@@ -97,7 +97,7 @@ class BatchTopKEncode(torch.autograd.Function):
         if W_enc.stride() != g_W_enc.stride():
             g_W_enc = g_W_enc.contiguous()
         g_b_dec = -(W_enc @ g_b_enc) if ctx.apply_b_dec and ctx.needs_input_grad[1] else None
-        g_x = ops.tri_gather_sum(rows, cols, g, _rows(W_enc), B) if ctx.needs_input_grad[0] else None
+        g_x = ops.tri_gather_sum(rows, cols, g, encoder_rows(W_enc), B) if ctx.needs_input_grad[0] else None
         return g_x, g_b_dec, g_W_enc, g_b_enc, None, None, None, None, None
 
 

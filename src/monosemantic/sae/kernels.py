@@ -29,8 +29,9 @@ def sync_free(t: Tensor) -> bool:
     return t.device.type != "cpu" or bool(SYNC_FREE)
 
 
-def _rows(W_enc: Tensor) -> Tensor:
-    return W_enc.t().contiguous()  # free when W_enc is stored as a transposed view (see SAE.__init__)
+def encoder_rows(W_enc: Tensor) -> Tensor:
+    """The encoder as rows [d_sae, d_in]: free when ``W_enc`` is stored as a transposed view (see ``SAE.__init__``)."""
+    return W_enc.t().contiguous()
 
 
 def aux_topk(
@@ -56,7 +57,7 @@ def aux_topk(
     av, ai = ops.topk_rows(sub.contiguous(), ka)
     aux_idx = dead[ai]
     if low:
-        av = ops.gather_dot(aux_idx, _rows(W_enc), xc) + b_enc[aux_idx]
+        av = ops.gather_dot(aux_idx, encoder_rows(W_enc), xc) + b_enc[aux_idx]
     return av.to(xc.dtype).clamp_min_(0), aux_idx
 
 
@@ -71,7 +72,7 @@ def dead_topk(acts: Tensor, dead_mask: Tensor, k_aux: int, W_enc: Tensor | None 
     z = torch.where(dead_mask[None], acts, torch.full_like(acts, -torch.inf))
     av, ai = z.topk(ka, dim=1, sorted=False)
     if xc is not None and W_enc is not None and b_enc is not None:
-        av = ops.gather_dot(ai, _rows(W_enc), xc) + b_enc[ai]
+        av = ops.gather_dot(ai, encoder_rows(W_enc), xc) + b_enc[ai]
     av = torch.where(dead_mask[ai], av, torch.zeros_like(av))
     return av.clamp_min(0), ai
 
@@ -96,7 +97,7 @@ class TopKEncode(torch.autograd.Function):
         vals, idx = ops.topk_rows(pre, k, b_enc.contiguous())
         rows = None
         if low:  # exact float32 values of the selected latents
-            rows = _rows(W_enc)
+            rows = encoder_rows(W_enc)
             vals = ops.gather_dot(idx, rows, xc) + b_enc[idx]
         vals = vals.to(xc.dtype)
         if relu:
@@ -124,7 +125,7 @@ class TopKEncode(torch.autograd.Function):
         g_b_dec = -(W_enc @ g_b_enc) if ctx.apply_b_dec and ctx.needs_input_grad[1] else None
         g_x = None
         if ctx.needs_input_grad[0]:
-            g_x = ops.gather_sum(idx, g, _rows(W_enc))
+            g_x = ops.gather_sum(idx, g, encoder_rows(W_enc))
         return g_x, g_b_dec, g_W_enc, g_b_enc, None, None, None, None, None, None
 
 

@@ -8,13 +8,20 @@ so the synthetic benchmark can test them as stated. Saved as a SAELens ``standar
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
-from monosemantic.sae.options import ArchOptions, TiedOptions
+from monosemantic.sae.core import SAE
+from monosemantic.sae.registry import register
+from monosemantic.sae.types import ArchOptions, SAEConfig, StepContext, StepOutput
+
+
+@dataclass(frozen=True)
+class TiedOptions(ArchOptions):
+    """The theory SAE (tied weights, no biases, ReLU) has no options of its own."""
 
 
 @register("tied")
@@ -22,6 +29,7 @@ class TiedSAE(SAE):
     saelens_architecture = "standard"
     Options = TiedOptions
     sparsity_param = "none"
+    sweep_axes = ()
     lr_constant = 2.5e-3
 
     def __init__(self, cfg: SAEConfig) -> None:
