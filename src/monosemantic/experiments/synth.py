@@ -72,7 +72,7 @@ def expected_k(n_features: int, sparsity: float, width: int) -> int:
 
 def check(cfg: SynthConfig) -> None:
     """Every check that needs no work: sizes, ranges and names, in one-line messages."""
-    from monosemantic.sae.core import architectures
+    from monosemantic.sae.registry import registered_architectures
 
     if cfg.n_dims > cfg.n_features or cfg.n_dims < 1:
         raise UserError(f"--n-dims must be between 1 and --n-features ({cfg.n_features}) for superposition, "
@@ -84,7 +84,7 @@ def check(cfg: SynthConfig) -> None:
         raise UserError(f"--width values must be positive numbers of latents, got {cfg.width}")
     if not cfg.alphas or any(not a >= 0 for a in cfg.alphas):
         raise UserError(f"--alphas values must be at least 0, got {cfg.alphas}")
-    known = architectures()
+    known = registered_architectures()
     for arch in cfg.archs or ["(none)"]:
         if arch not in known:
             raise UserError(f"unknown architecture {arch!r} in --archs; choose from {', '.join(sorted(known))}")

@@ -59,7 +59,7 @@ class BatchTopKEncode(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor, k: float,
         dead_mask: Tensor | None, k_aux: int, bf16: bool, apply_b_dec: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -81,7 +81,7 @@ class BatchTopKEncode(torch.autograd.Function):
         return vals, rows, cols, aux_vals, aux_idx
 
     @staticmethod
-    def backward(ctx: Any, g_vals: Tensor, _gr: Any, _gc: Any, g_aux: Tensor, _ga: Any) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_vals: Tensor, _gr: Any, _gc: Any, g_aux: Tensor, _ga: Any) -> tuple[Any, ...]:
         xc, W_enc, rows, cols, vals, aux_idx, aux_vals = ctx.saved_tensors
         B, F = xc.shape[0], W_enc.shape[1]
         # a kept value of 0 sits on the flat side of the ReLU: no gradient (dense autograd agrees)
@@ -105,13 +105,13 @@ class TripletDecode(torch.autograd.Function):
     """``(orow [n], col [n], val [n], W [F, d]) -> out [n_out, d]``, ``out[r] = Σ_{orow[s]=r} val[s]·W[col[s]]``."""
 
     @staticmethod
-    def forward(ctx: Any, orow: Tensor, col: Tensor, val: Tensor, W: Tensor, n_out: int) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, orow: Tensor, col: Tensor, val: Tensor, W: Tensor, n_out: int) -> Tensor:
         val = val.contiguous()
         ctx.save_for_backward(orow, col, val, W)
         return ops.tri_gather_sum(orow, col, val, W, n_out)
 
     @staticmethod
-    def backward(ctx: Any, g_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_out: Tensor) -> tuple[Any, ...]:
         orow, col, val, W = ctx.saved_tensors
         g_out = g_out.contiguous()
         g_val = ops.tri_gather_dot(orow, col, W, g_out) if ctx.needs_input_grad[2] else None
@@ -125,12 +125,12 @@ def batch_topk_encode(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """vals, rows, cols of the batch top-k (kept entries) and the AuxK aux_vals, aux_idx [B, k_aux]."""
     out = BatchTopKEncode.apply(x, b_dec, W_enc, b_enc, k, dead_mask, k_aux, bf16, apply_b_dec)
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def triplet_decode(rows: Tensor, cols: Tensor, vals: Tensor, W_dec: Tensor, n_rows: int) -> Tensor:
     """``Σ`` of the kept entries of each row times their decoder rows: [n_rows, d] (no bias)."""
-    return TripletDecode.apply(rows, cols, vals, W_dec, n_rows)  # type: ignore[no-any-return]
+    return TripletDecode.apply(rows, cols, vals, W_dec, n_rows)
 
 
 def prefix_decode(rows: Tensor, cols: Tensor, vals: Tensor, W_dec: Tensor, b_dec: Tensor, n_rows: int,

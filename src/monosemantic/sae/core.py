@@ -81,6 +81,7 @@ class SAE(nn.Module):
     def build_config(cls, d_in: int, d_sae: int, k: float | None, options: ArchOptions,
                      metadata: dict[str, Any] | None = None) -> SAEConfig:
         """The checked inference config of one SAE to train (``k`` as the sweep gives it, or None)."""
+        del options  # the plain config needs none; architectures whose config does override this
         cfg = SAEConfig(d_in=d_in, d_sae=d_sae, architecture=cls.name, k=k, metadata=metadata or {})
         cls.validate(cfg)
         return cfg
@@ -141,10 +142,12 @@ class SAE(nn.Module):
 
     def init_for_training(self, options: ArchOptions, generator: torch.Generator | None = None) -> None:
         """Initial weights before the first step (``init_weights`` plus architecture-specific state)."""
+        del options  # read by architectures with state of their own (JumpReLU's threshold)
         self.init_weights(generator)
 
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
         """Training forward on already-scaled inputs; returns everything the loss terms may need."""
+        del ctx  # the plain forward reads no training state
         pre = self.pre_acts(x)
         f = self.activation(pre)
         return StepOutput(x=x, x_hat=self.decode(f), acts=f, pre=pre)
@@ -152,15 +155,16 @@ class SAE(nn.Module):
     def reconstruction_loss(self, rec_loss: str, options: ArchOptions, rec_weight: Tensor | None) -> LossTerm | None:
         """This architecture's own reconstruction term, or None for the plain one the trainer puts first
         (``losses.Reconstruction`` of ``rec_loss``); ``rec_weight`` [d_in] weights each dimension's error."""
-        return None
 
     def losses(self, options: ArchOptions, coefficient: float | None) -> list[LossTerm]:
         """The terms this architecture trains with besides the reconstruction (sparsity, AuxK, ...; see
         ``losses.py``); ``coefficient`` is the sweep's (None: the architecture's default)."""
+        del options, coefficient  # the plain SAE trains on its reconstruction alone
         return []
 
     def unit_norm_decoder(self, options: ArchOptions) -> bool:
         """Whether training keeps the decoder rows at unit norm (gradient projection and renormalisation)."""
+        del options  # always, unless an architecture's options say otherwise
         return True
 
     @torch.no_grad()
@@ -205,7 +209,6 @@ class SAE(nn.Module):
     def concept_auroc(self, x: Tensor, labels: Tensor) -> dict[str, float | None] | None:
         """Architectures trained on concept labels (``needs_labels``): each concept latent's held-out AUROC for its
         concept, from raw rows ``x`` and their labels [N, C], for ``eval.json`` (None: nothing to report)."""
-        return None
 
     # ------------------------------------------------------------------ files
 

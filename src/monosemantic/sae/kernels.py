@@ -87,7 +87,7 @@ class TopKEncode(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor, k: int,
         dead_mask: Tensor | None, k_aux: int, bf16: bool, apply_b_dec: bool, relu: bool = True,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -109,7 +109,7 @@ class TopKEncode(torch.autograd.Function):
         return vals, idx, aux_vals, aux_idx
 
     @staticmethod
-    def backward(ctx: Any, g_vals: Tensor, _gi: Any, g_aux: Tensor, _ga: Any) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_vals: Tensor, _gi: Any, g_aux: Tensor, _ga: Any) -> tuple[Any, ...]:
         xc, W_enc, idx, vals, aux_idx, aux_vals = ctx.saved_tensors
         # a kept value of 0 sits on the flat side of the ReLU: no gradient (dense autograd agrees)
         g = g_vals * (vals > 0) if ctx.relu else g_vals
@@ -133,13 +133,13 @@ class SparseDecode(torch.autograd.Function):
     """``(idx [B,k], vals [B,k], W_dec [F,d]) -> Σ_s vals[b,s] W_dec[idx[b,s]]`` (no bias)."""
 
     @staticmethod
-    def forward(ctx: Any, idx: Tensor, vals: Tensor, W_dec: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, idx: Tensor, vals: Tensor, W_dec: Tensor) -> Tensor:
         vals = vals.contiguous()
         ctx.save_for_backward(idx, vals, W_dec)
         return ops.gather_sum(idx, vals, W_dec)
 
     @staticmethod
-    def backward(ctx: Any, g_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_out: Tensor) -> tuple[Any, ...]:
         idx, vals, W_dec = ctx.saved_tensors
         g_out = g_out.contiguous()
         g_vals = ops.gather_dot(idx, W_dec, g_out) if ctx.needs_input_grad[1] else None
@@ -152,8 +152,8 @@ def topk_encode(
     k_aux: int = 0, bf16: bool = False, apply_b_dec: bool = True, relu: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     out = TopKEncode.apply(x, b_dec, W_enc, b_enc, k, dead_mask, k_aux, bf16, apply_b_dec, relu)
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def sparse_decode(idx: Tensor, vals: Tensor, W_dec: Tensor) -> Tensor:
-    return SparseDecode.apply(idx, vals, W_dec)  # type: ignore[no-any-return]
+    return SparseDecode.apply(idx, vals, W_dec)

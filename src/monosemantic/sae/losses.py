@@ -58,7 +58,7 @@ class Reconstruction:
     weight: Tensor | None = None
     name: str = "mse"
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+    def __call__(self, _sae: SAE, out: StepOutput, _ctx: StepContext) -> Tensor:
         loss = _sq_err(out.x, out.x_hat, self.weight)
         if self.kind == "normalized_mse":
             loss = loss / (out.x - out.x.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
@@ -74,7 +74,7 @@ class MatryoshkaReconstruction:
     weight: Tensor | None = None
     name: str = "mse"
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+    def __call__(self, _sae: SAE, out: StepOutput, _ctx: StepContext) -> Tensor:
         stack = out.extras.get("prefix_stack")
         if stack is not None:  # [G, B, d] from the sparse path: one fused pass instead of G
             err = (out.x - stack).pow(2)
@@ -145,7 +145,7 @@ class JumpReLUSparsity:
     warmup: float = 0.05
     name: str = "sparsity"
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+    def __call__(self, _sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
         l0 = out.extras["l0_ste"]
         s = _ramp(ctx, self.warmup)
         if self.kind == "target_l0":

@@ -255,11 +255,11 @@ def train_config(data: dict[str, Any], where: str = "options") -> TrainConfig:
     common = {f.name for f in fields(TrainConfig) if f.name != "options"}
     owners = option_owners()
     mine = {k: data.pop(k) for k in list(data) if k not in common and k in owners}
-    if arch in known:
-        for key in mine:
-            if arch not in owners[key]:
-                raise UserError(f"{option_flag(key)} does not apply to {arch}; it is for {', '.join(owners[key])}")
-    base = from_dict(TrainConfig, data, where=where, names=option_flag)
-    if arch not in known:
-        return base
-    return replace(base, options=from_dict(known[arch], mine, where=where, names=option_flag))
+    if arch not in known:  # nothing to split off: the config names the unknown architecture
+        return from_dict(TrainConfig, data, where=where, names=option_flag)
+    for key in mine:
+        if arch not in owners[key]:
+            raise UserError(f"{option_flag(key)} does not apply to {arch}; it is for {', '.join(owners[key])}")
+    # the options first, so that a bad option value is named before a setting that only fails with others
+    options = from_dict(known[arch], mine, where=where, names=option_flag)
+    return replace(from_dict(TrainConfig, data, where=where, names=option_flag), options=options)

@@ -75,7 +75,8 @@ class _Bundle(nn.Module):
         total = x.new_zeros(())
         outs, terms = [], []
         for sae, ctx, losses in zip(self.saes, ctxs, self.losses, strict=True):
-            out = cast(SAE, sae).train_forward(x, ctx)
+            sae = cast(SAE, sae)
+            out = sae.train_forward(x, ctx)
             parts = {term.name: term(sae, out, ctx) for term in losses}
             total = total + sum(parts.values())
             outs.append(out)
@@ -260,7 +261,8 @@ def _loop(run: _Run, stop_after: int | None) -> bool:
     """Train until the last step; False when ``stop_after`` ended this call early (nothing is saved then)."""
     bundle = _Bundle(run.saes, run.losses)
     model: nn.Module = D.wrap(bundle, run.device) if run.world > 1 else bundle
-    logs = [open(run.paths.log(p.name), "a") if D.is_main() else None for p in run.points]  # noqa: SIM115
+    logs: list[IO[str] | None] = [open(run.paths.log(p.name), "a") if D.is_main() else None  # noqa: SIM115
+                                  for p in run.points]
     bar = _progress(run)
     if run.device.type == "cpu":
         native.lib()  # compile the kernels (first use only) before the clock starts

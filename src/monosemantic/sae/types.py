@@ -147,9 +147,10 @@ class StepOutput:
 
 
 class LossTerm(Protocol):
-    """A term of the training loss: ``(sae, out, ctx) -> scalar``; the trainer sums a list of them, logging each
-    under its ``name``."""
+    """A term of the training loss: ``(sae, out, ctx) -> scalar``, called with its three arguments in that order
+    (a term names the ones it does not read ``_sae``, ``_ctx``); the trainer sums a list of them, logging each under
+    its ``name``."""
 
     name: str
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor: ...
+    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext, /) -> Tensor: ...

@@ -70,7 +70,6 @@ class TrackConfig:
     def train_config(self, arch: str, seed: int, acts: Path | None = None, out: Path | None = None) -> TrainConfig:
         """The training settings of one architecture's sweep on this track."""
         from monosemantic.sae.core import get_architecture
-        from monosemantic.sae.options import registered_options
 
         cls = get_architecture(arch)
         data: dict[str, object] = {
@@ -80,7 +79,7 @@ class TrackConfig:
             "k": list(self.ks) if cls.sparsity_param == "k" else [],
             "l1_coefficient": list(self.l1s) if cls.sparsity_param == "coefficient" else [],
         }
-        if "group_fraction" in registered_options()[arch].__dataclass_fields__:
+        if "group_fraction" in cls.sweep_axes:
             data["group_fraction"] = list(self.group_fractions)
         return train_config(data, where=f"track {self.name!r}")
 

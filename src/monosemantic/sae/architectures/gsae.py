@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 from torch import Tensor
+from typing_extensions import override
 
 from monosemantic.errors import UserError
 from monosemantic.sae.architectures.topk import check_k, integer_k
@@ -171,14 +171,17 @@ class GuidedSAE(SAE):
         logits = xc @ self.W_enc[:, :n] + self.b_enc[:n]
         return StepOutput(x=x, x_hat=x_hat, vals=vals, idx=idx, extras={"concept_logits": logits})
 
+    @override
     def reconstruction_loss(self, rec_loss: str, options: ArchOptions, rec_weight: Tensor | None) -> LossTerm:
         """The per-token normalised error of the paper, whatever ``rec_loss`` says."""
         return NormalisedReconstruction(rec_weight)
 
+    @override
     def losses(self, options: ArchOptions, coefficient: float | None) -> list[LossTerm]:
         opts: GSAEOptions = options if isinstance(options, GSAEOptions) else GSAEOptions()
         return [ConceptBCE(opts.concept_reduction, opts.concept_weight)]
 
+    @override
     def unit_norm_decoder(self, options: ArchOptions) -> bool:
         return False  # the paper's decoder is free; its row norms carry the scale the sigmoid caps at 1
 
@@ -192,6 +195,9 @@ class GuidedSAE(SAE):
         for a concept whose rows are all of one class)."""
         if not len(x):
             return None
+        # imported here: scikit-learn takes about as long to import as torch, and only this evaluation needs it
+        from sklearn.metrics import roc_auc_score
+
         logits = torch.cat([self.concept_logits(x[i : i + 4096]) for i in range(0, len(x), 4096)]).cpu().numpy()
         y = labels.cpu().numpy()
         auroc: dict[str, float | None] = {}
@@ -209,7 +215,7 @@ class NormalisedReconstruction:
     weight: Tensor | None = None
     name: str = "mse"
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+    def __call__(self, _sae: SAE, out: StepOutput, _ctx: StepContext) -> Tensor:
         err = (out.x_hat - out.x).pow(2)
         if self.weight is not None:
             err = err * self.weight
@@ -225,7 +231,7 @@ class ConceptBCE:
     weight: float = 1.0
     name: str = "concept"
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+    def __call__(self, _sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
         if ctx.labels is None:
             raise UserError("the G-SAE trains on labelled rows; the trainer passed none")
         logits = out.extras["concept_logits"]

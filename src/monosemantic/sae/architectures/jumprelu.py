@@ -46,13 +46,13 @@ def _rect(u: Tensor) -> Tensor:
 
 class _JumpReLU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, pre: Tensor, theta: Tensor, eps: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, pre: Tensor, theta: Tensor, eps: float) -> Tensor:
         ctx.save_for_backward(pre, theta)
         ctx.eps = eps
         return pre * (pre > theta)
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
         pre, theta = ctx.saved_tensors
         eps = ctx.eps
         g_pre = g * (pre > theta)
@@ -62,13 +62,13 @@ class _JumpReLU(torch.autograd.Function):
 
 class _Step(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, pre: Tensor, theta: Tensor, eps: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, pre: Tensor, theta: Tensor, eps: float) -> Tensor:
         ctx.save_for_backward(pre, theta)
         ctx.eps = eps
         return (pre > theta).to(pre.dtype)
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
         pre, theta = ctx.saved_tensors
         eps = ctx.eps
         # the L0 term trains only θ (∂H/∂pre := 0)

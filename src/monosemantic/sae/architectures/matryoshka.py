@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from monosemantic.errors import UserError
 from monosemantic.sae.architectures.batchtopk import BatchTopKOptions, BatchTopKSAE, batch_topk, use_sparse
@@ -101,6 +102,7 @@ class MatryoshkaSAE(BatchTopKSAE):
     def activation_train(self, x: Tensor) -> Tensor:
         return self.pre_acts(x).relu()
 
+    @override
     def reconstruction_loss(self, rec_loss: str, options: ArchOptions, rec_weight: Tensor | None) -> LossTerm:
         """Every prefix reconstructs x (the ``matryoshka_loss`` sum or mean); ``rec_loss`` does not apply."""
         assert isinstance(options, MatryoshkaOptions)

@@ -13,6 +13,7 @@ from typing import Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from monosemantic.sae.core import SAE
 from monosemantic.sae.registry import register
@@ -37,11 +38,13 @@ class TiedSAE(SAE):
         for p in (self.W_enc, self.b_enc, self.b_dec):
             p.requires_grad_(False)  # only W_dec trains; the others are written at save time
 
+    @override
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
         pre = x @ self.W_dec.t()
         f = torch.relu(pre)
         return StepOutput(x=x, x_hat=f @ self.W_dec, acts=f, pre=pre)
 
+    @override
     def unit_norm_decoder(self, options: ArchOptions) -> bool:
         return False  # the theory's W_m is unconstrained
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from monosemantic.errors import UserError
 from monosemantic.sae.core import SAE
@@ -75,6 +76,7 @@ class TopKFamily(SAE):
     def aux_loss(self, options: TopKOptions) -> AuxK:
         return AuxK(options.auxk_alpha, options.auxk_norm, options.aux_count(self.cfg.d_in))
 
+    @override
     def losses(self, options: ArchOptions, coefficient: float | None) -> list[LossTerm]:
         assert isinstance(options, TopKOptions)
         return [self.aux_loss(options)]
