@@ -146,8 +146,7 @@ def test_damaged_run_record_and_foreign_out_are_refused(tmp_path: Path) -> None:
 
 def test_editing_local_data_or_model_changes_the_extract_stage(tmp_path: Path, monkeypatch) -> None:
     from monosemantic.experiments.pipeline.config import TrackConfig
-    from monosemantic.experiments.pipeline.run import extract_inputs
-    from monosemantic.experiments.pipeline.stages import digest
+    from monosemantic.experiments.pipeline.stages import digest, extract_inputs
 
     monkeypatch.chdir(tmp_path)
     notes = tmp_path / "notes.jsonl"
@@ -171,8 +170,7 @@ def test_editing_local_data_or_model_changes_the_extract_stage(tmp_path: Path, m
 def test_bundled_demo_stage_hashes_are_stable(tmp_path: Path) -> None:
     # runs/demo folders made before local-data fingerprints must stay cached: these hashes were recorded then
     from monosemantic.cli.demo import demo_config_text
-    from monosemantic.experiments.pipeline.run import extract_inputs
-    from monosemantic.experiments.pipeline.stages import digest
+    from monosemantic.experiments.pipeline.stages import digest, extract_inputs
 
     (tmp_path / "demo.toml").write_text(demo_config_text())
     cfg = load_run_config(tmp_path / "demo.toml")

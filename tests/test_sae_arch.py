@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from monosemantic.errors import UserError
-from monosemantic.sae import SAE, SAEConfig, architectures
+from monosemantic.sae import SAE, SAEConfig, registered_architectures
 from monosemantic.sae.architectures.batchtopk import batch_topk
 from monosemantic.sae.architectures.matryoshka import group_sizes_from_fractions
 
@@ -36,7 +36,7 @@ ARCHS = ["relu", "topk", "batchtopk", "matryoshka", "jumprelu"]
 
 
 def test_registry_lists_every_architecture():
-    assert set(ARCHS) <= set(architectures())
+    assert set(ARCHS) <= set(registered_architectures())
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -115,13 +115,14 @@ def test_matryoshka_group_sizes_and_bad_splits():
 
 
 def test_matryoshka_prefix_reconstructions_sum_groups():
-    from monosemantic.sae.core import StepContext
+    from monosemantic.sae.types import StepContext
 
     sae = _sae("matryoshka")
     x = torch.randn(10, D)
     out = sae.train_forward(x, StepContext(step=0, total_steps=1))
     f = out.acts
-    prefix = out.extras["prefix_recons"]
+    prefix = out.prefix_recons
+    assert prefix is not None
     torch.testing.assert_close(prefix[0], f[:, :6] @ sae.W_dec[:6] + sae.b_dec)
     torch.testing.assert_close(prefix[1], f @ sae.W_dec + sae.b_dec)
 
@@ -207,7 +208,7 @@ def test_registering_a_name_twice_is_an_error_and_create_validates():
 
     with pytest.raises(ValueError, match="'topk' is registered twice"):
         register("topk")(type("AnotherTopK", (TopKSAE,), {}))
-    assert architectures()["topk"] is TopKSAE
+    assert registered_architectures()["topk"] is TopKSAE
     with pytest.raises(UserError, match="group sizes"):
         SAE.create(SAEConfig(d_in=D, d_sae=F, architecture="matryoshka", k=4, group_sizes=[6, 6]))
 

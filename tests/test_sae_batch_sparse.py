@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from monosemantic.sae import SAE, SAEConfig, native, ops, train
+from monosemantic.sae.architectures.batchtopk import BatchTopKOptions
 from monosemantic.sae.batch_kernels import batch_topk_select
-from monosemantic.sae.core import StepContext
 from monosemantic.sae.losses import AuxK, MatryoshkaReconstruction, Reconstruction
-from monosemantic.sae.options import BatchTopKOptions
 from monosemantic.sae.trainconfig import train_config
+from monosemantic.sae.types import StepContext
 from monosemantic.store import write_store
 
 D, F, B = 10, 40, 24
@@ -106,7 +107,8 @@ def test_sparse_equals_dense_float64(kind, with_aux, bias_shift, k):
     if bias_shift:
         assert bool((out.vals == 0).any()), "the test should cover kept values of exactly 0"
     if kind is not None:  # every prefix reconstruction, not just their loss
-        for end, r in zip(sae.cfg.group_ends, out.extras["prefix_recons"], strict=True):
+        assert out.prefix_recons is not None
+        for end, r in zip(sae.cfg.group_ends, out.prefix_recons, strict=True):
             torch.testing.assert_close(r, f[:, :end] @ sae.W_dec[:end] + sae.b_dec, rtol=1e-12, atol=1e-12)
 
 
@@ -183,7 +185,7 @@ def test_sparse_training_runs_resumes_exactly_and_tracks_dense(tmp_path, arch):
     full = train(train_config(dict(out=tmp_path / "full", batch_sparse="sparse", **kw)))[0]
     cut = train_config(dict(out=tmp_path / "cut", batch_sparse="sparse", **kw))
     train(cut, stop_after=10)
-    cut.resume = True
+    cut = replace(cut, resume=True)
     resumed = train(cut)[0]
     dense = train(train_config(dict(out=tmp_path / "dense", batch_sparse="dense", **kw)))[0]
     a, b = SAE.load(full), SAE.load(resumed)

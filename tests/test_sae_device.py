@@ -11,13 +11,14 @@ from monosemantic.devices import resolve_device
 from monosemantic.errors import UserError
 from monosemantic.sae import SAE, SAEConfig, StepContext
 from monosemantic.sae.kernels import sync_free_paths
-from monosemantic.sae.options import registered_options
+from monosemantic.sae.losses import loss_terms
+from monosemantic.sae.registry import get_architecture, registered_options
 
 D, F = 12, 64
 
 
 def _cfg(arch: str) -> SAEConfig:
-    k = 4 if registered_options()[arch].__dataclass_fields__.get("auxk_alpha") else None
+    k = 4 if get_architecture(arch).sparsity_param == "k" else None
     groups = [16, 48] if arch == "matryoshka" else None
     return SAEConfig(d_in=D, d_sae=F, architecture=arch, k=k, group_sizes=groups)
 
@@ -54,7 +55,7 @@ def test_training_step_on_meta(arch, batch_sparse):
     dead = torch.empty(F, dtype=torch.bool, device="meta")
     ctx = StepContext(step=3, total_steps=10, dead_mask=dead, bf16=True, options=opts)
     out = sae.train_forward(x, ctx)
-    loss = sum(term(sae, out, ctx) for term in sae.losses("sum_mse", opts, 0.1))
+    loss = sum(term(sae, out, ctx) for term in loss_terms(sae, "sum_mse", opts, 0.1))
     loss.backward()
     for name, p in sae.named_parameters():
         assert p.grad is None or p.grad.device.type == "meta", name
@@ -65,7 +66,7 @@ def test_training_step_on_meta(arch, batch_sparse):
 def _step_grads(sae: SAE, x: torch.Tensor, ctx: StepContext, opts) -> tuple[float, dict[str, torch.Tensor]]:
     sae.zero_grad(set_to_none=True)
     out = sae.train_forward(x, ctx)
-    loss = sum(term(sae, out, ctx) for term in sae.losses("sum_mse", opts, None))
+    loss = sum(term(sae, out, ctx) for term in loss_terms(sae, "sum_mse", opts, None))
     loss.backward()
     return float(loss.detach()), {n: p.grad.clone() for n, p in sae.named_parameters() if p.grad is not None}
 
@@ -100,7 +101,7 @@ def test_sync_free_auxk_with_no_dead_latent_adds_nothing():
     ctx = StepContext(step=0, total_steps=1, dead_mask=torch.zeros(F, dtype=torch.bool), options=opts)
     with sync_free_paths():
         out = sae.train_forward(x, ctx)
-        aux = sae.losses("sum_mse", opts, None)[1](sae, out, ctx)
+        aux = loss_terms(sae, "sum_mse", opts, None)[1](sae, out, ctx)
     assert float(aux.detach()) == 0.0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run(store_dir, tmp_path):
     assert (tmp_path / "cut.partial" / "checkpoint.pt").exists() and not (tmp_path / "cut").exists()
     with pytest.raises(UserError, match="--resume"):
         train(c)
-    c.resume = True
+    c = replace(c, resume=True)
     resumed = train(c)[0]
     a, b = SAE.load(full), SAE.load(resumed)
     for n in ("W_enc", "W_dec", "b_enc", "b_dec"):
@@ -161,6 +162,7 @@ def test_cli_trains_from_options_and_from_toml(store_dir, tmp_path):
              "--batch-size", "512", "--out", str(tmp_path / "cli"), "--no-progress", "--threads", "1")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "cli" / "cfg.json").exists()
+    assert r.stdout.splitlines() == [str(tmp_path / "cli")]  # the folder, printed once
     toml = tmp_path / "t.toml"
     toml.write_text(f'acts = "{store_dir}"\narch = "topk"\nwidth = [2.0]\nk = [4.0]\ntokens = "5K"\n'
                     f'batch_size = 512\nout = "{tmp_path / "toml"}"\nprogress = false\nthreads = 1\n')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,9 @@ import torch
 
 from monosemantic.errors import UserError
 from monosemantic.sae import SAE, train, train_config
-from monosemantic.sae.core import StepContext, StepOutput
 from monosemantic.sae.losses import MatryoshkaReconstruction, Reconstruction
 from monosemantic.sae.recipe import dimension_weights
+from monosemantic.sae.types import StepContext, StepOutput
 from monosemantic.store import write_store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -51,7 +52,7 @@ def test_weighted_reconstruction_terms_match_brute_force():
     x, x_hat = torch.randn(5, 3), torch.randn(5, 3)
     w = torch.tensor([0.5, 1.0, 2.0])
     ctx = StepContext(step=0, total_steps=1)
-    out = StepOutput(x=x, x_hat=x_hat, extras={"prefix_recons": [x_hat * 0.5, x_hat]})
+    out = StepOutput(x=x, x_hat=x_hat, prefix_recons=[x_hat * 0.5, x_hat])
     brute = sum(float(w[d] * (x[b, d] - x_hat[b, d]) ** 2) for b in range(5) for d in range(3)) / 5
     assert float(Reconstruction(weight=w)(None, out, ctx)) == pytest.approx(brute, rel=1e-5)  # type: ignore[arg-type]
     half = sum(float(w[d] * (x[b, d] - 0.5 * x_hat[b, d]) ** 2) for b in range(5) for d in range(3)) / 5
@@ -78,7 +79,7 @@ def test_weighted_training_resumes_exactly(store, tmp_path):
     full = SAE.load(train(_cfg(store, tmp_path / "full", rec_weights="variance", checkpoint_every=20))[0])
     cut = _cfg(store, tmp_path / "cut", rec_weights="variance", checkpoint_every=20)
     train(cut, stop_after=50)
-    cut.resume = True
+    cut = replace(cut, resume=True)
     resumed = SAE.load(train(cut)[0])
     assert torch.equal(full.W_dec, resumed.W_dec) and torch.equal(full.b_enc, resumed.b_enc)
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from monosemantic import log
 from monosemantic.errors import UserError
+from monosemantic.experiments.train import TrainResult, run
 from monosemantic.sae import SAE, TrainConfig, train
 from monosemantic.sae.trainconfig import train_config
 from monosemantic.store import write_store
@@ -133,3 +135,13 @@ def test_an_empty_out_folder_is_used(store, tmp_path):
     (tmp_path / "empty").mkdir()
     (folder,) = train(cfg(store, tmp_path / "empty"))
     assert folder == tmp_path / "empty" and (folder / "cfg.json").is_file()
+
+
+def test_the_train_command_returns_its_folders(store, tmp_path, capsys):
+    with log.quiet():  # quiet wins over --progress: no bar
+        result = run(cfg(store, tmp_path / "sweep", k=[2, 3], progress=True))
+    assert capsys.readouterr().err == ""
+    assert isinstance(result, TrainResult)
+    assert result.folders == [tmp_path / "sweep" / "topk-24-k2", tmp_path / "sweep" / "topk-24-k3"]
+    assert result.summary() == [str(f) for f in result.folders]
+    assert all((f / "eval.json").is_file() for f in result.folders)

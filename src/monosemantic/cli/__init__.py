@@ -27,7 +27,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "run a model over a dataset and store the activations of one or more hooks"),
     ("hooks", "monosemantic.cli.hooks", "list a model's hook points (module paths) with their output widths"),
     ("inspect", "monosemantic.cli.inspect", "summarise an activation store (model, hooks, counts, labels)"),
-    ("train", "monosemantic.cli.train",
+    ("train", "monosemantic.experiments.train",
      "train sparse autoencoders on stored activations (one, or a sweep from one pass)"),
     ("score", "monosemantic.experiments.score", "score a layer's raw neurons and its SAEs' latents side by side"),
     ("steer", "monosemantic.experiments.steer",

@@ -26,7 +26,7 @@ from monosemantic.experiment import Command, Result, Summary
 from monosemantic.files import check_out, csv_text, staged, write_atomic, write_json
 from monosemantic.metrics.recovery import Recovery, recovery
 from monosemantic.report.sections.synth import KIND, write_synth_page
-from monosemantic.sae import SAE, architectures, train, train_config
+from monosemantic.sae import SAE, registered_architectures, train, train_config
 from monosemantic.sae.core import get_architecture
 from monosemantic.store import HOLDOUT, ActivationStore
 from monosemantic.synthetic import GroundTruth, load_ground_truth, superposition_store
@@ -81,7 +81,7 @@ class SynthConfig:
             raise UserError(f"--width values must be positive numbers of latents, got {self.width}")
         if not self.alphas or any(not a >= 0 for a in self.alphas):
             raise UserError(f"--alphas values must be at least 0, got {self.alphas}")
-        known = architectures()
+        known = registered_architectures()
         for arch in self.archs or ["(none)"]:
             if arch not in known:
                 raise UserError(f"unknown architecture {arch!r} in --archs; choose from {', '.join(sorted(known))}")

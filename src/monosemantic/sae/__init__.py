@@ -6,31 +6,21 @@ sparsify and dictionary_learning folders; ``train(config)`` trains one SAE or a 
 
 from __future__ import annotations
 
-from typing import Any
-
-# The subpackage first: importing it later would rebind `monosemantic.sae.architectures` from the function below
-# to the package (the import system sets a parent's attribute when a subpackage first loads).
-import monosemantic.sae.architectures  # noqa: F401
-from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, architectures, register
-from monosemantic.sae.options import (
-    ArchOptions,
-    BatchTopKOptions,
-    JumpReLUOptions,
-    MatryoshkaOptions,
-    ReLUOptions,
-    TopKOptions,
-)
+from monosemantic.sae.architectures.batchtopk import BatchTopKOptions
+from monosemantic.sae.architectures.gsae import GSAEOptions
+from monosemantic.sae.architectures.jumprelu import JumpReLUOptions
+from monosemantic.sae.architectures.matryoshka import MatryoshkaOptions
+from monosemantic.sae.architectures.relu import ReLUOptions
+from monosemantic.sae.architectures.tied import TiedOptions
+from monosemantic.sae.architectures.topk import TopKOptions
+from monosemantic.sae.core import SAE
+from monosemantic.sae.registry import get_architecture, register, registered_architectures
 from monosemantic.sae.trainconfig import TrainConfig, parse_count, train_config
+from monosemantic.sae.trainer import train
+from monosemantic.sae.types import ArchOptions, SAEConfig, StepContext, StepOutput
 
 __all__ = [
-    "SAE", "ArchOptions", "BatchTopKOptions", "JumpReLUOptions", "MatryoshkaOptions", "ReLUOptions", "SAEConfig",
-    "StepContext", "StepOutput", "TopKOptions", "TrainConfig", "architectures", "parse_count", "register", "train",
-    "train_config",
+    "SAE", "ArchOptions", "BatchTopKOptions", "GSAEOptions", "JumpReLUOptions", "MatryoshkaOptions", "ReLUOptions",
+    "SAEConfig", "StepContext", "StepOutput", "TiedOptions", "TopKOptions", "TrainConfig", "get_architecture",
+    "parse_count", "register", "registered_architectures", "train", "train_config",
 ]
-
-
-def train(config: TrainConfig, store: Any = None, **kwargs: Any) -> Any:
-    """Train the SAEs of ``config``; returns their folders (see ``monosemantic.sae.trainer.train``)."""
-    from monosemantic.sae.trainer import train as _train
-
-    return _train(config, store, **kwargs)

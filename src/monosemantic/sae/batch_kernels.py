@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from monosemantic.sae import ops
-from monosemantic.sae.kernels import _rows, aux_topk, sync_free
+from monosemantic.sae.kernels import aux_topk, encoder_rows, sync_free
 
 
 def batch_topk_select(pre: Tensor, bias: Tensor, n: int, cap: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -59,7 +59,7 @@ class BatchTopKEncode(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor, k: float,
         dead_mask: Tensor | None, k_aux: int, bf16: bool, apply_b_dec: bool,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -71,7 +71,7 @@ class BatchTopKEncode(torch.autograd.Function):
         rows, cols, vals = batch_topk_select(pre, b_enc, n, 4 * max(1, round(k)))
         wr = None
         if low:  # exact float32 values of the selected latents
-            wr = _rows(W_enc)
+            wr = encoder_rows(W_enc)
             vals = ops.tri_gather_dot(rows, cols, wr, xc) + b_enc[cols]
         vals = vals.to(xc.dtype).clamp_min_(0)
         aux_vals, aux_idx = aux_topk(pre, xc, W_enc, b_enc, dead_mask, k_aux, low)
@@ -81,7 +81,7 @@ class BatchTopKEncode(torch.autograd.Function):
         return vals, rows, cols, aux_vals, aux_idx
 
     @staticmethod
-    def backward(ctx: Any, g_vals: Tensor, _gr: Any, _gc: Any, g_aux: Tensor, _ga: Any) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_vals: Tensor, _gr: Any, _gc: Any, g_aux: Tensor, _ga: Any) -> tuple[Any, ...]:
         xc, W_enc, rows, cols, vals, aux_idx, aux_vals = ctx.saved_tensors
         B, F = xc.shape[0], W_enc.shape[1]
         # a kept value of 0 sits on the flat side of the ReLU: no gradient (dense autograd agrees)
@@ -97,7 +97,7 @@ class BatchTopKEncode(torch.autograd.Function):
         if W_enc.stride() != g_W_enc.stride():
             g_W_enc = g_W_enc.contiguous()
         g_b_dec = -(W_enc @ g_b_enc) if ctx.apply_b_dec and ctx.needs_input_grad[1] else None
-        g_x = ops.tri_gather_sum(rows, cols, g, _rows(W_enc), B) if ctx.needs_input_grad[0] else None
+        g_x = ops.tri_gather_sum(rows, cols, g, encoder_rows(W_enc), B) if ctx.needs_input_grad[0] else None
         return g_x, g_b_dec, g_W_enc, g_b_enc, None, None, None, None, None
 
 
@@ -105,13 +105,13 @@ class TripletDecode(torch.autograd.Function):
     """``(orow [n], col [n], val [n], W [F, d]) -> out [n_out, d]``, ``out[r] = Σ_{orow[s]=r} val[s]·W[col[s]]``."""
 
     @staticmethod
-    def forward(ctx: Any, orow: Tensor, col: Tensor, val: Tensor, W: Tensor, n_out: int) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, orow: Tensor, col: Tensor, val: Tensor, W: Tensor, n_out: int) -> Tensor:
         val = val.contiguous()
         ctx.save_for_backward(orow, col, val, W)
         return ops.tri_gather_sum(orow, col, val, W, n_out)
 
     @staticmethod
-    def backward(ctx: Any, g_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_out: Tensor) -> tuple[Any, ...]:
         orow, col, val, W = ctx.saved_tensors
         g_out = g_out.contiguous()
         g_val = ops.tri_gather_dot(orow, col, W, g_out) if ctx.needs_input_grad[2] else None
@@ -125,12 +125,12 @@ def batch_topk_encode(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """vals, rows, cols of the batch top-k (kept entries) and the AuxK aux_vals, aux_idx [B, k_aux]."""
     out = BatchTopKEncode.apply(x, b_dec, W_enc, b_enc, k, dead_mask, k_aux, bf16, apply_b_dec)
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def triplet_decode(rows: Tensor, cols: Tensor, vals: Tensor, W_dec: Tensor, n_rows: int) -> Tensor:
     """``Σ`` of the kept entries of each row times their decoder rows: [n_rows, d] (no bias)."""
-    return TripletDecode.apply(rows, cols, vals, W_dec, n_rows)  # type: ignore[no-any-return]
+    return TripletDecode.apply(rows, cols, vals, W_dec, n_rows)
 
 
 def prefix_decode(rows: Tensor, cols: Tensor, vals: Tensor, W_dec: Tensor, b_dec: Tensor, n_rows: int,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from monosemantic.errors import UserError
 from monosemantic.files import check_out
@@ -70,20 +71,46 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+@dataclass
+class Checkpoint:
+    """Everything a run needs to continue exactly where it stopped (saved as a plain dict of these fields)."""
+
+    step: int
+    scale: float
+    """The input scale the run trains with."""
+    d_in: int
+    hook: str
+    names: list[str]
+    """The sweep's SAE names, in order."""
+    saes: list[dict[str, Tensor]]
+    """Each SAE's state dict."""
+    opts: list[dict[str, Any]]
+    """Each SAE's optimizer state dict."""
+    since_fired: list[Tensor]
+    """Rows since each latent last fired, per SAE."""
+    rng: dict[str, Any]
+    """The torch, numpy and python RNG states (:func:`rng_state`)."""
+    elapsed_s: float = 0.0
+    """Training seconds so far (absent from checkpoints of older versions)."""
+    rec_weight: Tensor | None = None
+    """WSAE weights γ² [d_in] (None: the plain reconstruction loss)."""
+
+
+def save_checkpoint(path: Path, ck: Checkpoint) -> None:
     """Write to a temporary name, fsync, then rename: a kill leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as fh:
-        torch.save(state, fh)
+        torch.save({f.name: getattr(ck, f.name) for f in fields(ck)}, fh)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path) -> Checkpoint:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)  # type: ignore[no-any-return]
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        return Checkpoint(**{f.name: state[f.name] for f in fields(Checkpoint) if f.name in state})
     except Exception as exc:  # a damaged file raises several exception types
         raise UserError(
             f"cannot read checkpoint {path} ({type(exc).__name__}); delete it or pass --overwrite"

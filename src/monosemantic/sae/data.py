@@ -12,23 +12,26 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from monosemantic.errors import UserError
-from monosemantic.store import nonfinite
+from monosemantic.store import ActivationStore, nonfinite
 
 if TYPE_CHECKING:
     from monosemantic.sae.trainconfig import TrainConfig
 
+T = TypeVar("T")
+
 
 class Batches:
-    def __init__(self, store: Any, hook: str, rows: np.ndarray, batch_size: int, *, seed: int, rank: int = 0,
-                 world_size: int = 1, preload_bytes: int = 4 << 30, labels: np.ndarray | None = None) -> None:
+    def __init__(self, store: ActivationStore, hook: str, rows: np.ndarray, batch_size: int, *, seed: int,
+                 rank: int = 0, world_size: int = 1, preload_bytes: int = 4 << 30,
+                 labels: np.ndarray | None = None) -> None:
         self.store, self.hook, self.rows = store, hook, np.asarray(rows, dtype=np.int64)
         self.batch_size, self.seed, self.rank, self.world = batch_size, seed, rank, world_size
         self.labels = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels))
@@ -55,7 +58,7 @@ class Batches:
     def read(self, idx: np.ndarray) -> Tensor:
         if self.memory is not None:
             return self.memory.index_select(0, torch.from_numpy(idx))
-        return self.store.gather(self.hook, idx)  # type: ignore[no-any-return]
+        return self.store.gather(self.hook, idx)
 
     def global_batch(self, epoch: int, step_in_epoch: int) -> Tensor:
         """The union of every rank's share of one step (what a single process would see)."""
@@ -78,7 +81,7 @@ class Batches:
         yield from _prefetch(self.read_labelled, ids)
 
 
-def _prefetch(read: Any, ids: list[np.ndarray]) -> Iterator[Tensor]:
+def _prefetch(read: Callable[[np.ndarray], T], ids: list[np.ndarray]) -> Iterator[T]:
     q: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
 
@@ -111,7 +114,7 @@ def _prefetch(read: Any, ids: list[np.ndarray]) -> Iterator[Tensor]:
 _NORM_SAMPLE_ROWS = 65_536
 
 
-def resolve_hook(store: Any, hook: str | None) -> str:
+def resolve_hook(store: ActivationStore, hook: str | None) -> str:
     """The store's hook named ``hook`` (or a unique suffix of one); the only hook when None."""
     hooks = list(store.hooks)
     if hook is None:
@@ -131,16 +134,16 @@ def check_finite(x: Tensor, what: str) -> None:
         raise UserError(f"{what} contains {int(mask.sum())} NaN or inf values; re-extract the store or drop those rows")
 
 
-def scale_sample(tc: TrainConfig, store: Any, hook: str, rows: np.ndarray) -> Tensor:
+def scale_sample(tc: TrainConfig, store: ActivationStore, hook: str, rows: np.ndarray) -> Tensor:
     """The seeded sample of training rows the input scale (and the WSAE weights) are measured on."""
     rng = np.random.default_rng([tc.seed, 7])
     sample = np.sort(rng.choice(rows, size=min(len(rows), _NORM_SAMPLE_ROWS), replace=False))
     x = store.gather(hook, sample)
     check_finite(x, f"hook {hook!r} of the store")
-    return x  # type: ignore[no-any-return]
+    return x
 
 
-def norm_scale(tc: TrainConfig, store: Any, hook: str, rows: np.ndarray, d_in: int) -> float:
+def norm_scale(tc: TrainConfig, store: ActivationStore, hook: str, rows: np.ndarray, d_in: int) -> float:
     """The one scalar the inputs are multiplied by (``--input-scaling``), from the seeded row sample."""
     if tc.input_scaling == "none":
         return 1.0

@@ -6,10 +6,12 @@ from __future__ import annotations
 import gc
 import inspect
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 _OWNED = False
 
@@ -69,11 +71,10 @@ def any_reduce(mask: Tensor) -> Tensor:
 
 
 def wrap(module: nn.Module, device: torch.device | None = None) -> nn.Module:
-    from torch.nn.parallel import DistributedDataParallel
-
     # buffers (BatchTopK θ) are updated from all-reduced statistics, identically on every rank, so they need no
     # sync in forward; newer torch renamed the switch and warns on the old name
     params = inspect.signature(DistributedDataParallel.__init__).parameters
     flag = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
     ids = [device] if device is not None and device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, **{flag: False})
+    switch: dict[str, Any] = {flag: False}
+    return DistributedDataParallel(module, device_ids=ids, **switch)

@@ -9,11 +9,44 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from monosemantic.sae.core import SAE
+if TYPE_CHECKING:
+    from monosemantic.sae.core import SAE
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """``eval.json``: the saved SAE (raw activations in, as saved) on the held-out rows of its store."""
+
+    fvu: float
+    """Fraction of variance unexplained (:func:`fvu_from_sums`)."""
+    mse: float
+    """Mean squared error per entry."""
+    l0: float
+    """Mean number of active latents per row."""
+    dead_fraction: float
+    """Share of latents that fired on none of the held-out rows."""
+    cosine: float
+    """Mean cosine similarity of each row and its reconstruction."""
+    n_rows: float
+    """Held-out rows evaluated (a float, as eval.json has always written it)."""
+    dead_fraction_train: float
+    """Share of latents dead at the end of training (no firing in the last ``dead_tokens`` rows)."""
+    concept_auroc: dict[str, float | None] | None = None
+    """Label-trained architectures (G-SAE): each concept latent's held-out AUROC (None: one class only)."""
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON of ``eval.json`` (``concept_auroc`` only where there is one)."""
+        data: dict[str, object] = {"fvu": self.fvu, "mse": self.mse, "l0": self.l0,
+                                   "dead_fraction": self.dead_fraction, "cosine": self.cosine, "n_rows": self.n_rows,
+                                   "dead_fraction_train": self.dead_fraction_train}
+        if self.concept_auroc is not None:
+            data["concept_auroc"] = self.concept_auroc
+        return data
 
 
 @dataclass
@@ -35,13 +68,12 @@ class ReconStats:
         x, x_hat = x.double() if x.device.type != "mps" else x.cpu().double(), x_hat.to(x.device).double()
         e = x - x_hat
         if self.sum_x is None:
-            z = torch.zeros(x.shape[1], dtype=torch.float64)
-            self.sum_x, self.sum_x2, self.sum_e, self.sum_e2 = z.clone(), z.clone(), z.clone(), z.clone()
             self.fired = torch.zeros(self.d_sae, dtype=torch.float64)
-        self.sum_x += x.sum(0).cpu()
-        self.sum_x2 += x.pow(2).sum(0).cpu()
-        self.sum_e += e.sum(0).cpu()
-        self.sum_e2 += e.pow(2).sum(0).cpu()
+        z = torch.zeros(x.shape[1], dtype=torch.float64)
+        self.sum_x = (self.sum_x if self.sum_x is not None else z.clone()) + x.sum(0).cpu()
+        self.sum_x2 = (self.sum_x2 if self.sum_x2 is not None else z.clone()) + x.pow(2).sum(0).cpu()
+        self.sum_e = (self.sum_e if self.sum_e is not None else z.clone()) + e.sum(0).cpu()
+        self.sum_e2 = (self.sum_e2 if self.sum_e2 is not None else z.clone()) + e.pow(2).sum(0).cpu()
         self.cos += float(torch.nn.functional.cosine_similarity(x, x_hat, dim=1).sum())
         if f is not None:
             active = f > 0
@@ -49,18 +81,22 @@ class ReconStats:
             self.fired += active.sum(0).double().cpu()
         self.n += x.shape[0]
 
-    def result(self) -> dict[str, float]:
+    def result(self, dead_fraction_train: float, concept_auroc: dict[str, float | None] | None = None
+               ) -> EvalResult:
+        """The sums as ``eval.json``'s numbers, with the training-side dead share and any concept AUROCs."""
         assert self.sum_x is not None and self.sum_x2 is not None and self.sum_e is not None
         assert self.sum_e2 is not None
         n = self.n
-        return {
-            "fvu": float(fvu_from_sums(n, self.sum_x, self.sum_x2, self.sum_e, self.sum_e2)),
-            "mse": float(self.sum_e2.sum() / (n * self.sum_x.numel())),
-            "l0": self.l0 / n,
-            "dead_fraction": float((self.fired == 0).double().mean()),
-            "cosine": self.cos / n,
-            "n_rows": float(n),
-        }
+        return EvalResult(
+            fvu=float(fvu_from_sums(n, self.sum_x, self.sum_x2, self.sum_e, self.sum_e2)),
+            mse=float(self.sum_e2.sum() / (n * self.sum_x.numel())),
+            l0=self.l0 / n,
+            dead_fraction=float((self.fired == 0).double().mean()),
+            cosine=self.cos / n,
+            n_rows=float(n),
+            dead_fraction_train=dead_fraction_train,
+            concept_auroc=concept_auroc,
+        )
 
     def log_frequency(self) -> Tensor:
         """log10 of each latent's firing frequency (+1e-10), SAELens' ``sparsity.safetensors``."""

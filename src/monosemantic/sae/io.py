@@ -8,17 +8,21 @@ trained here, ``eval.json``, ``train_log.jsonl`` and ``sparsity.safetensors``. O
 from __future__ import annotations
 
 import json
-import math
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from monosemantic.errors import UserError
 from monosemantic.files import check_out, staged
-from monosemantic.sae.core import SAE, SAEConfig, get_architecture
+from monosemantic.sae.registry import get_architecture
+from monosemantic.sae.types import SAEConfig
+
+if TYPE_CHECKING:
+    from monosemantic.sae.core import SAE
 
 FORMAT_VERSION = 1
 SAELENS_VERSION = "6.0.0"  # >= 6 so SAELens skips its legacy conversion
@@ -32,24 +36,19 @@ def _tensors(sae: SAE) -> dict[str, torch.Tensor]:
         "W_dec": sae.W_dec.detach(),
         "b_dec": sae.b_dec.detach(),
     }
-    if sae.saelens_architecture == "jumprelu":
-        out["threshold"] = torch.as_tensor(sae.threshold).detach().expand(sae.cfg.d_sae)  # type: ignore[attr-defined]
+    threshold = sae.saved_threshold()
+    if threshold is not None:
+        out["threshold"] = threshold.detach().expand(sae.cfg.d_sae)
     return {k: v.float().contiguous().clone() for k, v in out.items()}
 
 
-def saelens_config(sae: SAE) -> dict[str, Any]:
+def _saelens_config(sae: SAE) -> dict[str, Any]:
+    """The JSON of ``cfg.json``: SAELens' fields, ours under ``metadata.monosemantic``."""
     cfg = sae.cfg
     meta = dict(cfg.metadata)
     ours = dict(meta.pop("monosemantic", {}))
-    ours.update(
-        {
-            "format_version": FORMAT_VERSION,
-            "architecture": sae.name,
-            "k": cfg.k,
-            "group_sizes": cfg.group_sizes,
-            **sae.extra_state_for_save(),
-        }
-    )
+    ours.update({"format_version": FORMAT_VERSION, "architecture": sae.name, "k": cfg.k,
+                 "group_sizes": cfg.group_sizes})
     d: dict[str, Any] = {
         "architecture": sae.saelens_architecture,
         "d_in": cfg.d_in,
@@ -61,7 +60,7 @@ def saelens_config(sae: SAE) -> dict[str, Any]:
         "reshape_activations": "none",
     }
     if sae.saelens_architecture == "topk":
-        d["k"] = int(cfg.k)  # type: ignore[arg-type]
+        d["k"] = cfg.kept
         d["rescale_acts_by_decoder_norm"] = False
     meta.setdefault("sae_lens_version", SAELENS_VERSION)
     meta.setdefault("sae_lens_training_version", SAELENS_VERSION)
@@ -73,10 +72,14 @@ def saelens_config(sae: SAE) -> dict[str, Any]:
     return d
 
 
-def write_folder(sae: SAE, folder: Path, extra: dict[str, Any] | None = None) -> None:
+ExtraFile = Path | str | dict[str, torch.Tensor] | dict[str, Any]
+"""A file saved beside the weights: a file to copy, text, tensors (``*.safetensors``), or JSON."""
+
+
+def write_folder(sae: SAE, folder: Path, extra: Mapping[str, ExtraFile] | None = None) -> None:
     """Write the files of ``sae`` into an existing (temporary) folder; ``extra`` maps file names to content."""
     save_file(_tensors(sae), str(folder / "sae_weights.safetensors"))
-    (folder / "cfg.json").write_text(json.dumps(saelens_config(sae), indent=2, default=str))
+    (folder / "cfg.json").write_text(json.dumps(_saelens_config(sae), indent=2, default=str))
     for name, content in (extra or {}).items():
         target = folder / name
         if isinstance(content, dict) and name.endswith(".safetensors"):
@@ -89,7 +92,7 @@ def write_folder(sae: SAE, folder: Path, extra: dict[str, Any] | None = None) ->
             target.write_text(json.dumps(content, indent=2))
 
 
-def save_sae(sae: SAE, path: Path, *, overwrite: bool = False, extra: dict[str, Any] | None = None) -> Path:
+def save_sae(sae: SAE, path: Path, *, overwrite: bool = False, extra: Mapping[str, ExtraFile] | None = None) -> Path:
     """Write ``path`` as a whole: build a temporary sibling folder, then rename it into place."""
     path = Path(path)
     check_out(path, what="an SAE folder", marker="cfg.json", overwrite=overwrite)
@@ -114,7 +117,8 @@ def _read_json(p: Path) -> dict[str, Any]:
 def _read_tensors(p: Path) -> dict[str, torch.Tensor]:
     try:
         if p.suffix == ".pt":
-            return torch.load(p, map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
+            state: dict[str, torch.Tensor] = torch.load(p, map_location="cpu", weights_only=True)
+            return state
         return load_file(str(p))
     except Exception as exc:  # corrupt or truncated files raise several exception types
         raise UserError(f"{p}: cannot read the SAE weights ({type(exc).__name__}: {exc})") from None
@@ -132,13 +136,7 @@ def _build(arch: str, d_in: int, d_sae: int, state: dict[str, torch.Tensor], **c
                 raise UserError(f"tensor {name} has shape {tuple(t.shape)}, expected {tuple(getattr(sae, name).shape)}")
             getattr(sae, name).copy_(t)
         if "threshold" in state and sae.has_threshold:
-            th = state["threshold"].float().expand(d_sae)
-            if hasattr(sae, "log_threshold"):
-                sae.log_threshold.copy_(th.clamp_min(1e-30).log())  # type: ignore[operator]
-            else:
-                sae.threshold.copy_(th)  # type: ignore[operator]
-                if hasattr(sae, "theta_initialised"):
-                    sae.theta_initialised.fill_(True)  # type: ignore[operator]
+            sae.load_threshold(state["threshold"].float().expand(d_sae))
     return sae
 
 
@@ -234,6 +232,3 @@ def load_sae(path: Path) -> SAE:
     sae.eval()
     return sae
 
-
-def finite_or_none(v: float) -> float | None:
-    return v if math.isfinite(v) else None

@@ -29,8 +29,9 @@ def sync_free(t: Tensor) -> bool:
     return t.device.type != "cpu" or bool(SYNC_FREE)
 
 
-def _rows(W_enc: Tensor) -> Tensor:
-    return W_enc.t().contiguous()  # free when W_enc is stored as a transposed view (see SAE.__init__)
+def encoder_rows(W_enc: Tensor) -> Tensor:
+    """The encoder as rows [d_sae, d_in]: free when ``W_enc`` is stored as a transposed view (see ``SAE.__init__``)."""
+    return W_enc.t().contiguous()
 
 
 def aux_topk(
@@ -56,7 +57,7 @@ def aux_topk(
     av, ai = ops.topk_rows(sub.contiguous(), ka)
     aux_idx = dead[ai]
     if low:
-        av = ops.gather_dot(aux_idx, _rows(W_enc), xc) + b_enc[aux_idx]
+        av = ops.gather_dot(aux_idx, encoder_rows(W_enc), xc) + b_enc[aux_idx]
     return av.to(xc.dtype).clamp_min_(0), aux_idx
 
 
@@ -71,7 +72,7 @@ def dead_topk(acts: Tensor, dead_mask: Tensor, k_aux: int, W_enc: Tensor | None 
     z = torch.where(dead_mask[None], acts, torch.full_like(acts, -torch.inf))
     av, ai = z.topk(ka, dim=1, sorted=False)
     if xc is not None and W_enc is not None and b_enc is not None:
-        av = ops.gather_dot(ai, _rows(W_enc), xc) + b_enc[ai]
+        av = ops.gather_dot(ai, encoder_rows(W_enc), xc) + b_enc[ai]
     av = torch.where(dead_mask[ai], av, torch.zeros_like(av))
     return av.clamp_min(0), ai
 
@@ -86,7 +87,7 @@ class TopKEncode(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor, k: int,
         dead_mask: Tensor | None, k_aux: int, bf16: bool, apply_b_dec: bool, relu: bool = True,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -96,7 +97,7 @@ class TopKEncode(torch.autograd.Function):
         vals, idx = ops.topk_rows(pre, k, b_enc.contiguous())
         rows = None
         if low:  # exact float32 values of the selected latents
-            rows = _rows(W_enc)
+            rows = encoder_rows(W_enc)
             vals = ops.gather_dot(idx, rows, xc) + b_enc[idx]
         vals = vals.to(xc.dtype)
         if relu:
@@ -108,7 +109,7 @@ class TopKEncode(torch.autograd.Function):
         return vals, idx, aux_vals, aux_idx
 
     @staticmethod
-    def backward(ctx: Any, g_vals: Tensor, _gi: Any, g_aux: Tensor, _ga: Any) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_vals: Tensor, _gi: Any, g_aux: Tensor, _ga: Any) -> tuple[Any, ...]:
         xc, W_enc, idx, vals, aux_idx, aux_vals = ctx.saved_tensors
         # a kept value of 0 sits on the flat side of the ReLU: no gradient (dense autograd agrees)
         g = g_vals * (vals > 0) if ctx.relu else g_vals
@@ -124,7 +125,7 @@ class TopKEncode(torch.autograd.Function):
         g_b_dec = -(W_enc @ g_b_enc) if ctx.apply_b_dec and ctx.needs_input_grad[1] else None
         g_x = None
         if ctx.needs_input_grad[0]:
-            g_x = ops.gather_sum(idx, g, _rows(W_enc))
+            g_x = ops.gather_sum(idx, g, encoder_rows(W_enc))
         return g_x, g_b_dec, g_W_enc, g_b_enc, None, None, None, None, None, None
 
 
@@ -132,13 +133,13 @@ class SparseDecode(torch.autograd.Function):
     """``(idx [B,k], vals [B,k], W_dec [F,d]) -> Σ_s vals[b,s] W_dec[idx[b,s]]`` (no bias)."""
 
     @staticmethod
-    def forward(ctx: Any, idx: Tensor, vals: Tensor, W_dec: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, idx: Tensor, vals: Tensor, W_dec: Tensor) -> Tensor:
         vals = vals.contiguous()
         ctx.save_for_backward(idx, vals, W_dec)
         return ops.gather_sum(idx, vals, W_dec)
 
     @staticmethod
-    def backward(ctx: Any, g_out: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_out: Tensor) -> tuple[Any, ...]:
         idx, vals, W_dec = ctx.saved_tensors
         g_out = g_out.contiguous()
         g_vals = ops.gather_dot(idx, W_dec, g_out) if ctx.needs_input_grad[1] else None
@@ -151,8 +152,8 @@ def topk_encode(
     k_aux: int = 0, bf16: bool = False, apply_b_dec: bool = True, relu: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     out = TopKEncode.apply(x, b_dec, W_enc, b_enc, k, dead_mask, k_aux, bf16, apply_b_dec, relu)
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def sparse_decode(idx: Tensor, vals: Tensor, W_dec: Tensor) -> Tensor:
-    return SparseDecode.apply(idx, vals, W_dec)  # type: ignore[no-any-return]
+    return SparseDecode.apply(idx, vals, W_dec)

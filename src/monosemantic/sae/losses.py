@@ -1,26 +1,36 @@
-"""Loss terms. Each is a small callable ``(sae, out, ctx) -> scalar``; the trainer sums a list of them.
+"""Loss terms. Each is a small callable ``(sae, out, ctx) -> scalar`` (a :class:`~monosemantic.sae.types.LossTerm`);
+the trainer sums a list of them.
 
-Architectures propose their list (``SAE.losses``); callers can append terms (per-dimension
-reconstruction weights, supervised terms on chosen latents, ...) through ``train(..., extra_losses=[...])``
-without touching an architecture.
+:func:`loss_terms` is that list for one SAE: the reconstruction first (the architecture's own,
+``SAE.reconstruction_loss``, or the plain :class:`Reconstruction`), then the architecture's other terms
+(``SAE.losses``). Callers can append terms (supervised terms on chosen latents, ...) through
+``train(..., extra_losses=[...])`` without touching an architecture.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from monosemantic.sae.core import SAE, StepContext, StepOutput
 from monosemantic.sae.kernels import sparse_decode
+from monosemantic.sae.types import ArchOptions, LossTerm, StepContext, StepOutput
+
+if TYPE_CHECKING:
+    from monosemantic.sae.core import SAE
 
 
-class LossTerm(Protocol):
-    name: str
-
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor: ...
+def loss_terms(sae: SAE, rec_loss: str, options: ArchOptions, coefficient: float | None,
+               rec_weight: Tensor | None = None, extra: Sequence[LossTerm] = ()) -> list[LossTerm]:
+    """Every term ``sae`` trains with, in the order they are summed: its reconstruction (``rec_loss``, each input
+    dimension's error weighted by ``rec_weight`` [d_in] when given), its own terms at the sweep's ``coefficient``
+    (None: its default), then ``extra``."""
+    own = sae.reconstruction_loss(rec_loss, options, rec_weight)
+    reconstruction = own if own is not None else Reconstruction(rec_loss, rec_weight)
+    return [reconstruction, *sae.losses(options, coefficient), *extra]
 
 
 def _ramp(ctx: StepContext, warmup: float) -> float:
@@ -48,7 +58,7 @@ class Reconstruction:
     weight: Tensor | None = None
     name: str = "mse"
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+    def __call__(self, _sae: SAE, out: StepOutput, _ctx: StepContext) -> Tensor:
         loss = _sq_err(out.x, out.x_hat, self.weight)
         if self.kind == "normalized_mse":
             loss = loss / (out.x - out.x.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
@@ -64,16 +74,18 @@ class MatryoshkaReconstruction:
     weight: Tensor | None = None
     name: str = "mse"
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+    def __call__(self, _sae: SAE, out: StepOutput, _ctx: StepContext) -> Tensor:
         stack = out.extras.get("prefix_stack")
         if stack is not None:  # [G, B, d] from the sparse path: one fused pass instead of G
             err = (out.x - stack).pow(2)
             total = (err if self.weight is None else err * self.weight).sum(-1).mean(-1).sum()
             n = stack.shape[0]
         else:
-            prefix = out.extras["prefix_recons"]
-            total = torch.stack([_sq_err(out.x, r, self.weight) for r in prefix]).sum()  # type: ignore[union-attr]
-            n = len(prefix)  # type: ignore[arg-type]
+            prefix = out.prefix_recons
+            if prefix is None:
+                raise ValueError("the Matryoshka reconstruction needs the prefix reconstructions of the forward")
+            total = torch.stack([_sq_err(out.x, r, self.weight) for r in prefix]).sum()
+            n = len(prefix)
         if self.kind == "dl_weighted_mean":
             total = total / n**2
         return total
@@ -133,7 +145,7 @@ class JumpReLUSparsity:
     warmup: float = 0.05
     name: str = "sparsity"
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+    def __call__(self, _sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
         l0 = out.extras["l0_ste"]
         s = _ramp(ctx, self.warmup)
         if self.kind == "target_l0":

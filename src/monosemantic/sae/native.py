@@ -143,7 +143,9 @@ def _call(name: str, *args: object) -> object:
 
 def count_out_of_range(idx: Tensor, bound: int) -> int:
     """How many int64 entries of ``idx`` lie outside [0, bound)."""
-    return int(lib().count_out_of_range(idx.data_ptr(), idx.numel(), bound))  # type: ignore[union-attr]
+    native = lib()
+    assert native is not None, "callers check available() first"
+    return int(native.count_out_of_range(idx.data_ptr(), idx.numel(), bound))
 
 
 def topk_rows(pre: Tensor, k: int, bias: Tensor | None) -> tuple[Tensor, Tensor]:

@@ -148,6 +148,7 @@ def _(pre: Tensor, k: int, bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
 
 @topk_rows.register_fake
 def _(pre: Tensor, k: int, bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    del bias  # a fake gives only the shape and dtype of the result
     dtype = torch.float32 if pre.dtype == torch.bfloat16 else pre.dtype
     return pre.new_empty(pre.shape[0], k, dtype=dtype), pre.new_empty(pre.shape[0], k, dtype=torch.int64)
 
@@ -192,6 +193,7 @@ def _(idx: Tensor, vals: Tensor, W: Tensor) -> Tensor:
 
 @gather_sum.register_fake
 def _(idx: Tensor, vals: Tensor, W: Tensor) -> Tensor:
+    del vals  # a fake gives only the shape and dtype of the result
     return W.new_empty(idx.shape[0], W.shape[1])
 
 
@@ -211,6 +213,7 @@ def _(idx: Tensor, w: Tensor, X: Tensor, n_rows: int) -> Tensor:
 
 @scatter_rows.register_fake
 def _(idx: Tensor, w: Tensor, X: Tensor, n_rows: int) -> Tensor:
+    del idx, w  # a fake gives only the shape and dtype of the result
     return X.new_empty(n_rows, X.shape[1])
 
 
@@ -232,6 +235,7 @@ def _(W: Tensor, G: Tensor) -> None:
 
 @project_rows_.register_fake
 def _(W: Tensor, G: Tensor) -> None:
+    del W, G  # an in-place operator's fake has no result to describe
     return None
 
 
@@ -251,6 +255,7 @@ def _(W: Tensor, eps: float = 1e-12) -> None:
 
 @renorm_rows_.register_fake
 def _(W: Tensor, eps: float = 1e-12) -> None:
+    del W, eps  # an in-place operator's fake has no result to describe
     return None
 
 
@@ -271,6 +276,7 @@ def _(orow: Tensor, col: Tensor, val: Tensor, W: Tensor, n_out: int) -> Tensor:
 
 @tri_gather_sum.register_fake
 def _(orow: Tensor, col: Tensor, val: Tensor, W: Tensor, n_out: int) -> Tensor:
+    del orow, col, val  # a fake gives only the shape and dtype of the result
     return W.new_empty(n_out, W.shape[1])
 
 
@@ -291,6 +297,7 @@ def _(orow: Tensor, col: Tensor, W: Tensor, X: Tensor) -> Tensor:
 
 @tri_gather_dot.register_fake
 def _(orow: Tensor, col: Tensor, W: Tensor, X: Tensor) -> Tensor:
+    del col  # a fake gives only the shape and dtype of the result
     return X.new_empty(orow.shape[0], dtype=torch.promote_types(W.dtype, X.dtype))
 
 
@@ -311,5 +318,6 @@ def _(orow: Tensor, col: Tensor, w: Tensor, X: Tensor, n_rows: int) -> Tensor:
 
 @tri_scatter_rows.register_fake
 def _(orow: Tensor, col: Tensor, w: Tensor, X: Tensor, n_rows: int) -> Tensor:
+    del orow, col, w  # a fake gives only the shape and dtype of the result
     return X.new_empty(n_rows, X.shape[1])
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from monosemantic.sae import ops
+
+_FOREACH: Any = torch
+"""torch, for its foreach kernels (``_foreach_norm``, ``_foreach_mul_``), which its type stubs do not export."""
 
 
 def geometric_median(X: Tensor, max_iter: int = 100, tol: float = 1e-5) -> Tensor:
@@ -87,12 +91,12 @@ def clip_grad_norm(params: list[nn.Parameter], max_norm: float) -> Tensor | None
     grads = [p.grad for p in params if p.grad is not None]
     if not grads or max_norm <= 0:
         return None
-    norms = torch._foreach_norm(grads, 2.0)
+    norms = _FOREACH._foreach_norm(grads, 2.0)
     total = torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
     coef = (max_norm / (total.double() + 1e-6)).clamp_max(1.0)
     if total.device.type == "cpu":
         if float(coef) < 1:
-            torch._foreach_mul_(grads, float(coef))
+            _FOREACH._foreach_mul_(grads, float(coef))
     else:
-        torch._foreach_mul_(grads, coef.to(grads[0].dtype))
+        _FOREACH._foreach_mul_(grads, coef.to(grads[0].dtype))
     return total

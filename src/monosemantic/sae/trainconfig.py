@@ -1,20 +1,37 @@
-"""The training configuration: one dataclass, shown by ``monosemantic train --help`` and loaded from TOML."""
+"""The training configuration: one dataclass, shown by ``monosemantic train --help`` and loaded from TOML.
+
+A :class:`TrainConfig` checks itself when it is made (``__post_init__``): names, numbers, ranges and the options of
+its architecture. Two checks wait for the data: :meth:`TrainConfig.paths` (a config without ``--acts``/``--out`` is a
+valid template, e.g. a pipeline track's, filled in per stage) and :func:`check_sweep` (whether every SAE of the sweep
+can be built needs the layer width).
+"""
 
 from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from monosemantic.config import check_values, from_dict
+from monosemantic.devices import resolve_device
 from monosemantic.errors import UserError
-from monosemantic.sae.options import ArchOptions, option_owners, registered_options
+from monosemantic.sae.registry import get_architecture, option_owners, registered_architectures, registered_options
+from monosemantic.sae.types import ArchOptions, SAEConfig, option_flag
 
 if TYPE_CHECKING:
-    from monosemantic.sae.core import SAE, SAEConfig
+    from monosemantic.sae.core import SAE
 
-@dataclass
+# (field, lowest allowed value, whether that value itself is allowed); None means 'default' and passes
+_BOUNDS: tuple[tuple[str, float, bool], ...] = (
+    ("batch_size", 1, True), ("lr", 0, False), ("warmup", 0, True), ("decay", 0, True), ("adam_eps", 0, False),
+    ("grad_clip", 0, True), ("dead_tokens", 1, True), ("eval_rows", 1, True), ("checkpoint_every", 0, True),
+    ("log_every", 1, True), ("threads", 0, True), ("seed", 0, True), ("rec_alpha", 0, True),
+)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Train one SAE, or a sweep of SAEs side by side from one pass over an activation store."""
 
@@ -95,19 +112,67 @@ class TrainConfig:
     progress: bool = True
     """Show a progress bar with tokens/s, FVU and L0."""
 
+    def __post_init__(self) -> None:
+        cls = self.arch_class()
+        if self.options is not None and type(self.options) is not cls.Options:
+            raise UserError(f"the options given are {type(self.options).__name__}, but {self.arch} takes "
+                            f"{cls.Options.__name__}")
+        check_values(self, option_flag)
+        self._check_numbers()
+        self._check_sparsity(cls)
+        self.total_tokens()
+        resolve_device(self.device)
+
+    def _check_numbers(self) -> None:
+        for name, low, inclusive in _BOUNDS:
+            v = getattr(self, name)
+            if v is not None and (v < low or (v == low and not inclusive)):
+                relation = "at least" if inclusive else "greater than"
+                raise UserError(f"{option_flag(name)} must be {relation} {low:g}, got {v:g}")
+        if not 0 < self.holdout < 1:
+            raise UserError(f"--holdout must be a fraction between 0 and 1, got {self.holdout:g}")
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise UserError(f"--adam-betas needs two values in [0, 1), got {self.adam_betas}")
+
+    def _check_sparsity(self, cls: type[SAE]) -> None:
+        for name, values in (("width", self.width), ("d_sae", self.d_sae), ("k", self.k)):
+            bad = [v for v in values if not v > 0]
+            if bad:
+                raise UserError(f"{option_flag(name)} values must be positive, got {bad[0]:g}")
+        if any(not c >= 0 for c in self.l1_coefficient):
+            raise UserError(f"--l1 values must be at least 0, got {self.l1_coefficient}")
+        if self.k and cls.sparsity_param != "k":
+            raise UserError(f"--k does not apply to {self.arch}; it is for {_archs_with('k')}")
+        if self.l1_coefficient and cls.sparsity_param != "coefficient":
+            raise UserError(f"--l1 does not apply to {self.arch}; it is for {_archs_with('coefficient')} "
+                            "(TopK-family SAEs set sparsity with --k)")
+
+    def paths(self) -> tuple[Path, Path]:
+        """The store to train from and the output folder, or the one-line error naming the one not given.
+
+        Checked when training starts rather than in ``__post_init__``: a config without them is a valid template
+        (a pipeline track's, whose stages fill them in)."""
+        if self.acts is None:
+            raise UserError("no activation store given; pass --acts DIR (made by `monosemantic extract`)")
+        if self.out is None:
+            raise UserError("no output folder given; pass --out DIR")
+        return Path(self.acts), Path(self.out)
+
     def total_tokens(self) -> int:
         """Training rows per SAE, ``tokens`` parsed (``"2M"`` -> 2,000,000)."""
         return parse_count(self.tokens)
 
     def arch_class(self) -> type[SAE]:
         """The registered `SAE` subclass of ``arch``."""
-        from monosemantic.sae.core import get_architecture
-
         return get_architecture(self.arch)
 
     def arch_options(self) -> ArchOptions:
         """The options the architecture trains with: the given ones, or its defaults."""
         return self.options if self.options is not None else self.arch_class().Options()
+
+
+def _archs_with(param: str) -> str:
+    return ", ".join(n for n, c in registered_architectures().items() if c.sparsity_param == param)
 
 
 def parse_count(text: str | int) -> int:
@@ -160,67 +225,6 @@ def sweep_points(tc: TrainConfig, d_in: int) -> list[SweepPoint]:
     return points
 
 
-# (field, lowest allowed value, whether that value itself is allowed); None means 'default' and passes
-_BOUNDS: tuple[tuple[str, float, bool], ...] = (
-    ("batch_size", 1, True), ("lr", 0, False), ("warmup", 0, True), ("decay", 0, True), ("adam_eps", 0, False),
-    ("grad_clip", 0, True), ("dead_tokens", 1, True), ("eval_rows", 1, True), ("checkpoint_every", 0, True),
-    ("log_every", 1, True), ("threads", 0, True), ("seed", 0, True), ("rec_alpha", 0, True),
-)
-
-
-def _flag(name: str) -> str:
-    return "--" + {"l1_coefficient": "l1"}.get(name, name).replace("_", "-")
-
-
-def _archs_with(param: str) -> str:
-    from monosemantic.sae.core import architectures
-
-    return ", ".join(n for n, c in architectures().items() if c.sparsity_param == param)
-
-
-def check_config(tc: TrainConfig, *, need_paths: bool = True) -> None:
-    """Every check that needs no data: paths given, names known, numbers finite and in range, options that apply
-    to the architecture. ``need_paths=False`` checks a config whose --acts/--out are filled in later (the
-    pipeline)."""
-    from monosemantic.config import check_values
-    from monosemantic.devices import resolve_device
-
-    if need_paths and tc.acts is None:
-        raise UserError("no activation store given; pass --acts DIR (made by `monosemantic extract`)")
-    if need_paths and tc.out is None:
-        raise UserError("no output folder given; pass --out DIR")
-    cls = tc.arch_class()
-    if tc.options is not None and type(tc.options) is not cls.Options:
-        raise UserError(f"the options given are {type(tc.options).__name__}, but {tc.arch} takes "
-                        f"{cls.Options.__name__}")
-    check_values(tc, _flag)
-    opts = tc.arch_options()
-    check_values(opts, _flag)
-    opts.check()
-    for name, low, inclusive in _BOUNDS:
-        v = getattr(tc, name)
-        if v is not None and (v < low or (v == low and not inclusive)):
-            relation = "at least" if inclusive else "greater than"
-            raise UserError(f"{_flag(name)} must be {relation} {low:g}, got {v:g}")
-    if not 0 < tc.holdout < 1:
-        raise UserError(f"--holdout must be a fraction between 0 and 1, got {tc.holdout:g}")
-    if len(tc.adam_betas) != 2 or not all(0 <= b < 1 for b in tc.adam_betas):
-        raise UserError(f"--adam-betas needs two values in [0, 1), got {tc.adam_betas}")
-    for name, values in (("width", tc.width), ("d_sae", tc.d_sae), ("k", tc.k)):
-        bad = [v for v in values if not v > 0]
-        if bad:
-            raise UserError(f"{_flag(name)} values must be positive, got {bad[0]:g}")
-    if any(not c >= 0 for c in tc.l1_coefficient):
-        raise UserError(f"--l1 values must be at least 0, got {tc.l1_coefficient}")
-    if tc.k and cls.sparsity_param != "k":
-        raise UserError(f"--k does not apply to {tc.arch}; it is for {_archs_with('k')}")
-    if tc.l1_coefficient and cls.sparsity_param != "coefficient":
-        raise UserError(f"--l1 does not apply to {tc.arch}; it is for {_archs_with('coefficient')} (TopK-family "
-                        "SAEs set sparsity with --k)")
-    tc.total_tokens()
-    resolve_device(tc.device)
-
-
 def sae_config(tc: TrainConfig, p: SweepPoint, d_in: int, meta: dict[str, Any] | None = None) -> SAEConfig:
     """The checked architecture config of one sweep point (k an integer where needed, k <= d_sae, groups)."""
     if p.k is not None and not 0 < p.k <= p.d_sae:
@@ -230,7 +234,6 @@ def sae_config(tc: TrainConfig, p: SweepPoint, d_in: int, meta: dict[str, Any] |
 
 def check_sweep(tc: TrainConfig, d_in: int) -> None:
     """Every check that needs the layer width: each SAE of the sweep can be built."""
-    check_config(tc, need_paths=False)
     for p in sweep_points(tc, d_in):
         sae_config(tc, p, d_in)
 
@@ -238,19 +241,17 @@ def check_sweep(tc: TrainConfig, d_in: int) -> None:
 def train_config(data: dict[str, Any], where: str = "options") -> TrainConfig:
     """A TrainConfig from flat keys (command-line options, a TOML table): the architecture's own options are
     split off into its ``Options``; an option of another architecture is refused, naming the ones it is for."""
-    from monosemantic.config import from_dict
-
     data = dict(data)
     arch = data.get("arch", "topk")
     known = registered_options()
-    common = {f for f in TrainConfig.__dataclass_fields__ if f != "options"}
+    common = {f.name for f in fields(TrainConfig) if f.name != "options"}
     owners = option_owners()
     mine = {k: data.pop(k) for k in list(data) if k not in common and k in owners}
-    if arch in known:
-        for key in mine:
-            if arch not in owners[key]:
-                raise UserError(f"{_flag(key)} does not apply to {arch}; it is for {', '.join(owners[key])}")
-    base = from_dict(TrainConfig, data, where=where, names=_flag)
-    if arch in known:
-        base.options = from_dict(known[arch], mine, where=where, names=_flag)
-    return base
+    if arch not in known:  # nothing to split off: the config names the unknown architecture
+        return from_dict(TrainConfig, data, where=where, names=option_flag)
+    for key in mine:
+        if arch not in owners[key]:
+            raise UserError(f"{option_flag(key)} does not apply to {arch}; it is for {', '.join(owners[key])}")
+    # the options first, so that a bad option value is named before a setting that only fails with others
+    options = from_dict(known[arch], mine, where=where, names=option_flag)
+    return replace(from_dict(TrainConfig, data, where=where, names=option_flag), options=options)

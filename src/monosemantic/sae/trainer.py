@@ -20,17 +20,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
+from monosemantic import log
+from monosemantic.config import to_dict
 from monosemantic.devices import resolve_device, to_device
 from monosemantic.errors import UserError
 from monosemantic.sae import distributed as D
 from monosemantic.sae import native, triton_decode
 from monosemantic.sae.checkpoint import (
+    Checkpoint,
     RunPaths,
     check_start,
     load_checkpoint,
@@ -39,11 +43,11 @@ from monosemantic.sae.checkpoint import (
     set_rng_state,
     truncate_log,
 )
-from monosemantic.sae.core import SAE, StepContext, StepOutput
+from monosemantic.sae.core import SAE
 from monosemantic.sae.data import Batches, check_finite, norm_scale, resolve_hook, scale_sample
 from monosemantic.sae.evaluate import ReconStats, batch_fvu, evaluate
-from monosemantic.sae.io import save_sae
-from monosemantic.sae.options import ArchOptions
+from monosemantic.sae.io import ExtraFile, save_sae
+from monosemantic.sae.losses import loss_terms
 from monosemantic.sae.recipe import (
     clip_grad_norm,
     default_lr,
@@ -54,13 +58,15 @@ from monosemantic.sae.recipe import (
     renormalise_rows,
     steps_of,
 )
-from monosemantic.sae.trainconfig import SweepPoint, TrainConfig, check_config, sae_config, sweep_points
+from monosemantic.sae.trainconfig import SweepPoint, TrainConfig, sae_config, sweep_points
+from monosemantic.sae.types import ArchOptions, LossTerm, StepContext, StepOutput
+from monosemantic.store import ActivationStore
 
 
 class _Bundle(nn.Module):
     """All SAEs of a sweep as one module, so one DDP wrapper (and one all-reduce) covers them."""
 
-    def __init__(self, saes: list[SAE], losses: list[list[Any]]) -> None:
+    def __init__(self, saes: list[SAE], losses: list[list[LossTerm]]) -> None:
         super().__init__()
         self.saes = nn.ModuleList(saes)
         self.losses = losses
@@ -69,7 +75,8 @@ class _Bundle(nn.Module):
         total = x.new_zeros(())
         outs, terms = [], []
         for sae, ctx, losses in zip(self.saes, ctxs, self.losses, strict=True):
-            out = sae.train_forward(x, ctx)  # type: ignore[operator]
+            sae = cast(SAE, sae)
+            out = sae.train_forward(x, ctx)
             parts = {term.name: term(sae, out, ctx) for term in losses}
             total = total + sum(parts.values())
             outs.append(out)
@@ -82,7 +89,7 @@ class _Run:
     """Everything one training run holds between its steps."""
 
     tc: TrainConfig
-    store: Any
+    store: ActivationStore
     hook: str
     device: torch.device
     points: list[SweepPoint]
@@ -101,18 +108,18 @@ class _Run:
     before: float = 0.0
     """Training seconds spent by earlier, interrupted attempts."""
     unit_norm: list[bool] = field(default_factory=list)
-    losses: list[list[Any]] = field(default_factory=list)
+    losses: list[list[LossTerm]] = field(default_factory=list)
     rec_weight: Tensor | None = None
     """WSAE per-dimension weights γ² [d_in] (None: the plain reconstruction loss)."""
 
 
-def train(
-    config: TrainConfig, store: Any = None, *, extra_losses: Sequence[Any] = (), stop_after: int | None = None
-) -> list[Path]:
+def train(config: TrainConfig, store: ActivationStore | None = None, *, extra_losses: Sequence[LossTerm] = (),
+          stop_after: int | None = None) -> list[Path]:
     """Train the SAEs described by ``config`` and return their folders (one per sweep point).
 
-    ``extra_losses`` are added to every SAE's loss; ``stop_after`` stops after that many steps of this call
-    without saving (tests use it to simulate a kill between checkpoints).
+    ``store`` is the opened ``config.acts`` when the caller has it; ``extra_losses`` are added to every SAE's loss
+    after its own terms; ``stop_after`` stops after that many steps of this call without saving (tests use it to
+    simulate a kill between checkpoints).
     """
     run = _set_up(config, store)
     if config.resume:
@@ -120,7 +127,8 @@ def train(
     else:
         _start(run)
     weight = None if run.rec_weight is None else run.rec_weight.to(run.device)
-    run.losses = [[*s.losses(config.rec_loss, run.options, p.coefficient, weight), *extra_losses]
+    # the reconstruction first, then the architecture's terms, then the caller's: the order they are summed in
+    run.losses = [loss_terms(s, config.rec_loss, run.options, p.coefficient, weight, extra_losses)
                   for s, p in zip(run.saes, run.points, strict=True)]
     if not _loop(run, stop_after):
         return []
@@ -130,10 +138,8 @@ def train(
 # ------------------------------------------------------------------------------------------------ set-up
 
 
-def _set_up(tc: TrainConfig, store: Any) -> _Run:
-    from monosemantic.store import ActivationStore
-
-    check_config(tc)
+def _set_up(tc: TrainConfig, store: ActivationStore | None) -> _Run:
+    acts, out = tc.paths()
     device = resolve_device(tc.device)
     rank, world = D.setup(device)
     if tc.threads > 0:
@@ -141,11 +147,11 @@ def _set_up(tc: TrainConfig, store: Any) -> _Run:
     elif world > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // D.local_world()))
     triton_decode.set_enabled(tc.triton)
-    store = store if store is not None else ActivationStore.open(tc.acts)  # type: ignore[arg-type]
+    store = store if store is not None else ActivationStore.open(acts)
     hook = resolve_hook(store, tc.hook)
     d_in = store.width(hook)
     points = sweep_points(tc, d_in)
-    paths = RunPaths.for_names(Path(tc.out), [p.name for p in points])  # type: ignore[arg-type]
+    paths = RunPaths.for_names(out, [p.name for p in points])
     if tc.batch_size % world:
         raise UserError(f"--batch-size {tc.batch_size} must be divisible by the {world} processes")
     train_rows, eval_rows = store.split(holdout=tc.holdout, seed=tc.seed)
@@ -154,27 +160,14 @@ def _set_up(tc: TrainConfig, store: Any) -> _Run:
                    labels=labels)
     if data.per_epoch < 1:
         raise UserError(f"the store has {len(train_rows)} training rows, fewer than one batch of {tc.batch_size}")
-    meta = {
-        "model_name": store.manifest.model.get("name"),
-        "hook_name": hook,
-        "dataset_path": str(Path(store.root).resolve()),
-        "monosemantic": {"store": str(Path(store.root).resolve()), "dataset": store.manifest.dataset.get("name")},
-    }
-    if labels is not None:
-        meta["monosemantic"]["concepts"] = store.label_names
     options = tc.arch_options()
-    # weights are drawn on the CPU from a CPU generator, so every device starts from the same SAE
-    saes = []
-    for p in points:
-        sae = SAE.create(sae_config(tc, p, d_in, json.loads(json.dumps(meta))))
-        sae.init_for_training(options, torch.Generator().manual_seed(tc.seed))
-        saes.append(sae.to(device))
-    check_start(paths, resume=tc.resume, overwrite=tc.overwrite, acts=Path(tc.acts) if tc.acts else None)
+    saes = _new_saes(tc, store, hook, points, options, labelled=labels is not None, device=device)
+    check_start(paths, resume=tc.resume, overwrite=tc.overwrite, acts=acts)
     lrs = [tc.lr or default_lr(p.d_sae, type(s).lr_constant) for s, p in zip(saes, points, strict=True)]
     fused = device.type in ("cpu", "cuda")
+    betas = (tc.adam_betas[0], tc.adam_betas[1])
     opts: list[torch.optim.Optimizer] = [
-        torch.optim.Adam(s.parameters(), lr=lr, betas=tuple(tc.adam_betas), eps=tc.adam_eps,  # type: ignore[arg-type]
-                         fused=fused)
+        torch.optim.Adam(s.parameters(), lr=lr, betas=betas, eps=tc.adam_eps, fused=fused)
         for s, lr in zip(saes, lrs, strict=True)
     ]
     return _Run(
@@ -185,37 +178,56 @@ def _set_up(tc: TrainConfig, store: Any) -> _Run:
     )
 
 
-def _row_labels(tc: TrainConfig, store: Any) -> np.ndarray | None:
-    """The store's per-row concept labels, for architectures that train on them (None for the others)."""
-    from monosemantic.sae.core import get_architecture
+def _new_saes(tc: TrainConfig, store: ActivationStore, hook: str, points: list[SweepPoint], options: ArchOptions,
+              *, labelled: bool, device: torch.device) -> list[SAE]:
+    """The sweep's SAEs on ``device``, their weights drawn on the CPU from a CPU generator, so every device starts
+    from the same SAE."""
+    meta: dict[str, Any] = {
+        "model_name": store.manifest.model.get("name"),
+        "hook_name": hook,
+        "dataset_path": str(Path(store.root).resolve()),
+        "monosemantic": {"store": str(Path(store.root).resolve()), "dataset": store.manifest.dataset.get("name")},
+    }
+    if labelled:
+        meta["monosemantic"]["concepts"] = store.label_names
+    d_in = store.width(hook)
+    saes = []
+    for p in points:
+        sae = SAE.create(sae_config(tc, p, d_in, json.loads(json.dumps(meta))))
+        sae.init_for_training(options, torch.Generator().manual_seed(tc.seed))
+        saes.append(sae.to(device))
+    return saes
 
-    if not get_architecture(tc.arch).needs_labels:
+
+def _row_labels(tc: TrainConfig, store: ActivationStore) -> np.ndarray | None:
+    """The store's per-row concept labels, for architectures that train on them (None for the others)."""
+    if not tc.arch_class().needs_labels:
         return None
     labels = store.row_labels
     if labels is None:
         raise UserError(f"--arch {tc.arch} trains on concept labels, but the store {store.root} has none; extract "
                         "it from labelled data (a bundled set with labels, or --label-column for JSONL/CSV)")
-    return labels  # type: ignore[no-any-return]
+    return labels
 
 
 def _resume(run: _Run) -> None:
     ck = load_checkpoint(run.paths.checkpoint)
     d_in = run.store.width(run.hook)
-    if ck["d_in"] != d_in or ck["hook"] != run.hook:
+    if ck.d_in != d_in or ck.hook != run.hook:
         raise UserError(
-            f"the checkpoint in {run.paths.partial} was trained on hook {ck['hook']!r} of width {ck['d_in']}, "
+            f"the checkpoint in {run.paths.partial} was trained on hook {ck.hook!r} of width {ck.d_in}, "
             f"but the store gives {run.hook!r} of width {d_in}; use the same store or start afresh"
         )
     names = [p.name for p in run.points]
-    if ck["names"] != names:
-        raise UserError(f"the checkpoint trains {ck['names']}, this command asks for {names}")
-    run.step, run.scale, run.before = ck["step"], ck["scale"], float(ck.get("elapsed_s", 0.0))
-    run.rec_weight = ck.get("rec_weight")
+    if ck.names != names:
+        raise UserError(f"the checkpoint trains {ck.names}, this command asks for {names}")
+    run.step, run.scale, run.before = ck.step, ck.scale, float(ck.elapsed_s)
+    run.rec_weight = ck.rec_weight
     for i, s in enumerate(run.saes):
-        s.load_state_dict(ck["saes"][i])
-        run.opts[i].load_state_dict(ck["opts"][i])
-        run.since_fired[i] = ck["since_fired"][i].to(run.device)
-    set_rng_state(ck["rng"])
+        s.load_state_dict(ck.saes[i])
+        run.opts[i].load_state_dict(ck.opts[i])
+        run.since_fired[i] = ck.since_fired[i].to(run.device)
+    set_rng_state(ck.rng)
     for p in run.points:
         truncate_log(run.paths.log(p.name), run.step)
 
@@ -238,7 +250,7 @@ def _start(run: _Run) -> None:
         if run.paths.partial.exists():
             shutil.rmtree(run.paths.partial)
         run.paths.partial.mkdir(parents=True)
-        (run.paths.partial / "run.json").write_text(json.dumps(_plain(tc), indent=2))
+        (run.paths.partial / "run.json").write_text(json.dumps(to_dict(tc), indent=2))
     D.barrier()
 
 
@@ -247,14 +259,15 @@ def _start(run: _Run) -> None:
 
 def _loop(run: _Run, stop_after: int | None) -> bool:
     """Train until the last step; False when ``stop_after`` ended this call early (nothing is saved then)."""
-    tc = run.tc
     bundle = _Bundle(run.saes, run.losses)
     model: nn.Module = D.wrap(bundle, run.device) if run.world > 1 else bundle
-    logs = [open(run.paths.log(p.name), "a") if D.is_main() else None for p in run.points]  # noqa: SIM115
-    bar = _progress(tc, run.total, run.step)
+    logs: list[IO[str] | None] = [open(run.paths.log(p.name), "a") if D.is_main() else None  # noqa: SIM115
+                                  for p in run.points]
+    bar = _progress(run)
     if run.device.type == "cpu":
         native.lib()  # compile the kernels (first use only) before the clock starts
-    t0, tok0, done_here = time.perf_counter(), run.step * tc.batch_size, 0
+    clock = (time.perf_counter(), run.step)  # when and at which step this call's training started
+    done_here = 0
     try:
         while run.step < run.total:
             epoch, start = divmod(run.step, run.data.per_epoch)
@@ -264,18 +277,9 @@ def _loop(run: _Run, stop_after: int | None) -> bool:
                 outs, terms, factor = _step(run, model, to_device(x, run.device) * run.scale, labels)
                 run.step += 1
                 done_here += 1
-                if run.step % tc.log_every == 0 or run.step == run.total:
-                    elapsed = time.perf_counter() - t0
-                    if logs[0] is not None:
-                        _log(logs, run, outs, terms, factor, run.before + elapsed)
-                    if bar is not None:
-                        bar.set_postfix(tok_s=f"{(run.step * tc.batch_size - tok0) / max(elapsed, 1e-9):,.0f}",
-                                        fvu=f"{float(batch_fvu(outs[0].x, outs[0].x_hat)):.3f}",
-                                        l0=f"{float(outs[0].l0()):.1f}", refresh=False)
-                if bar is not None:
-                    bar.update(1)
-                if tc.checkpoint_every and run.step % tc.checkpoint_every == 0 and run.step < run.total:
-                    _checkpoint(run, run.before + time.perf_counter() - t0)
+                _report(run, clock, logs, bar, outs, terms, factor)
+                if run.tc.checkpoint_every and run.step % run.tc.checkpoint_every == 0 and run.step < run.total:
+                    _checkpoint(run, run.before + time.perf_counter() - clock[0])
                 if stop_after is not None and done_here >= stop_after:
                     return False
                 if run.step >= run.total:
@@ -287,6 +291,22 @@ def _loop(run: _Run, stop_after: int | None) -> bool:
         if bar is not None:
             bar.close()
     return True
+
+
+def _report(run: _Run, clock: tuple[float, int], logs: list[IO[str] | None], bar: tqdm | None,
+            outs: list[StepOutput], terms: list[dict[str, Tensor]], factor: float) -> None:
+    """The training log and the progress bar after a step (the device is read only on logging steps)."""
+    if run.step % run.tc.log_every == 0 or run.step == run.total:
+        elapsed = time.perf_counter() - clock[0]
+        if logs[0] is not None:
+            _log(logs, run, outs, terms, factor, run.before + elapsed)
+        if bar is not None:
+            tok_s = (run.step - clock[1]) * run.tc.batch_size / max(elapsed, 1e-9)
+            bar.set_postfix(tok_s=f"{tok_s:,.0f}",
+                            fvu=f"{float(batch_fvu(outs[0].x, outs[0].x_hat)):.3f}",
+                            l0=f"{float(outs[0].l0()):.1f}", refresh=False)
+    if bar is not None:
+        bar.update(1)
 
 
 def _step(run: _Run, model: nn.Module, x: Tensor, labels: Tensor | None = None
@@ -317,16 +337,11 @@ def _step(run: _Run, model: nn.Module, x: Tensor, labels: Tensor | None = None
     return outs, terms, factor
 
 
-def _plain(tc: TrainConfig) -> dict[str, Any]:
-    from monosemantic.config import to_dict
-
-    return to_dict(tc)
-
-
-def _log(logs: list[Any], run: _Run, outs: list[StepOutput], terms: list[dict[str, Tensor]], factor: float,
-         elapsed: float) -> None:
+def _log(logs: list[IO[str] | None], run: _Run, outs: list[StepOutput], terms: list[dict[str, Tensor]],
+         factor: float, elapsed: float) -> None:
     tc = run.tc
     for i, fh in enumerate(logs):
+        assert fh is not None
         parts = {k: float(v) for k, v in terms[i].items()}
         rec = {
             "step": run.step, "tokens": run.step * tc.batch_size, "lr": float(factor * run.lrs[i]), **parts,
@@ -339,22 +354,24 @@ def _log(logs: list[Any], run: _Run, outs: list[StepOutput], terms: list[dict[st
         fh.flush()
 
 
-def _progress(tc: TrainConfig, total: int, step: int) -> Any:
-    if not tc.progress or not D.is_main():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=step, unit="step", desc="train", dynamic_ncols=True, mininterval=0.5)
+def _progress(run: _Run) -> tqdm | None:
+    """The bar of the main process (none with ``--no-progress``; ``log.quiet()`` switches it off as well)."""
+    if not run.tc.progress or not D.is_main() or log.is_quiet():
+        return None  # no bar also means no reading back FVU and L0 for it
+    bar = log.bar(desc="train", unit="step", total=run.total)
+    bar.mininterval = 0.5
+    bar.n = bar.last_print_n = bar.initial = run.step  # a resumed run starts where it stopped
+    return bar
 
 
 def _checkpoint(run: _Run, elapsed: float) -> None:
     if D.is_main():
-        save_checkpoint(run.paths.checkpoint, {
-            "step": run.step, "scale": run.scale, "d_in": run.store.width(run.hook), "hook": run.hook,
-            "names": [p.name for p in run.points], "saes": [s.state_dict() for s in run.saes],
-            "opts": [o.state_dict() for o in run.opts], "since_fired": [sf.cpu() for sf in run.since_fired],
-            "rng": rng_state(), "elapsed_s": elapsed, "rec_weight": run.rec_weight,
-        })
+        save_checkpoint(run.paths.checkpoint, Checkpoint(
+            step=run.step, scale=run.scale, d_in=run.store.width(run.hook), hook=run.hook,
+            names=[p.name for p in run.points], saes=[s.state_dict() for s in run.saes],
+            opts=[o.state_dict() for o in run.opts], since_fired=[sf.cpu() for sf in run.since_fired],
+            rng=rng_state(), elapsed_s=elapsed, rec_weight=run.rec_weight,
+        ))
     D.barrier()
 
 
@@ -373,20 +390,13 @@ def _finish(run: _Run) -> list[Path]:
     eval_labels = None if run.data.labels is None else run.data.labels[torch.from_numpy(rows)]
     out = []
     for p, s, sf in zip(run.points, run.saes, run.since_fired, strict=True):
-        s.fold_input_scale(run.scale, tc.fold)
-        s.finish_training(run.options)
-        s.cfg.metadata["monosemantic"].update(
-            {"norm_factor": 1.0 / run.scale, "fold": tc.fold, "input_scaling": tc.input_scaling,
-             "train": _plain(tc), "steps": run.total, "device": str(run.device)}
-        )
-        if run.rec_weight is not None:  # γ, as the WSAE paper states it; the saved SAE's inference is unchanged
-            s.cfg.metadata["monosemantic"]["rec_weights"] = run.rec_weight.sqrt().tolist()
+        _finish_sae(run, s)
         stats: ReconStats = evaluate(s.eval(), batches)
-        result = stats.result()
-        result["dead_fraction_train"] = float((sf >= tc.dead_tokens).double().mean())
-        if eval_labels is not None:  # only label-trained architectures have held-out results of their own
-            result.update(s.eval_extra(torch.cat(batches), eval_labels))
-        extra: dict[str, Any] = {"eval.json": result, "sparsity.safetensors": {"sparsity": stats.log_frequency()}}
+        # only label-trained architectures have held-out results of their own
+        auroc = None if eval_labels is None else s.concept_auroc(torch.cat(batches), eval_labels)
+        result = stats.result(float((sf >= tc.dead_tokens).double().mean()), auroc)
+        extra: dict[str, ExtraFile] = {"eval.json": result.to_json(),
+                                       "sparsity.safetensors": {"sparsity": stats.log_frequency()}}
         if paths.log(p.name).exists():
             extra["train_log.jsonl"] = paths.log(p.name)
         target = paths.finals[p.name]
@@ -397,3 +407,16 @@ def _finish(run: _Run) -> list[Path]:
     shutil.rmtree(paths.partial, ignore_errors=True)
     D.barrier()
     return out
+
+
+def _finish_sae(run: _Run, s: SAE) -> None:
+    """Fold the input scale into the trained SAE, give it its last touches and record how it was trained."""
+    tc = run.tc
+    s.fold_input_scale(run.scale, tc.fold)
+    s.finish_training(run.options)
+    s.cfg.metadata["monosemantic"].update(
+        {"norm_factor": 1.0 / run.scale, "fold": tc.fold, "input_scaling": tc.input_scaling,
+         "train": to_dict(tc), "steps": run.total, "device": str(run.device)}
+    )
+    if run.rec_weight is not None:  # γ, as the WSAE paper states it; the saved SAE's inference is unchanged
+        s.cfg.metadata["monosemantic"]["rec_weights"] = run.rec_weight.sqrt().tolist()

@@ -8,6 +8,7 @@ off and the eager ``embedding_bag`` runs instead.
 
 from __future__ import annotations
 
+import importlib
 import os
 from functools import cache
 from typing import Any
@@ -24,16 +25,21 @@ def set_enabled(flag: bool) -> None:
     _ENABLED = flag
 
 
+def _triton() -> tuple[Any, Any]:
+    """``triton`` and ``triton.language``, optional (CUDA machines only): imported by name, so a machine without
+    them type-checks this module too. Raises ImportError when they are missing."""
+    return importlib.import_module("triton"), importlib.import_module("triton.language")
+
+
 @cache
 def _kernel() -> Any:
     try:
-        import triton
-        import triton.language as tl
+        triton, tl = _triton()
     except ImportError:
         return None
 
     @triton.jit
-    def gather_sum_kernel(idx_ptr, vals_ptr, w_ptr, out_ptr, k, d, BLOCK_D: tl.constexpr):  # type: ignore[no-untyped-def]
+    def gather_sum_kernel(idx_ptr, vals_ptr, w_ptr, out_ptr, k, d, BLOCK_D: tl.constexpr):  # pyright: ignore[reportInvalidTypeForm]
         row = tl.program_id(0)
         offs = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
         mask = offs < d
@@ -54,8 +60,7 @@ def enabled() -> bool:
 
 def gather_sum(idx: Tensor, vals: Tensor, W: Tensor) -> Tensor:
     """[B, d] decode of the kept (idx, vals) [B, k] through the decoder rows W [F, d]."""
-    import triton
-
+    triton, _ = _triton()
     idx, vals, W = idx.contiguous(), vals.to(W.dtype).contiguous(), W.contiguous()
     B, k = idx.shape
     d = W.shape[1]

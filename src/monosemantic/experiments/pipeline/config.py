@@ -10,7 +10,7 @@ import numpy as np
 
 from monosemantic.config import from_dict, load_toml
 from monosemantic.errors import UserError
-from monosemantic.sae.trainconfig import TrainConfig, check_config, train_config
+from monosemantic.sae.trainconfig import TrainConfig, train_config
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,6 @@ class TrackConfig:
     def train_config(self, arch: str, seed: int, acts: Path | None = None, out: Path | None = None) -> TrainConfig:
         """The training settings of one architecture's sweep on this track."""
         from monosemantic.sae.core import get_architecture
-        from monosemantic.sae.options import registered_options
 
         cls = get_architecture(arch)
         data: dict[str, object] = {
@@ -80,11 +79,11 @@ class TrackConfig:
             "k": list(self.ks) if cls.sparsity_param == "k" else [],
             "l1_coefficient": list(self.l1s) if cls.sparsity_param == "coefficient" else [],
         }
-        if "group_fraction" in registered_options()[arch].__dataclass_fields__:
+        if "group_fraction" in cls.sweep_axes:
             data["group_fraction"] = list(self.group_fractions)
         return train_config(data, where=f"track {self.name!r}")
 
-    def check(self, seed: int) -> None:
+    def __post_init__(self) -> None:
         """Fail now, before hours of extraction, on settings a later stage would reject."""
         where = f"track {self.name!r}"
         if not self.archs or not self.expansions:
@@ -107,7 +106,7 @@ class TrackConfig:
             raise UserError(f"{where}: archs lists an architecture twice: {self.archs}")
         for arch in self.archs:
             try:
-                check_config(self.train_config(arch, seed), need_paths=False)
+                self.train_config(arch, 0)  # a TrainConfig checks itself; the seed changes nothing checked
             except UserError as exc:
                 raise UserError(f"{where}, {arch}: {exc}") from None
         from monosemantic.sources.datasets import fingerprint
@@ -171,7 +170,7 @@ class SteerTrackConfig:
                            expansions=[self.expansion], ks=[float(self.k)], train_tokens=self.train_tokens,
                            batch_size=self.batch_size, device=self.device, holdout=HOLDOUT, n_cards=0)
 
-    def check(self, seed: int) -> None:
+    def __post_init__(self) -> None:
         from monosemantic.steer.tasks import get_task
 
         where = f"steering track {self.name!r}"
@@ -184,7 +183,7 @@ class SteerTrackConfig:
                 raise UserError(f"{where}: {key} must be at least 1, got {getattr(self, key)}")
         if any(not np.isfinite(a) for a in self.alphas):
             raise UserError(f"{where}: alphas must be finite numbers, got {self.alphas}")
-        self.as_track().check(seed)
+        self.as_track()  # the track it trains on checks itself
 
 
 @dataclass(frozen=True)
@@ -204,19 +203,24 @@ class RunConfig:
     threads: int = 0
     """CPU threads for torch (0 = torch's default)."""
 
+    def __post_init__(self) -> None:
+        if not self.tracks and not self.steer:
+            raise RunFileError("defines no [[tracks]] and no [[steer]] tables; add at least one")
+        names = [t.name for t in self.tracks] + [t.name for t in self.steer]
+        if len(set(names)) != len(names):
+            raise RunFileError(f"track names must be unique, got {names}")
+
+
+class RunFileError(UserError):
+    """A fault of the run file as a whole; the loader puts the file's name in front of it."""
+
 
 def load_run_config(path: str | Path, **overrides: object) -> RunConfig:
     """Read and check a run config; unknown keys and wrong types are named."""
     data = load_toml(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = from_dict(RunConfig, data, where=Path(path).name)
-    if not cfg.tracks and not cfg.steer:
-        raise UserError(f"{path} defines no [[tracks]] and no [[steer]] tables; add at least one")
-    names = [t.name for t in cfg.tracks] + [t.name for t in cfg.steer]
-    if len(set(names)) != len(names):
-        raise UserError(f"{path}: track names must be unique, got {names}")
-    for track in cfg.tracks:
-        track.check(cfg.seed)
-    for st in cfg.steer:
-        st.check(cfg.seed)
-    return cfg
+    try:
+        return from_dict(RunConfig, data, where=Path(path).name)
+    except RunFileError as exc:
+        sep = ":" if str(exc).startswith("track names") else ""
+        raise UserError(f"{path}{sep} {exc}") from None

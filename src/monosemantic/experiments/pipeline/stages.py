@@ -186,9 +186,8 @@ def embed_stage(state: RunState, track: TrackConfig, extracted: Stage) -> tuple[
 def train_stage(state: RunState, track: TrackConfig, extracted: Stage, arch: str, seed: int) -> Stage:
     from monosemantic.sae import train
     from monosemantic.sae.core import get_architecture
-    from monosemantic.sae.options import registered_options
 
-    grouped = "group_fraction" in registered_options()[arch].__dataclass_fields__
+    grouped = "group_fraction" in get_architecture(arch).sweep_axes
     inputs = {"extract": extracted.hash, "arch": arch, "expansions": track.expansions, "ks": track.ks,
               "tokens": track.train_tokens, "batch_size": track.batch_size, "seed": seed,
               "groups": track.group_fractions if grouped else None}

@@ -8,16 +8,38 @@ kernels are missing: there dense autograd is as fast or faster.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from monosemantic.errors import UserError
 from monosemantic.sae import native
-from monosemantic.sae.architectures.topk import TopKFamily
+from monosemantic.sae.architectures.topk import TopKFamily, TopKOptions
 from monosemantic.sae.batch_kernels import batch_topk_encode, triplet_decode
-from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
+from monosemantic.sae.core import SAE
 from monosemantic.sae.kernels import dead_topk, sync_free
-from monosemantic.sae.options import BatchTopKOptions
+from monosemantic.sae.registry import register
+from monosemantic.sae.types import SAEConfig, StepContext, StepOutput
+
+
+@dataclass(frozen=True)
+class BatchTopKOptions(TopKOptions):
+    """Options of BatchTopK (and Matryoshka)."""
+
+    threshold_update: Literal["ema_dl", "ema_saelens", "mean"] = "ema_dl"
+    """BatchTopK θ rule: ema_dl, ema_saelens or mean."""
+    threshold_start_step: int = 1000
+    """BatchTopK ema_dl: first step of the θ EMA (at most a quarter of the run)."""
+    batch_sparse: Literal["auto", "sparse", "dense"] = "auto"
+    """BatchTopK/Matryoshka training: sparse kernels, dense autograd, or auto (sparse when k/d_sae <= 0.05)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.threshold_start_step < 0:
+            raise UserError(f"--threshold-start-step must be at least 0, got {self.threshold_start_step}")
 
 THRESHOLD_BETA = 0.999
 """ema_dl: θ ← β·θ + (1 − β)·min kept activation (dictionary_learning)."""
@@ -43,7 +65,7 @@ def use_sparse(sae: SAE, x: Tensor, ctx: StepContext) -> bool:
     mode = sae.step_options(ctx).batch_sparse
     if mode in ("sparse", "dense"):
         return bool(mode == "sparse")
-    density = float(sae.cfg.k) / sae.cfg.d_sae  # type: ignore[arg-type]
+    density = float(sae.cfg.k or 0) / sae.cfg.d_sae
     return density <= SPARSE_MAX_DENSITY and (x.device.type != "cpu" or native.available())
 
 
@@ -52,6 +74,10 @@ class BatchTopKSAE(TopKFamily):
     saelens_architecture = "jumprelu"
     has_threshold = True
     Options = BatchTopKOptions
+    threshold: Tensor
+    """θ broadcast to every latent [d_sae] (a buffer)."""
+    theta_initialised: Tensor
+    """Bool scalar: whether θ has been set from a batch (ema_dl starts from the first minimum)."""
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
@@ -70,11 +96,24 @@ class BatchTopKSAE(TopKFamily):
     def scale_threshold(self, factor: float) -> None:
         self.threshold.mul_(factor)
 
+    def saved_threshold(self) -> Tensor:
+        return self.threshold
+
+    def load_threshold(self, threshold: Tensor) -> None:
+        self.threshold.copy_(threshold)
+        self.theta_initialised.fill_(True)
+
+    @property
+    def batch_k(self) -> float:
+        """k, the average number of latents kept per row in training (``validate`` checked it is set)."""
+        assert self.cfg.k is not None
+        return float(self.cfg.k)
+
     def sparse_encode(self, x: Tensor, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Kept entries as (vals, rows, cols) triplets plus the AuxK outputs, without a dense gradient."""
         dead, k_aux = self.aux_inputs(ctx)
         return batch_topk_encode(
-            x, self.b_dec, self.W_enc, self.b_enc, float(self.cfg.k),  # type: ignore[arg-type]
+            x, self.b_dec, self.W_enc, self.b_enc, self.batch_k,
             dead_mask=dead, k_aux=k_aux, bf16=ctx.bf16, apply_b_dec=self.cfg.apply_b_dec_to_input,
         )
 
@@ -85,7 +124,7 @@ class BatchTopKSAE(TopKFamily):
             return StepOutput(x=x, x_hat=x_hat, vals=vals, idx=cols, aux_vals=avals, aux_idx=aidx)
         pre = self.pre_acts(x)
         acts = torch.relu(pre)
-        f = batch_topk(acts, float(self.cfg.k))  # type: ignore[arg-type]
+        f = batch_topk(acts, self.batch_k)
         out = StepOutput(x=x, x_hat=self.decode(f), acts=f, pre=acts)
         self._add_aux(out, acts, ctx)
         return out
@@ -117,8 +156,6 @@ class BatchTopKSAE(TopKFamily):
         smallest = torch.where(f > 0, f, torch.full_like(f, torch.inf)).amin().double()
         m = torch.where(torch.isinf(smallest), torch.zeros_like(smallest), smallest)
         if ctx.distributed:
-            import torch.distributed as dist
-
             dist.all_reduce(m)
             m /= dist.get_world_size()
         theta = self.threshold[0].double()

@@ -21,14 +21,49 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from typing_extensions import override
 
 from monosemantic.errors import UserError
 from monosemantic.sae.architectures.topk import check_k, integer_k
-from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
+from monosemantic.sae.core import SAE
 from monosemantic.sae.kernels import sparse_decode, topk_encode
-from monosemantic.sae.options import ArchOptions, GSAEOptions
+from monosemantic.sae.registry import register
+from monosemantic.sae.types import ArchOptions, LossTerm, SAEConfig, StepContext, StepOutput
 
 LN_EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class GSAEOptions(ArchOptions):
+    """Options of the Guided SAE (G-SAE): latents 0..C-1 are tied to the store's C labelled concepts."""
+
+    gsae_activation: Literal["topk-sigmoid", "topk"] = "topk-sigmoid"
+    """G-SAE: a sigmoid on the k kept logits (the paper's topk-sigmoid), or ReLU TopK."""
+    concept_reduction: Literal["sum", "mean"] = "sum"
+    """G-SAE: the concept BCE terms summed (the paper's code) or averaged as 1/(C+1) Σ (its project page)."""
+    concept_weight: float = 1.0
+    """G-SAE: multiplier of the concept BCE term in the loss."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.concept_weight >= 0:
+            raise UserError(f"--concept-weight must be at least 0, got {self.concept_weight:g}")
+
+
+@dataclass(frozen=True)
+class GuidedSettings:
+    """What a G-SAE's ``cfg.json`` records under ``metadata.monosemantic.gsae`` (read back on load)."""
+
+    concepts: list[str]
+    """Names of the concepts tied to latents 0..C−1, in order."""
+    activation: str
+    """``topk-sigmoid`` or ``topk`` (``GSAEOptions.gsae_activation`` of training)."""
+
+    @staticmethod
+    def of(cfg: SAEConfig) -> GuidedSettings:
+        raw = dict((cfg.metadata.get("monosemantic") or {}).get("gsae") or {})
+        return GuidedSettings(concepts=list(raw.get("concepts") or []),
+                              activation=str(raw.get("activation", "topk-sigmoid")))
 
 
 def layer_norm(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -44,6 +79,7 @@ class GuidedSAE(SAE):
     saelens_architecture = "topk"
     saelens_normalize = "layer_norm"
     sparsity_param = "k"
+    sweep_axes = ("k",)
     lr_constant = 1e-3
     needs_labels = True
 
@@ -53,14 +89,10 @@ class GuidedSAE(SAE):
 
     # ------------------------------------------------------------------ config
 
-    @staticmethod
-    def settings(cfg: SAEConfig) -> dict[str, Any]:
-        return dict((cfg.metadata.get("monosemantic") or {}).get("gsae") or {})
-
     @property
     def concepts(self) -> list[str]:
         """Names of the concepts tied to latents 0..C−1, in order."""
-        return list(self.settings(self.cfg).get("concepts") or [])
+        return GuidedSettings.of(self.cfg).concepts
 
     def concept_latents(self) -> list[int]:
         """The latent tied to each concept, in the order of ``concepts``: the reserved latents 0..C−1."""
@@ -68,15 +100,15 @@ class GuidedSAE(SAE):
 
     @property
     def sigmoid(self) -> bool:
-        return self.settings(self.cfg).get("activation", "topk-sigmoid") == "topk-sigmoid"
+        return GuidedSettings.of(self.cfg).activation == "topk-sigmoid"
 
     @classmethod
     def validate(cls, cfg: SAEConfig) -> None:
         check_k(cfg, "the G-SAE")
-        n = len(cls.settings(cfg).get("concepts") or [])
+        n = len(GuidedSettings.of(cfg).concepts)
         if n < 1:
             raise UserError("the G-SAE needs labelled concepts: train it on a store extracted from labelled data")
-        if cfg.k < n:
+        if cfg.kept < n:
             raise UserError(f"the G-SAE needs k >= the number of concepts ({n}) so that every reserved latent can "
                             f"be selected; got k={cfg.k:g}")
         if cfg.d_sae <= n:
@@ -102,7 +134,7 @@ class GuidedSAE(SAE):
         return super().pre_acts(xn)
 
     def activation(self, pre: Tensor) -> Tensor:
-        vals, idx = pre.topk(int(self.cfg.k), dim=-1)  # type: ignore[arg-type]
+        vals, idx = pre.topk(self.cfg.kept, dim=-1)
         vals = vals.sigmoid() if self.sigmoid else vals.relu()
         return torch.zeros_like(pre).scatter_(-1, idx, vals)
 
@@ -132,7 +164,7 @@ class GuidedSAE(SAE):
 
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
         xn, mu, sd = layer_norm(x)
-        vals, idx, _, _ = topk_encode(xn, self.b_dec, self.W_enc, self.b_enc, int(self.cfg.k),  # type: ignore[arg-type]
+        vals, idx, _, _ = topk_encode(xn, self.b_dec, self.W_enc, self.b_enc, self.cfg.kept,
                                       bf16=ctx.bf16, apply_b_dec=self.cfg.apply_b_dec_to_input,
                                       relu=not self.sigmoid)
         if self.sigmoid:
@@ -143,12 +175,17 @@ class GuidedSAE(SAE):
         logits = xc @ self.W_enc[:, :n] + self.b_enc[:n]
         return StepOutput(x=x, x_hat=x_hat, vals=vals, idx=idx, extras={"concept_logits": logits})
 
-    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None,
-               rec_weight: Tensor | None = None) -> list[Any]:
-        opts: GSAEOptions = options if isinstance(options, GSAEOptions) else GSAEOptions()
-        return [NormalisedReconstruction(rec_weight),
-                ConceptBCE(opts.concept_reduction, opts.concept_weight)]
+    @override
+    def reconstruction_loss(self, rec_loss: str, options: ArchOptions, rec_weight: Tensor | None) -> LossTerm:
+        """The per-token normalised error of the paper, whatever ``rec_loss`` says."""
+        return NormalisedReconstruction(rec_weight)
 
+    @override
+    def losses(self, options: ArchOptions, coefficient: float | None) -> list[LossTerm]:
+        opts: GSAEOptions = options if isinstance(options, GSAEOptions) else GSAEOptions()
+        return [ConceptBCE(opts.concept_reduction, opts.concept_weight)]
+
+    @override
     def unit_norm_decoder(self, options: ArchOptions) -> bool:
         return False  # the paper's decoder is free; its row norms carry the scale the sigmoid caps at 1
 
@@ -157,10 +194,12 @@ class GuidedSAE(SAE):
         """Nothing to fold: the per-token normalisation removes any input scale and decode restores it."""
 
     @torch.no_grad()
-    def eval_extra(self, x: Tensor, labels: Tensor | None) -> dict[str, Any]:
-        """Each reserved latent as a detector of its concept: AUROC of its pre-TopK logit on held-out rows."""
-        if labels is None or not len(x):
-            return {}
+    def concept_auroc(self, x: Tensor, labels: Tensor) -> dict[str, float | None] | None:
+        """Each reserved latent as a detector of its concept: AUROC of its pre-TopK logit on held-out rows (None
+        for a concept whose rows are all of one class)."""
+        if not len(x):
+            return None
+        # imported here: scikit-learn takes about as long to import as torch, and only this evaluation needs it
         from sklearn.metrics import roc_auc_score
 
         logits = torch.cat([self.concept_logits(x[i : i + 4096]) for i in range(0, len(x), 4096)]).cpu().numpy()
@@ -169,7 +208,7 @@ class GuidedSAE(SAE):
         for c, name in enumerate(self.concepts):
             both = 0 < y[:, c].sum() < len(y)
             auroc[name] = float(roc_auc_score(y[:, c], logits[:, c])) if both else None
-        return {"concept_auroc": auroc}
+        return auroc
 
 
 @dataclass
@@ -180,7 +219,7 @@ class NormalisedReconstruction:
     weight: Tensor | None = None
     name: str = "mse"
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+    def __call__(self, _sae: SAE, out: StepOutput, _ctx: StepContext) -> Tensor:
         err = (out.x_hat - out.x).pow(2)
         if self.weight is not None:
             err = err * self.weight
@@ -196,7 +235,7 @@ class ConceptBCE:
     weight: float = 1.0
     name: str = "concept"
 
-    def __call__(self, sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
+    def __call__(self, _sae: SAE, out: StepOutput, ctx: StepContext) -> Tensor:
         if ctx.labels is None:
             raise UserError("the G-SAE trains on labelled rows; the trainer passed none")
         logits = out.extras["concept_logits"]

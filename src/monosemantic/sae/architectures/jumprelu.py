@@ -7,13 +7,37 @@ pseudo-derivatives of bandwidth ε.
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
-from monosemantic.sae.options import ArchOptions, JumpReLUOptions
+from monosemantic.errors import UserError
+from monosemantic.sae.core import SAE
+from monosemantic.sae.losses import JumpReLUSparsity
+from monosemantic.sae.registry import register
+from monosemantic.sae.types import ArchOptions, LossTerm, SAEConfig, StepContext, StepOutput, WarmupOptions
+
+
+@dataclass(frozen=True)
+class JumpReLUOptions(WarmupOptions):
+    """Options of the JumpReLU SAE."""
+
+    jumprelu_sparsity: Literal["l0", "target_l0"] = "l0"
+    """JumpReLU sparsity term: l0 (paper) or target_l0 (dictionary_learning)."""
+    target_l0: float = 20.0
+    """JumpReLU target_l0: wanted L0."""
+    bandwidth: float = 1e-3
+    """JumpReLU: bandwidth ε of the pseudo-derivative."""
+    threshold_init: float = 1e-3
+    """JumpReLU: initial threshold θ."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("target_l0", "bandwidth", "threshold_init"):
+            if not getattr(self, name) > 0:
+                raise UserError(f"--{name.replace('_', '-')} must be greater than 0, got {getattr(self, name):g}")
 
 
 def _rect(u: Tensor) -> Tensor:
@@ -22,13 +46,13 @@ def _rect(u: Tensor) -> Tensor:
 
 class _JumpReLU(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, pre: Tensor, theta: Tensor, eps: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, pre: Tensor, theta: Tensor, eps: float) -> Tensor:
         ctx.save_for_backward(pre, theta)
         ctx.eps = eps
         return pre * (pre > theta)
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
         pre, theta = ctx.saved_tensors
         eps = ctx.eps
         g_pre = g * (pre > theta)
@@ -38,13 +62,13 @@ class _JumpReLU(torch.autograd.Function):
 
 class _Step(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, pre: Tensor, theta: Tensor, eps: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, pre: Tensor, theta: Tensor, eps: float) -> Tensor:
         ctx.save_for_backward(pre, theta)
         ctx.eps = eps
         return (pre > theta).to(pre.dtype)
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g: Tensor) -> tuple[Any, ...]:
         pre, theta = ctx.saved_tensors
         eps = ctx.eps
         # the L0 term trains only θ (∂H/∂pre := 0)
@@ -57,6 +81,7 @@ class JumpReLUSAE(SAE):
     has_threshold = True
     Options = JumpReLUOptions
     sparsity_param = "coefficient"
+    sweep_axes = ("l1_coefficient",)
     default_coefficient = 1.0
 
     def __init__(self, cfg: SAEConfig) -> None:
@@ -69,11 +94,18 @@ class JumpReLUSAE(SAE):
 
     def init_for_training(self, options: ArchOptions, generator: torch.Generator | None = None) -> None:
         super().init_for_training(options, generator)
+        assert isinstance(options, JumpReLUOptions)
         with torch.no_grad():
-            self.log_threshold.fill_(math.log(options.threshold_init))  # type: ignore[attr-defined]
+            self.log_threshold.fill_(math.log(options.threshold_init))
 
     def scale_threshold(self, factor: float) -> None:
         self.log_threshold.add_(math.log(factor))
+
+    def saved_threshold(self) -> Tensor:
+        return self.threshold
+
+    def load_threshold(self, threshold: Tensor) -> None:
+        self.log_threshold.copy_(threshold.clamp_min(1e-30).log())
 
     def activation(self, pre: Tensor) -> Tensor:
         return torch.relu(pre) * (pre > self.threshold)
@@ -86,13 +118,8 @@ class JumpReLUSAE(SAE):
         l0 = _Step.apply(pre, theta, eps).sum(1).mean()
         return StepOutput(x=x, x_hat=self.decode(f), acts=f, pre=pre, extras={"l0_ste": l0})
 
-    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None,
-               rec_weight: Tensor | None = None) -> list[Any]:
-        from monosemantic.sae.losses import JumpReLUSparsity, Reconstruction
-
-        opts: JumpReLUOptions = options  # type: ignore[assignment]
+    def losses(self, options: ArchOptions, coefficient: float | None) -> list[LossTerm]:
+        assert isinstance(options, JumpReLUOptions)
         lam = self.default_coefficient if coefficient is None else coefficient
-        return [
-            Reconstruction(rec_loss, rec_weight),
-            JumpReLUSparsity(opts.jumprelu_sparsity, lam, opts.target_l0, opts.sparsity_warmup),  # type: ignore[arg-type]
-        ]
+        assert lam is not None
+        return [JumpReLUSparsity(options.jumprelu_sparsity, lam, options.target_l0, options.sparsity_warmup)]

@@ -1,23 +1,36 @@
 """Matryoshka BatchTopK (Bussmann et al. 2025, arXiv 2503.17547): every prefix of the dictionary reconstructs x.
 
 Group sizes come from fractions; the last group takes the remainder. The prefix reconstructions go to
-``StepOutput.extras["prefix_recons"]`` for the ``MatryoshkaReconstruction`` loss term. The sparse path (as for
+``StepOutput.prefix_recons`` for the ``MatryoshkaReconstruction`` loss term. The sparse path (as for
 BatchTopK) decodes every kept triplet once into the slot of its group and sums the slots cumulatively.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from monosemantic.errors import UserError
-from monosemantic.sae.architectures.batchtopk import BatchTopKSAE, batch_topk, use_sparse
+from monosemantic.sae.architectures.batchtopk import BatchTopKOptions, BatchTopKSAE, batch_topk, use_sparse
 from monosemantic.sae.batch_kernels import prefix_decode
-from monosemantic.sae.core import SAEConfig, StepContext, StepOutput, register
-from monosemantic.sae.options import ArchOptions, MatryoshkaOptions
+from monosemantic.sae.losses import MatryoshkaReconstruction
+from monosemantic.sae.registry import register
+from monosemantic.sae.types import ArchOptions, LossTerm, SAEConfig, StepContext, StepOutput
+
+
+@dataclass(frozen=True)
+class MatryoshkaOptions(BatchTopKOptions):
+    """Options of the Matryoshka SAE."""
+
+    group_fraction: list[float] = field(default_factory=list)
+    """Matryoshka: fraction of the latents in each nested group, in order; they must sum to 1."""
+    matryoshka_loss: Literal["sum", "dl_weighted_mean"] = "sum"
+    """Matryoshka reconstruction: sum (paper, SAELens) or dl_weighted_mean (dictionary_learning)."""
 
 
 def group_sizes_from_fractions(fractions: Sequence[float], d_sae: int) -> list[int]:
@@ -40,6 +53,9 @@ def group_sizes_from_fractions(fractions: Sequence[float], d_sae: int) -> list[i
 class MatryoshkaSAE(BatchTopKSAE):
     saelens_architecture = "jumprelu"
     Options = MatryoshkaOptions
+    sweep_axes = ("k", "group_fraction")
+    ends: Tensor
+    """The exclusive end of each group [G] (a buffer)."""
 
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__(cfg)
@@ -49,7 +65,8 @@ class MatryoshkaSAE(BatchTopKSAE):
     @classmethod
     def build_config(cls, d_in: int, d_sae: int, k: float | None, options: ArchOptions,
                      metadata: dict[str, Any] | None = None) -> SAEConfig:
-        groups = group_sizes_from_fractions(options.group_fraction, d_sae)  # type: ignore[attr-defined]
+        assert isinstance(options, MatryoshkaOptions)
+        groups = group_sizes_from_fractions(options.group_fraction, d_sae)
         cfg = SAEConfig(d_in=d_in, d_sae=d_sae, architecture=cls.name, k=k, group_sizes=groups,
                         metadata=metadata or {})
         cls.validate(cfg)
@@ -68,9 +85,9 @@ class MatryoshkaSAE(BatchTopKSAE):
             stack = prefix_decode(rows, cols, vals, self.W_dec, self.b_dec, x.shape[0], self.ends)
             prefix = list(stack.unbind(0))
             return StepOutput(x=x, x_hat=prefix[-1], vals=vals, idx=cols, aux_vals=avals, aux_idx=aidx,
-                              extras={"prefix_recons": prefix, "prefix_stack": stack})  # type: ignore[dict-item]
+                              prefix_recons=prefix, extras={"prefix_stack": stack})
         acts = self.activation_train(x)
-        f = batch_topk(acts, float(self.cfg.k))  # type: ignore[arg-type]
+        f = batch_topk(acts, self.batch_k)
         recon = self.b_dec.expand_as(x)
         prefix: list[Tensor] = []
         start = 0
@@ -78,19 +95,15 @@ class MatryoshkaSAE(BatchTopKSAE):
             recon = recon + f[:, start:end] @ self.W_dec[start:end]
             prefix.append(recon)
             start = end
-        out = StepOutput(x=x, x_hat=recon, acts=f, pre=acts, extras={"prefix_recons": prefix})  # type: ignore[dict-item]
+        out = StepOutput(x=x, x_hat=recon, acts=f, pre=acts, prefix_recons=prefix)
         self._add_aux(out, acts, ctx)
         return out
 
     def activation_train(self, x: Tensor) -> Tensor:
         return self.pre_acts(x).relu()
 
-    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None,
-               rec_weight: Tensor | None = None) -> list[Any]:
-        from monosemantic.sae.losses import MatryoshkaReconstruction
-
-        opts: MatryoshkaOptions = options  # type: ignore[assignment]
-        return [MatryoshkaReconstruction(opts.matryoshka_loss, rec_weight), self.aux_loss(opts)]
-
-    def extra_state_for_save(self) -> dict[str, Any]:
-        return {"group_sizes": list(self.cfg.group_sizes or [])}
+    @override
+    def reconstruction_loss(self, rec_loss: str, options: ArchOptions, rec_weight: Tensor | None) -> LossTerm:
+        """Every prefix reconstructs x (the ``matryoshka_loss`` sum or mean); ``rec_loss`` does not apply."""
+        assert isinstance(options, MatryoshkaOptions)
+        return MatryoshkaReconstruction(options.matryoshka_loss, rec_weight)

@@ -3,13 +3,23 @@ penalty; the decoder-norm variant weights it by the decoder row norms (Anthropic
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
-from torch import Tensor
 
-from monosemantic.sae.core import SAE, register
-from monosemantic.sae.options import ArchOptions, ReLUOptions
+from monosemantic.sae.core import SAE
+from monosemantic.sae.losses import L1
+from monosemantic.sae.registry import register
+from monosemantic.sae.types import ArchOptions, LossTerm, WarmupOptions
+
+
+@dataclass(frozen=True)
+class ReLUOptions(WarmupOptions):
+    """Options of the ReLU + L1 SAE."""
+
+    l1_variant: Literal["unit_norm", "decoder_norm"] = "unit_norm"
+    """ReLU: unit_norm (unit decoder rows, plain L1) or decoder_norm (L1 weighted by decoder norms)."""
 
 
 @register("relu")
@@ -17,19 +27,18 @@ class ReLUSAE(SAE):
     saelens_architecture = "standard"
     Options = ReLUOptions
     sparsity_param = "coefficient"
+    sweep_axes = ("l1_coefficient",)
     default_coefficient = 0.05
 
-    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None,
-               rec_weight: Tensor | None = None) -> list[Any]:
-        from monosemantic.sae.losses import L1, Reconstruction
-
-        opts: ReLUOptions = options  # type: ignore[assignment]
+    def losses(self, options: ArchOptions, coefficient: float | None) -> list[LossTerm]:
+        assert isinstance(options, ReLUOptions)
         lam = self.default_coefficient if coefficient is None else coefficient
-        l1 = L1(lam, opts.sparsity_warmup, opts.l1_variant)  # type: ignore[arg-type]
-        return [Reconstruction(rec_loss, rec_weight), l1]
+        assert lam is not None
+        return [L1(lam, options.sparsity_warmup, options.l1_variant)]
 
     def unit_norm_decoder(self, options: ArchOptions) -> bool:
-        return options.l1_variant == "unit_norm"  # type: ignore[attr-defined, no-any-return]
+        assert isinstance(options, ReLUOptions)
+        return options.l1_variant == "unit_norm"
 
     @torch.no_grad()
     def finish_training(self, options: ArchOptions) -> None:

@@ -8,13 +8,21 @@ so the synthetic benchmark can test them as stated. Saved as a SAELens ``standar
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
-from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
-from monosemantic.sae.options import ArchOptions, TiedOptions
+from monosemantic.sae.core import SAE
+from monosemantic.sae.registry import register
+from monosemantic.sae.types import ArchOptions, SAEConfig, StepContext, StepOutput
+
+
+@dataclass(frozen=True)
+class TiedOptions(ArchOptions):
+    """The theory SAE (tied weights, no biases, ReLU) has no options of its own."""
 
 
 @register("tied")
@@ -22,6 +30,7 @@ class TiedSAE(SAE):
     saelens_architecture = "standard"
     Options = TiedOptions
     sparsity_param = "none"
+    sweep_axes = ()
     lr_constant = 2.5e-3
 
     def __init__(self, cfg: SAEConfig) -> None:
@@ -29,11 +38,13 @@ class TiedSAE(SAE):
         for p in (self.W_enc, self.b_enc, self.b_dec):
             p.requires_grad_(False)  # only W_dec trains; the others are written at save time
 
+    @override
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
         pre = x @ self.W_dec.t()
         f = torch.relu(pre)
         return StepOutput(x=x, x_hat=f @ self.W_dec, acts=f, pre=pre)
 
+    @override
     def unit_norm_decoder(self, options: ArchOptions) -> bool:
         return False  # the theory's W_m is unconstrained
 

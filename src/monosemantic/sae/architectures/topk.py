@@ -6,15 +6,43 @@ entries. Dead latents are revived by AuxK (its Appendix A.2).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from monosemantic.errors import UserError
-from monosemantic.sae.core import SAE, SAEConfig, StepContext, StepOutput, register
+from monosemantic.sae.core import SAE
 from monosemantic.sae.kernels import sparse_decode, topk_encode
-from monosemantic.sae.options import ArchOptions, TopKOptions
+from monosemantic.sae.losses import AuxK
+from monosemantic.sae.registry import register
+from monosemantic.sae.types import ArchOptions, LossTerm, SAEConfig, StepContext, StepOutput
+
+
+@dataclass(frozen=True)
+class TopKOptions(ArchOptions):
+    """Options of the TopK family (TopK, BatchTopK, Matryoshka)."""
+
+    auxk_alpha: float = 1 / 32
+    """AuxK coefficient for dead latents; 0 = off."""
+    auxk_norm: Literal["residual_variance", "scaled_count"] = "residual_variance"
+    """AuxK normalisation: residual_variance (dictionary_learning) or scaled_count (SAELens)."""
+    k_aux: int | None = None
+    """Dead latents used by AuxK per row (default d_in // 2)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.auxk_alpha >= 0:
+            raise UserError(f"--auxk-alpha must be at least 0, got {self.auxk_alpha:g}")
+        if self.k_aux is not None and self.k_aux < 1:
+            raise UserError(f"--k-aux must be at least 1, got {self.k_aux}")
+
+    def aux_count(self, d_in: int) -> int:
+        """k_aux, the dead latents AuxK may use per row: the option, or d_in // 2 (Gao et al., arXiv 2406.04093,
+        Appendix A.2)."""
+        return self.k_aux or d_in // 2
 
 
 def check_k(cfg: SAEConfig, what: str) -> None:
@@ -35,6 +63,7 @@ class TopKFamily(SAE):
 
     Options = TopKOptions
     sparsity_param = "k"
+    sweep_axes = ("k",)
     lr_constant = 2.5e-3
 
     def aux_inputs(self, ctx: StepContext) -> tuple[Tensor | None, int]:
@@ -44,16 +73,13 @@ class TopKFamily(SAE):
             return None, 0
         return ctx.dead_mask, opts.aux_count(self.cfg.d_in)
 
-    def aux_loss(self, options: TopKOptions) -> Any:
-        from monosemantic.sae.losses import AuxK
-
+    def aux_loss(self, options: TopKOptions) -> AuxK:
         return AuxK(options.auxk_alpha, options.auxk_norm, options.aux_count(self.cfg.d_in))
 
-    def losses(self, rec_loss: str, options: ArchOptions, coefficient: float | None,
-               rec_weight: Tensor | None = None) -> list[Any]:
-        from monosemantic.sae.losses import Reconstruction
-
-        return [Reconstruction(rec_loss, rec_weight), self.aux_loss(options)]  # type: ignore[arg-type]
+    @override
+    def losses(self, options: ArchOptions, coefficient: float | None) -> list[LossTerm]:
+        assert isinstance(options, TopKOptions)
+        return [self.aux_loss(options)]
 
 
 @register("topk")
@@ -70,13 +96,13 @@ class TopKSAE(TopKFamily):
         return super().build_config(d_in, d_sae, integer_k(k, "TopK"), options, metadata)
 
     def activation(self, pre: Tensor) -> Tensor:
-        vals, idx = pre.topk(int(self.cfg.k), dim=-1)  # type: ignore[arg-type]
+        vals, idx = pre.topk(self.cfg.kept, dim=-1)
         return torch.zeros_like(pre).scatter_(-1, idx, vals.relu())
 
     def train_forward(self, x: Tensor, ctx: StepContext) -> StepOutput:
         dead, k_aux = self.aux_inputs(ctx)
         vals, idx, avals, aidx = topk_encode(
-            x, self.b_dec, self.W_enc, self.b_enc, int(self.cfg.k),  # type: ignore[arg-type]
+            x, self.b_dec, self.W_enc, self.b_enc, self.cfg.kept,
             dead_mask=dead, k_aux=k_aux, bf16=ctx.bf16, apply_b_dec=self.cfg.apply_b_dec_to_input,
         )
         x_hat = sparse_decode(idx, vals, self.W_dec) + self.b_dec
