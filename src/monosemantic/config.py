@@ -89,6 +89,24 @@ def type_name(tp: Any) -> str:
     return name + (" or nothing" if optional else "")
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+_SCALARS: dict[Any, tuple[Callable[[Any], bool], Callable[[Any], Any]]] = {
+    bool: (lambda v: isinstance(v, bool), lambda v: v),
+    int: (_is_int, lambda v: v),
+    float: (_is_number, float),
+    str: (lambda v: isinstance(v, str), lambda v: v),
+    Path: (lambda v: isinstance(v, str | Path), Path),
+}
+"""TOML scalar types: what a value must be, and how it is converted (an integer is a fine float)."""
+
+
 def coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against ``tp`` (TOML types), converting where the meaning is unambiguous."""
     tp, optional = _strip_optional(tp)
@@ -111,47 +129,36 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise bad
-        return from_dict(tp, value, where)  # type: ignore[arg-type]
-    if tp is Any:
+        return from_dict(tp, value, where)  # pyright: ignore[reportArgumentType]
+    if tp not in _SCALARS:
         return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    if tp is Path:
-        if not isinstance(value, str | Path):
-            raise bad
-        return Path(value)
-    return value
+    accepts, convert = _SCALARS[tp]
+    if not accepts(value):
+        raise bad
+    return convert(value)
 
 
-def check_values(obj: Any, name: Callable[[str], str]) -> None:
-    """Refuse NaN or infinite numbers and values outside a ``Literal``'s choices in the fields of a config
-    dataclass, naming the field as ``name(field)`` (e.g. its command-line flag)."""
-    hints = _hints(type(obj))
-    for f in dataclasses.fields(obj):
-        value, (tp, _) = getattr(obj, f.name), _strip_optional(hints[f.name])
-        if value is None:
+def check_values(cls: type, values: dict[str, Any], name: Callable[[str], str]) -> None:
+    """Refuse NaN or infinite numbers and values outside a ``Literal``'s choices among the given field values of
+    config class ``cls``, naming the field as ``name(field)`` (e.g. its command-line flag). Runs before the config
+    is built, so its own ``__post_init__`` checks only see finite numbers."""
+    hints = _hints(cls)
+    for field_name, value in values.items():
+        if value is None or field_name not in hints:
             continue
+        tp, _ = _strip_optional(hints[field_name])
         if get_origin(tp) is Literal and value not in get_args(tp):
             choices = ", ".join(str(a) for a in get_args(tp))
-            raise UserError(f"{name(f.name)} must be one of {choices}, got {value!r}")
+            raise UserError(f"{name(field_name)} must be one of {choices}, got {value!r}")
         numbers = value if isinstance(value, list | tuple) else [value]
         for v in numbers:
             if isinstance(v, float) and not math.isfinite(v):
-                raise UserError(f"{name(f.name)} must be a finite number, got {v}")
+                raise UserError(f"{name(field_name)} must be a finite number, got {v}")
+
+
+def check_fields(obj: Any, name: Callable[[str], str]) -> None:
+    """``check_values`` on every field of a built config (for a ``__post_init__`` that must check itself)."""
+    check_values(type(obj), {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, name)
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config",
@@ -171,8 +178,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config",
     ]
     if missing:
         raise UserError(f"{where} is missing {missing[0]!r} ({type_name(hints[missing[0]])})")
+    check_values(cls, kwargs, names or (lambda name: f"{where}.{name}"))
     obj = cls(**kwargs)
-    check_values(obj, names or (lambda name: f"{where}.{name}"))
     return obj
 
 
@@ -259,6 +266,5 @@ def from_namespace(cls: type[T], ns: argparse.Namespace, **overrides: Any) -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     given = {k: v for k, v in vars(ns).items() if k in names}
     given.update(overrides)
-    obj = cls(**given)
-    check_values(obj, _option)
-    return obj
+    check_values(cls, given, _option)
+    return cls(**given)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from monosemantic import log
-from monosemantic.config import check_values, to_dict
+from monosemantic.config import check_fields, to_dict
 from monosemantic.errors import UserError
 from monosemantic.experiment import Command, Result, Summary
 from monosemantic.files import check_out, csv_text, staged, write_atomic, write_json
@@ -70,7 +70,7 @@ class SynthConfig:
     def __post_init__(self) -> None:
         # a NaN or infinite value gets the generic message first, as from the command line (a NaN fails every
         # range test below and would be reported as out of range)
-        check_values(self, lambda name: "--" + name.replace("_", "-"))
+        check_fields(self, lambda name: "--" + name.replace("_", "-"))
         if self.n_dims > self.n_features or self.n_dims < 1:
             raise UserError(f"--n-dims must be between 1 and --n-features ({self.n_features}) for superposition, "
                             f"got {self.n_dims}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from monosemantic.config import check_values, from_dict
+from monosemantic.config import check_fields, from_dict
 from monosemantic.devices import resolve_device
 from monosemantic.errors import UserError
 from monosemantic.sae.registry import get_architecture, option_owners, registered_architectures, registered_options
@@ -117,7 +117,7 @@ class TrainConfig:
         if self.options is not None and type(self.options) is not cls.Options:
             raise UserError(f"the options given are {type(self.options).__name__}, but {self.arch} takes "
                             f"{cls.Options.__name__}")
-        check_values(self, option_flag)
+        check_fields(self, option_flag)
         self._check_numbers()
         self._check_sparsity(cls)
         self.total_tokens()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import Tensor
 
-from monosemantic.config import check_values
+from monosemantic.config import check_fields
 from monosemantic.errors import UserError
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class ArchOptions:
     """
 
     def __post_init__(self) -> None:
-        check_values(self, option_flag)
+        check_fields(self, option_flag)
 
 
 @dataclass(frozen=True)
