@@ -18,7 +18,7 @@ from monosemantic.knowledge.edit import WeightPatch, feature_edit, neuron_edit
 from monosemantic.knowledge.lm import encode, greedy_answers, text_nll, top1
 from monosemantic.knowledge.localise import Profile, profile, top_units
 from monosemantic.knowledge.monotest import histograms, related_tests, share_curve
-from monosemantic.sources.facts import RELATIONS, Fact, Prompt, builtin_facts
+from monosemantic.sources.datasets.facts import RELATIONS, Fact, Prompt, builtin_facts
 
 
 class Experiment:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from monosemantic.errors import UserError
-from monosemantic.sources.facts import FORMATS
+from monosemantic.sources.datasets.facts import FORMATS
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def default_neuron_hook(module: Any, sae_hooks: list[str]) -> str:
 def read_saes(cfg: KnowledgeConfig) -> list[tuple[Path, Any]]:
     """Every --sae, checked (before the model loads) not to come from another named model."""
     from monosemantic.sae import SAE
-    from monosemantic.sources.registry import MODELS
+    from monosemantic.sources import MODELS
 
     out = []
     for path in cfg.sae:
@@ -184,7 +184,7 @@ def run_knowledge(cfg: KnowledgeConfig, *, progress: bool = True) -> dict[str, A
     from monosemantic.knowledge.experiment import Experiment
     from monosemantic.knowledge.results import write_results
     from monosemantic.sources import load_model
-    from monosemantic.sources.facts import load_facts
+    from monosemantic.sources.datasets.facts import load_facts
 
     check_config(cfg)
     facts = load_facts(cfg.facts, cfg.format, max_facts=cfg.max_facts)  # bad input fails before the model loads

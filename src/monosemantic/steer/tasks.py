@@ -63,7 +63,7 @@ def _first_half(texts: Sequence[str], n: int, seed: int, min_words: int = 3) -> 
 
 
 def _attitude_prompts(n: int, seed: int) -> list[str]:
-    from monosemantic.sources.steer_data import heldout_texts
+    from monosemantic.sources.datasets import heldout_texts
 
     texts, labels = heldout_texts("tweets-attitude")
     negative = [t for t, y in zip(texts, labels[:, 0], strict=True) if y == 0]
@@ -77,7 +77,7 @@ def _attitude_success(base: Sequence[str], texts: Sequence[str]) -> np.ndarray:
 
 
 def _style_prompts(n: int, seed: int) -> list[str]:
-    from monosemantic.sources.steer_data import heldout_texts
+    from monosemantic.sources.datasets import heldout_texts
 
     texts, labels = heldout_texts("shakespeare-style")
     modern = [t for t, y in zip(texts, labels[:, 0], strict=True) if y == 0]
@@ -91,7 +91,7 @@ def _style_success(base: Sequence[str], texts: Sequence[str]) -> np.ndarray:
 
 
 def _privacy_prompts(n: int, seed: int) -> list[str]:
-    from monosemantic.sources.steer_data import PII_HELDOUT, pii_synth
+    from monosemantic.sources.datasets.pii import PII_HELDOUT, pii_synth
 
     data = pii_synth(**PII_HELDOUT)
     assert data.token_spans is not None
