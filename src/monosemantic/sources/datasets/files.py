@@ -35,11 +35,11 @@ def load_file(path: Path, text_field: str = "text", label_columns: Sequence[str]
         lines = [ln.strip() for ln in path.read_text(errors="ignore").splitlines() if ln.strip()]
         return text_dataset(path.name, lines, None, [], str(path))
     if path.suffix in (".jsonl", ".csv"):
-        return table_dataset(path.name, read_rows(path), text_field, label_columns, str(path))
+        return table_dataset(path.name, _read_rows(path), text_field, label_columns, str(path))
     raise UserError(f"cannot read {str(path)!r}; give a .txt, .jsonl or .csv file, or a folder of images")
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
+def _read_rows(path: Path) -> list[dict[str, Any]]:
     """The rows of a .csv file (as strings) or a .jsonl file (one JSON object per line)."""
     if path.suffix == ".csv":
         with open(path, newline="", encoding="utf-8", errors="ignore") as fh:
