@@ -81,7 +81,7 @@ class ActivationStore:
     def hooks(self) -> list[str]:
         return list(self.manifest.hooks)
 
-    def width(self, hook: str) -> int:
+    def width(self, hook: str | None = None) -> int:
         """Width d of ``hook``'s activation rows (each batch of that hook is [B, d])."""
         return int(self.manifest.hooks[self.hook(hook)]["width"])
 
