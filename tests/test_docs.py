@@ -184,7 +184,7 @@ def _load_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
     bundled models would load a dozen times, so the real loader's result is remembered (tutorials never change a
     model's weights, and steering removes its hooks)."""
     import monosemantic.sources as sources
-    import monosemantic.store.extract as extract
+    import monosemantic.sources.models as models
 
     real = sources.load_model
 
@@ -195,7 +195,7 @@ def _load_each_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return _MODELS[key]
 
     monkeypatch.setattr(sources, "load_model", cached)
-    monkeypatch.setattr(extract, "load_model", cached)
+    monkeypatch.setattr(models, "load_model", cached)  # what load_model_for (extract, embed) calls
 
 
 @pytest.mark.slow

@@ -8,26 +8,38 @@ import numpy as np
 import pytest
 import torch
 
+import monosemantic.store.extract as ex
+from monosemantic import log
+from monosemantic.experiments.extract import ExtractConfig, ExtractedHook, run
 from monosemantic.sources import load_dataset, load_model
 from monosemantic.store import ActivationStore
-from monosemantic.store.extract import ExtractConfig, extract
 
 pytestmark = pytest.mark.slow
 
 
+def extract(cfg: ExtractConfig) -> ActivationStore:
+    with log.quiet():
+        return run(cfg).open()
+
+
 def test_minilm_all_tokens_match_hidden_states(tmp_path: Path) -> None:
-    store = extract(
-        ExtractConfig(
-            model="minilm",
-            layers=["encoder.layer.3"],
-            data="bbc-news",
-            out=tmp_path / "s",
-            max_items=12,
-            batch_size=5,
-            max_length=32,
-        ),
-        progress=False,
-    )
+    with log.quiet():
+        result = run(
+            ExtractConfig(
+                model="minilm",
+                layers=["encoder.layer.3"],
+                data="bbc-news",
+                out=tmp_path / "s",
+                max_items=12,
+                batch_size=5,
+                max_length=32,
+            ),
+        )
+    store = result.open()
+    # the command prints the store as a reader shows it
+    assert result.summary() == [repr(store)] and result.store == tmp_path / "s"
+    assert (result.items, result.rows) == (store.n_items, store.n_rows)
+    assert result.hooks == (ExtractedHook("encoder.layer.3", 384),)
     assert store.n_items == 12 and store.width("encoder.layer.3") == 384
     assert store.label_names == ["business", "entertainment", "politics", "sports", "tech"]
     model = load_model("minilm", max_length=32)
@@ -51,7 +63,6 @@ def test_mobilenet_mean_pooled_matches_direct_features(tmp_path: Path) -> None:
             tokens="mean",
             max_items=20,
         ),
-        progress=False,
     )
     assert store.n_rows == 20 and store.width("features.13") == 96 and store.width("features.6") == 32
     model = load_model("mobilenet_v2", image_size=96)
@@ -74,7 +85,6 @@ def test_efficientnet_on_digits_and_embeddings(tmp_path: Path) -> None:
             tokens="max",
             max_items=8,
         ),
-        progress=False,
     )
     assert store.n_rows == 8 and np.isfinite(store.rows(None).numpy()).all()
     emb = load_model("efficientnet_lite0", image_size=96).embed_items(load_dataset("digits").load(0, 8))
@@ -86,7 +96,6 @@ def test_smollm2_residual_stream(tmp_path: Path) -> None:
         ExtractConfig(
             model="smollm2", layers=["model.layers.15"], data="bbc-news", out=tmp_path / "s", max_items=3, max_length=16
         ),
-        progress=False,
     )
     assert store.width("model.layers.15") == 576 and store.n_rows == 48
     assert store.positions.max() == 15
@@ -102,9 +111,7 @@ def test_interrupted_extraction_resumes_to_the_same_store(tmp_path: Path, monkey
         max_length=16,
         shard_rows=40,
     )
-    whole = extract(ExtractConfig(out=tmp_path / "whole", **cfg), progress=False)
-
-    import monosemantic.store.extract as ex
+    whole = extract(ExtractConfig(out=tmp_path / "whole", **cfg))
 
     real, calls = ex.run_captured, {"n": 0}
 
@@ -116,12 +123,12 @@ def test_interrupted_extraction_resumes_to_the_same_store(tmp_path: Path, monkey
 
     monkeypatch.setattr(ex, "run_captured", dying)
     with pytest.raises(KeyboardInterrupt):
-        extract(ExtractConfig(out=tmp_path / "cut", **cfg), progress=False)
+        extract(ExtractConfig(out=tmp_path / "cut", **cfg))
     with pytest.raises(Exception, match="unfinished extraction"):
         ActivationStore.open(tmp_path / "cut")
     (tmp_path / "cut" / "shard-00099.safetensors").write_bytes(b"half a shard")  # stray partial file
     monkeypatch.setattr(ex, "run_captured", real)
-    resumed = extract(ExtractConfig(out=tmp_path / "cut", **cfg), progress=False)
+    resumed = extract(ExtractConfig(out=tmp_path / "cut", **cfg))
     assert not (tmp_path / "cut" / "shard-00099.safetensors").exists()
     assert len(resumed.manifest.shards) == len(whole.manifest.shards)
     torch.testing.assert_close(resumed.rows(None), whole.rows(None))

@@ -19,7 +19,7 @@ from monosemantic.knowledge.edit import WeightPatch, feature_edit, neuron_edit, 
 from monosemantic.knowledge.lm import answer_logprobs, encode
 from monosemantic.knowledge.localise import profile
 from monosemantic.knowledge.monotest import related_tests
-from monosemantic.sources.facts import RELATIONS, builtin_facts, fill, matches, read_facts_jsonl
+from monosemantic.sources.datasets.facts import RELATIONS, builtin_facts, fill, matches, read_facts_jsonl
 
 
 @pytest.fixture(scope="module")

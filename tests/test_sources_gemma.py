@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from monosemantic import log
 from monosemantic.errors import UserError
+from monosemantic.experiments.extract import ExtractConfig, run
 from monosemantic.sources import bundled, load_model
-from monosemantic.store.extract import ExtractConfig, extract
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +32,7 @@ def test_gemma3_loads_knows_a_fact_and_extracts(tmp_path: Path) -> None:
     with torch.inference_mode():
         out = model.module.generate(**ids, max_new_tokens=2, do_sample=False)
     assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])  # dequantised weights that still know things
-    store = extract(ExtractConfig(model="gemma3-270m", layers=["model.layers.9"], data="bbc-news",
-                                  out=tmp_path / "g", max_items=3, max_length=16), progress=False)
+    with log.quiet():
+        store = run(ExtractConfig(model="gemma3-270m", layers=["model.layers.9"], data="bbc-news",
+                                  out=tmp_path / "g", max_items=3, max_length=16)).open()
     assert store.width("model.layers.9") == 640 and store.n_items == 3

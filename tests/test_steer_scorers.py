@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from monosemantic.errors import UserError
-from monosemantic.sources import steer_data as sd
+from monosemantic.sources.datasets import heldout_texts
+from monosemantic.sources.datasets.pii import PII_CLASSES, pii_synth
+from monosemantic.sources.datasets.shakespeare import shakespeare_style
 from monosemantic.steer import scorers as sc
 
 pytestmark = pytest.mark.slow
@@ -36,7 +38,7 @@ def test_sentiment_on_clear_sentences() -> None:
 
 
 def test_sentiment_separates_the_heldout_tweets() -> None:
-    texts, labels = sd.heldout_texts("tweets-attitude")
+    texts, labels = heldout_texts("tweets-attitude")
     scores, y = sc.SentimentScorer().score(texts), labels.ravel()
     assert _auc(scores[y == 1], scores[y == 0]) > 0.75
 
@@ -58,7 +60,7 @@ def test_style_classifier_is_accurate_and_cached(style: sc.StyleClassifier) -> N
 
 def test_style_classifier_generalises_to_unseen_plays(style: sc.StyleClassifier) -> None:
     # It was fitted on the held-out plays only, so the train plays are new to it.
-    data = sd.shakespeare_style("train")
+    data = shakespeare_style("train")
     texts, y = data.load(0, 3000), data.labels[:3000].ravel()  # type: ignore[index]
     p = style.proba(texts)
     assert p.shape == (3000,) and np.all((p >= 0) & (p <= 1))
@@ -92,7 +94,7 @@ PIICase = tuple[sc.PIIDetector, list[str], np.ndarray, list[list[tuple[int, int,
 
 @pytest.fixture(scope="module")
 def pii() -> PIICase:
-    data = sd.pii_synth(n=200, seed=5)
+    data = pii_synth(n=200, seed=5)
     assert data.labels is not None and data.token_spans is not None
     detector, texts = sc.PIIDetector(), data.load(0, data.n)
     spans = [data.token_spans(i) for i in range(data.n)]
@@ -105,8 +107,8 @@ def test_pii_finds_every_email_phone_and_ip(pii: PIICase) -> None:
     checked = 0
     for text, item, found in zip(texts, spans, entities, strict=True):
         for start, end, c in item:
-            if sd.PII_CLASSES[c] in want:
-                assert (want[sd.PII_CLASSES[c]], text[start:end]) in found, (text, found)
+            if PII_CLASSES[c] in want:
+                assert (want[PII_CLASSES[c]], text[start:end]) in found, (text, found)
                 checked += 1
     assert checked > 70
 

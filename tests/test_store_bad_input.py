@@ -179,6 +179,11 @@ def test_inspect_an_empty_store(tmp_path: Path) -> None:
         (lambda d: d.update(n_rows=5), "'n_rows'"),
         (lambda d: d["dataset"].update(n_items=2), "'dataset.n_items'"),
         (lambda d: d.update(dtype="int8"), "'dtype'"),
+        (lambda d: d["hooks"]["h"].update(width=0), "'hooks.h'"),
+        (lambda d: d.update(complete="yes"), "'complete'"),
+        (lambda d: d["shards"][1].update(items=[3, 4]), "'shards[1].items'"),
+        (lambda d: d["shards"][2].pop("sha256"), "'shards[2]'"),
+        (lambda d: d.pop("tokens"), "'tokens'"),
     ],
 )
 def test_manifest_fields_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, field: str) -> None:

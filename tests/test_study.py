@@ -16,13 +16,14 @@ from browser import chromium_or_reason
 from monosemantic import log
 from monosemantic.cli import main
 from monosemantic.errors import UserError
+from monosemantic.experiments.extract import ExtractConfig
+from monosemantic.experiments.extract import run as extract
 from monosemantic.experiments.score import ScoreConfig
 from monosemantic.experiments.score import run as score
 from monosemantic.experiments.study import AgreeConfig, StudyConfig, agree, build_page, read_units, simulate
 from monosemantic.metrics.agreement import agreement, label_purity, simulated_preferences
 from monosemantic.sae import train
 from monosemantic.sae.trainconfig import train_config
-from monosemantic.store.extract import ExtractConfig, extract
 
 
 def test_agreement_against_a_loop() -> None:
@@ -50,8 +51,9 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """MobileNetV2 features.13 on 600 MNIST digits, one TopK SAE, scored (MS against EfficientNet-Lite0)."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("study")
-    extract(ExtractConfig(model="mobilenet_v2", layers=["features.13"], data="mnist-5k", out=root / "store",
-                          tokens="mean", max_items=600), progress=False)
+    with log.quiet():
+        extract(ExtractConfig(model="mobilenet_v2", layers=["features.13"], data="mnist-5k", out=root / "store",
+                              tokens="mean", max_items=600))
     train(train_config(dict(acts=root / "store", out=root / "sae", arch="topk", d_sae=[192], k=[8], tokens="200K",
                             batch_size=256, progress=False)))
     with log.quiet():
@@ -89,8 +91,9 @@ def test_study_bad_inputs(scored: dict[str, Path], tmp_path: Path, capsys: pytes
                  str(tmp_path / "s.txt")]) == 2
     assert ".html file" in capsys.readouterr().err
     other = tmp_path / "other"  # a store the scores were not computed on: the top items would index past its end
-    extract(ExtractConfig(model="mobilenet_v2", layers=["features.6"], data="digits", out=other, tokens="mean",
-                          max_items=20), progress=False)
+    with log.quiet():
+        extract(ExtractConfig(model="mobilenet_v2", layers=["features.6"], data="digits", out=other, tokens="mean",
+                              max_items=20))
     assert main(["study", "simulate", "--scores", str(scored["scores"]), "--acts", str(other), "--out",
                  str(tmp_path / "sim")]) == 2
     err = capsys.readouterr().err

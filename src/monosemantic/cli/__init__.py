@@ -23,7 +23,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "run the bundled demo: vision, text and steering tracks, neurons vs SAE features, one report"),
     ("run", "monosemantic.experiments.run",
      "run a pipeline (extract -> train -> score -> report) described in a TOML file"),
-    ("extract", "monosemantic.cli.extract",
+    ("extract", "monosemantic.experiments.extract",
      "run a model over a dataset and store the activations of one or more hooks"),
     ("hooks", "monosemantic.cli.hooks", "list a model's hook points (module paths) with their output widths"),
     ("inspect", "monosemantic.cli.inspect", "summarise an activation store (model, hooks, counts, labels)"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from monosemantic.errors import UserError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,26 +25,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
+    # imported here, so that `monosemantic --help` does not import torch
+    from monosemantic.sources import load_model
+    from monosemantic.sources.hooks import model_hooks
 
-    from monosemantic.errors import UserError
-    from monosemantic.sources import list_hooks, load_model
-
-    if args.model and args.model_option and args.model != args.model_option:
-        raise UserError(f"two models given ({args.model} and {args.model_option}); give one")
-    name = args.model or args.model_option
-    if not name:
-        raise UserError("no model given; run `monosemantic hooks MODEL`, e.g. `monosemantic hooks minilm`")
-    args.model = name
+    name = _model_name(args.model, args.model_option)
     model = load_model(name)
-    sample = ["A cat sits on the mat."] if model.modality == "text" else [np.zeros((32, 32, 3), np.uint8)]
-    infos = list_hooks(model.module, model.forward, model.prepare(sample))
     leaves = {n for n, m in model.module.named_modules() if not list(m.children())}
-    shown = [i for i in infos if (args.all or i.path not in leaves) and args.filter in i.path]
+    shown = [i for i in model_hooks(model) if (args.all or i.path not in leaves) and args.filter in i.path]
     if not shown:
         where = "" if args.all else " (leaf modules are listed with --all)"
-        raise UserError(f"no hook path of {args.model} contains {args.filter!r}{where}; try a shorter --filter")
+        raise UserError(f"no hook path of {name} contains {args.filter!r}{where}; try a shorter --filter")
     print(f"{model.name} ({model.modality}): hook path, width, output shape for one sample")
     for info in shown:
         print(f"  {info.path:<48} {info.width:>6}  {list(info.shape)}  {info.kind}")
     return 0
+
+
+def _model_name(positional: str | None, option: str | None) -> str:
+    """The model given as MODEL or as --model (the same one, if both)."""
+    if positional and option and positional != option:
+        raise UserError(f"two models given ({positional} and {option}); give one")
+    name = positional or option
+    if not name:
+        raise UserError("no model given; run `monosemantic hooks MODEL`, e.g. `monosemantic hooks minilm`")
+    return name

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from monosemantic.store.summary import summarize
+    from monosemantic.store.summary import summarize  # imported here, so that `monosemantic --help` skips torch
 
     print(summarize(args.store, verify=args.verify))
     return 0

@@ -47,10 +47,9 @@ from monosemantic.knowledge.snippets import top_snippets
 from monosemantic.report.sections.knowledge import KIND, write_knowledge_page
 from monosemantic.results import JSONDict, to_json
 from monosemantic.sae import SAE
-from monosemantic.sources import Model, load_dataset, load_model
-from monosemantic.sources.facts import FORMATS, RELATIONS, Fact, Prompt, builtin_facts, load_facts
+from monosemantic.sources import MODELS, Model, load_dataset, load_model
+from monosemantic.sources.datasets.facts import FORMATS, RELATIONS, Fact, Prompt, builtin_facts, load_facts
 from monosemantic.sources.hooks import resolve_hook
-from monosemantic.sources.registry import MODELS
 
 EDIT_MODES = ("columns", "block", "both")
 P_MAX, D_MIN = 1e-3, 0.8

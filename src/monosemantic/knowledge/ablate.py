@@ -32,7 +32,7 @@ from monosemantic.knowledge.lm import (
 from monosemantic.knowledge.localise import Profile, random_units, top_units
 from monosemantic.knowledge.metrics import delta_prob
 from monosemantic.sae.core import SAE
-from monosemantic.sources.facts import Prompt
+from monosemantic.sources.datasets.facts import Prompt
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from monosemantic.files import write_json
 from monosemantic.knowledge import metrics as M
 from monosemantic.knowledge.lm import answer_ids, device_of, encode, text_nll, top1
 from monosemantic.sae.core import SAE
-from monosemantic.sources.facts import Prompt
+from monosemantic.sources.datasets.facts import Prompt
 
 EditMode = Literal["columns", "block"]
 EDIT_MODES: tuple[str, ...] = ("columns", "block")

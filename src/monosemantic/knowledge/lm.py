@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from monosemantic.errors import UserError
 from monosemantic.sae.core import SAE
-from monosemantic.sources.facts import Prompt, matches
+from monosemantic.sources.datasets.facts import Prompt, matches
 from monosemantic.sources.hooks import StopForward, register_hook
 from monosemantic.steer.generate import generate
 

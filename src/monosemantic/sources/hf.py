@@ -49,7 +49,7 @@ def text_model(
         return module(**batch.inputs)
 
     def embed(batch: Batch) -> torch.Tensor:
-        base = module.base_model if causal else module
+        base: Any = module.base_model if causal else module  # a PreTrainedModel's base, an nn.Module to call
         hidden = base(**batch.inputs).last_hidden_state
         return torch.nn.functional.normalize(mean_pool(hidden, batch.mask), dim=-1)
 
@@ -234,7 +234,7 @@ def _normalisation(model_id: str, local: bool, mtype: str) -> tuple[tuple[float,
     import transformers as tf
 
     try:
-        proc = tf.AutoImageProcessor.from_pretrained(model_id, local_files_only=local)
+        proc: Any = tf.AutoImageProcessor.from_pretrained(model_id, local_files_only=local)
         return tuple(proc.image_mean), tuple(proc.image_std)
     except (OSError, ValueError, AttributeError, TypeError):
         pass

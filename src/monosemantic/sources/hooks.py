@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from monosemantic.errors import UserError
+from monosemantic.sources.base import Model
 
 
 class StopForward(Exception):
@@ -188,3 +190,10 @@ def list_hooks(module: nn.Module, model_forward: Any, batch: Any) -> list[HookIn
         for h in handles:
             h.remove()
     return list(seen.values())
+
+
+def model_hooks(model: Model) -> list[HookInfo]:
+    """Every hook point of a loaded model (see `list_hooks`), from one sample: a short sentence for a text model,
+    a black 32-px image for an image model."""
+    sample = ["A cat sits on the mat."] if model.modality == "text" else [np.zeros((32, 32, 3), np.uint8)]
+    return list_hooks(model.module, model.forward, model.prepare(sample))

@@ -118,7 +118,7 @@ class StyleClassifier:
 @cache
 def default_style_classifier() -> StyleClassifier:
     """``StyleClassifier.default()``: fitted on up to ``STYLE_FIT_LINES`` lines of the held-out plays."""
-    from monosemantic.sources.steer_data import heldout_texts
+    from monosemantic.sources.datasets import heldout_texts
 
     texts, labels = heldout_texts("shakespeare-style")
     y = labels.reshape(-1)

@@ -64,7 +64,7 @@ def _first_half(texts: Sequence[str], n: int, seed: int, min_words: int = 3) -> 
 
 
 def _attitude_prompts(n: int, seed: int) -> list[str]:
-    from monosemantic.sources.steer_data import heldout_texts
+    from monosemantic.sources.datasets import heldout_texts
 
     texts, labels = heldout_texts("tweets-attitude")
     negative = [t for t, y in zip(texts, labels[:, 0], strict=True) if y == 0]
@@ -76,7 +76,7 @@ def _attitude_success(_base: Sequence[str], texts: Sequence[str]) -> np.ndarray:
 
 
 def _style_prompts(n: int, seed: int) -> list[str]:
-    from monosemantic.sources.steer_data import heldout_texts
+    from monosemantic.sources.datasets import heldout_texts
 
     texts, labels = heldout_texts("shakespeare-style")
     modern = [t for t, y in zip(texts, labels[:, 0], strict=True) if y == 0]
@@ -88,7 +88,7 @@ def _style_success(_base: Sequence[str], texts: Sequence[str]) -> np.ndarray:
 
 
 def _privacy_prompts(n: int, seed: int) -> list[str]:
-    from monosemantic.sources.steer_data import PII_HELDOUT, pii_synth
+    from monosemantic.sources.datasets.pii import PII_HELDOUT, pii_synth
 
     data = pii_synth(**PII_HELDOUT)
     assert data.token_spans is not None

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from monosemantic.errors import StoreError
 from monosemantic.files import write_json
@@ -16,6 +17,36 @@ MANIFEST = "manifest.json"
 ITEMS = "items.jsonl"
 VOCAB = "vocab.json"
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
+
+class ModelInfo(TypedDict):
+    """The model a store was extracted from."""
+
+    name: str
+    """The name it was given by (a bundled name, a Hugging Face id or a folder)."""
+    modality: str
+    """``text``, ``image``, or ``vector`` for activations written directly."""
+    source: NotRequired[str]
+    fingerprint: NotRequired[str]
+    """sha256 of the weights (or the hub commit)."""
+
+
+class DatasetInfo(TypedDict):
+    """The data a store was extracted from."""
+
+    name: str
+    n_items: int
+    source: NotRequired[str]
+    ref: NotRequired[str]
+    """What ``load_dataset`` finds the data by again: a bundled name or an absolute path."""
+    fingerprint: NotRequired[dict[str, int] | None]
+    """Size and mtime of local data when it was extracted (None for a bundled set)."""
+    label_names: NotRequired[list[str]]
+
+
+class HookMeta(TypedDict):
+    width: int
+    """Width d of the hook's rows."""
 
 
 @dataclass
@@ -34,11 +65,9 @@ class Manifest:
     """``manifest.json`` of a store: what was extracted (model, dataset, hooks and widths, token selection,
     dtype, settings) and what is on disk (shards, total rows, items done)."""
 
-    model: dict[str, Any]
-    """name, source, fingerprint (sha256 of the weights), modality."""
-    dataset: dict[str, Any]
-    """name, source, n_items, label_names."""
-    hooks: dict[str, dict[str, Any]]
+    model: ModelInfo
+    dataset: DatasetInfo
+    hooks: dict[str, HookMeta]
     """hook path -> {"width": d}."""
     tokens: str
     """Which token rows were kept per item: all, cls, mean, max or random-K."""
@@ -101,67 +130,106 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _is_count(v: Any) -> bool:
+    return _is_int(v) and v >= 0
+
+
+def _is_object(v: Any) -> bool:
+    return isinstance(v, dict)
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_hooks(v: Any) -> bool:
+    return isinstance(v, dict) and bool(v)
+
+
+def _is_width(v: Any) -> bool:
+    return isinstance(v, dict) and _is_int(v.get("width")) and v["width"] >= 1
+
+
+def _is_span(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(map(_is_int, v))
+
+
+# (field, test, what it must be, whether it may be left out); objects come before the fields inside them
+_FIELDS: tuple[tuple[str, Callable[[Any], bool], str, bool], ...] = (
+    ("model", _is_object, "an object", False),
+    ("dataset", _is_object, "an object", False),
+    ("settings", _is_object, "an object", False),
+    ("model.name", _is_str, "a string", False),
+    ("model.modality", _is_str, "a string", False),
+    ("dataset.name", _is_str, "a string", False),
+    ("dataset.n_items", _is_count, "a whole number of items (0 or more)", False),
+    ("dataset.label_names", lambda v: isinstance(v, list), "a list of label names", True),
+    ("hooks", _is_hooks, 'an object mapping each hook path to {"width": d}', False),
+    ("hooks.*", _is_width, 'an object {"width": d} with d a positive whole number', False),
+    ("tokens", _is_str, "a string", False),
+    ("dtype", lambda v: v in DTYPE_NAMES, "one of " + ", ".join(DTYPE_NAMES), False),
+    ("complete", lambda v: isinstance(v, bool), "true or false", True),
+    ("shards", lambda v: isinstance(v, list), "a list", True),
+    ("shards[*]", lambda s: isinstance(s, dict) and _is_str(s.get("file")) and _is_str(s.get("sha256")),
+     "an object with file, rows, items and sha256", False),
+    ("shards[*].rows", _is_count, "a whole number of rows", False),
+    ("shards[*].items", _is_span, "[first item, one past the last item]", False),
+)
+"""What each field of a manifest must hold, so a hand-edited manifest fails on loading, naming the field, rather
+than as a KeyError or AttributeError deep inside a later command."""
+
+
+def _bad(path: Path, field_name: str, want: str, got: Any = _ABSENT) -> StoreError:
+    if got is _ABSENT:
+        shown = ", but it is missing"
+    else:
+        text = json.dumps(got)
+        shown = f", found {text if len(text) <= 40 else text[:37] + '...'}"
+    return StoreError(f"{path}: field {field_name!r} must be {want}{shown}; {REBUILD}")
+
+
+def _values(data: Any, name: str) -> list[tuple[str, Any]]:
+    """(name, value) of every field that ``name`` addresses: ``a.b`` a key, ``a.*`` every entry of an object,
+    ``a[*]`` every element of a list; the value is ``_ABSENT`` for a key that is missing."""
+    found: list[tuple[str, Any]] = [("", data)]
+    for part in name.split("."):
+        key, each = part.removesuffix("[*]"), part.endswith("[*]")
+        step = []
+        for where, obj in found:
+            here = f"{where}.{key}" if where else key
+            if key == "*":
+                step += [(f"{where}.{k}", v) for k, v in obj.items()]
+            elif each:
+                step += [(f"{here}[{i}]", v) for i, v in enumerate(obj.get(key, []))]
+            else:
+                step.append((here, obj.get(key, _ABSENT)))
+        found = step
+    return found
+
+
 def _check_fields(data: dict[str, Any], path: Path) -> None:
-    """Check every field that readers rely on, so a hand-edited manifest fails here, naming the field, rather
-    than as a KeyError or AttributeError deep inside a later command."""
+    """Every field against ``_FIELDS``, then the counts that tie the shard list together."""
+    for name, test, want, optional in _FIELDS:
+        for where, value in _values(data, name):
+            if not (value is _ABSENT and optional) and (value is _ABSENT or not test(value)):
+                raise _bad(path, where, want, value)
+    _check_counts(data, path)
 
-    def bad(field_name: str, want: str, got: Any = _ABSENT) -> StoreError:
-        if got is _ABSENT:
-            shown = ", but it is missing"
-        else:
-            text = json.dumps(got)
-            shown = f", found {text if len(text) <= 40 else text[:37] + '...'}"
-        return StoreError(f"{path}: field {field_name!r} must be {want}{shown}; {REBUILD}")
 
-    def get(obj: dict[str, Any], key: str) -> Any:
-        return obj.get(key, _ABSENT)
-
-    for key in ("model", "dataset", "settings"):
-        if not isinstance(data.get(key), dict):
-            raise bad(key, "an object", get(data, key))
-    for key in ("name", "modality"):
-        if not isinstance(data["model"].get(key), str):
-            raise bad(f"model.{key}", "a string", get(data["model"], key))
-    if not isinstance(data["dataset"].get("name"), str):
-        raise bad("dataset.name", "a string", get(data["dataset"], "name"))
-    n_items = get(data["dataset"], "n_items")
-    if not _is_int(n_items) or n_items < 0:
-        raise bad("dataset.n_items", "a whole number of items (0 or more)", n_items)
-    if not isinstance(data["dataset"].get("label_names", []), list):
-        raise bad("dataset.label_names", "a list of label names", data["dataset"]["label_names"])
-    hooks = get(data, "hooks")
-    if not isinstance(hooks, dict) or not hooks:
-        raise bad("hooks", 'an object mapping each hook path to {"width": d}', hooks)
-    for hook, meta in hooks.items():
-        if not isinstance(meta, dict) or not _is_int(meta.get("width")) or meta["width"] < 1:
-            raise bad(f"hooks.{hook}", 'an object {"width": d} with d a positive whole number', meta)
-    if not isinstance(data.get("tokens"), str):
-        raise bad("tokens", "a string", get(data, "tokens"))
-    if data.get("dtype") not in DTYPE_NAMES:
-        raise bad("dtype", "one of " + ", ".join(DTYPE_NAMES), get(data, "dtype"))
-    complete = data.get("complete", False)
-    if not isinstance(complete, bool):
-        raise bad("complete", "true or false", complete)
-    shards = data.get("shards", [])
-    if not isinstance(shards, list):
-        raise bad("shards", "a list", shards)
+def _check_counts(data: dict[str, Any], path: Path) -> None:
+    """Shards hold consecutive items, and the totals agree with them: counts that disagree with the shard list
+    would let readers index past the data or miss some of it."""
     items_done, n_rows = 0, 0
-    for i, s in enumerate(shards):
-        where = f"shards[{i}]"
-        if not isinstance(s, dict) or not isinstance(s.get("file"), str) or not isinstance(s.get("sha256"), str):
-            raise bad(where, "an object with file, rows, items and sha256", s)
-        if not _is_int(s.get("rows")) or s["rows"] < 0:
-            raise bad(f"{where}.rows", "a whole number of rows", get(s, "rows"))
-        span = get(s, "items")
-        if not (isinstance(span, list) and len(span) == 2 and all(map(_is_int, span))):
-            raise bad(f"{where}.items", "[first item, one past the last item]", span)
+    for i, s in enumerate(data.get("shards", [])):
+        span = s["items"]
         if span[0] != items_done or span[1] < span[0]:
-            raise bad(f"{where}.items", f"[{items_done}, end]: shards hold consecutive items", span)
+            raise _bad(path, f"shards[{i}].items", f"[{items_done}, end]: shards hold consecutive items", span)
         items_done, n_rows = span[1], n_rows + s["rows"]
-    # Counts that disagree with the shard list would let readers index past the data or miss some of it.
     if data.get("items_done", 0) != items_done:
-        raise bad("items_done", f"{items_done}, where the last shard's items end", get(data, "items_done"))
+        raise _bad(path, "items_done", f"{items_done}, where the last shard's items end",
+                   data.get("items_done", _ABSENT))
     if data.get("n_rows", 0) != n_rows:
-        raise bad("n_rows", f"{n_rows}, the sum of the shards' rows", get(data, "n_rows"))
+        raise _bad(path, "n_rows", f"{n_rows}, the sum of the shards' rows", data.get("n_rows", _ABSENT))
+    n_items = data["dataset"]["n_items"]
     if items_done > n_items:
-        raise bad("dataset.n_items", f"at least {items_done}, the number of items the shards hold", n_items)
+        raise _bad(path, "dataset.n_items", f"at least {items_done}, the number of items the shards hold", n_items)

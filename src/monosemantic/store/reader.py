@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 import torch
 
 from monosemantic.errors import StoreError
+from monosemantic.sources.datasets import ItemRecord
 from monosemantic.store.manifest import ITEMS, VOCAB, Manifest
 from monosemantic.store.shards import REBUILD, RESUME, open_shard, sha256_file, to_float32
 
@@ -80,7 +81,7 @@ class ActivationStore:
     def hooks(self) -> list[str]:
         return list(self.manifest.hooks)
 
-    def width(self, hook: str) -> int:
+    def width(self, hook: str | None = None) -> int:
         """Width d of ``hook``'s activation rows (each batch of that hook is [B, d])."""
         return int(self.manifest.hooks[self.hook(hook)]["width"])
 
@@ -198,7 +199,8 @@ class ActivationStore:
         return self._column("token", np.int32) if self._shards and "token" in self._shards[0] else None
 
     @cached_property
-    def items(self) -> list[dict[str, Any]]:
+    def items(self) -> list[ItemRecord]:
+        """The JSON record of every item (its text or image reference, and its labels), by item index."""
         path = self.root / ITEMS
         try:
             records = [json.loads(line) for line in path.read_text().splitlines() if line]
@@ -206,15 +208,16 @@ class ActivationStore:
             raise StoreError(f"{path} is missing or damaged ({exc}); {REBUILD}") from None
         if len(records) < self.n_items:
             raise StoreError(f"{path} lists {len(records)} items but the store holds {self.n_items}; {REBUILD}")
-        return records[: self.n_items]
+        return cast(list[ItemRecord], records[: self.n_items])
 
     @cached_property
     def labels(self) -> np.ndarray | None:
         """[n_items] class ids (or [n_items, C] binary columns), or None when the data had no labels."""
         if not self.manifest.dataset.get("label_names"):
             return None
+        records = cast(list[Mapping[str, object]], self.items)  # as read: a hand-edited line may lack its label
         try:
-            return np.array([r["label"] for r in self.items], dtype=np.int64)
+            return np.array([r["label"] for r in records], dtype=np.int64)
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"{self.root / ITEMS} has items without a valid label ({exc!r}); {REBUILD}") from None
 
@@ -233,7 +236,7 @@ class ActivationStore:
         else:
             per_item = labels.astype(np.uint8)
         out = per_item[self.item_index]
-        tagged = [(i, r["token_labels"]) for i, r in enumerate(self.items) if r.get("token_labels") is not None]
+        tagged = [(i, tags) for i, r in enumerate(self.items) if (tags := r.get("token_labels")) is not None]
         if tagged:
             # rows are written item by item, so each item's rows are one contiguous run
             order = np.argsort(self.item_index, kind="stable")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,12 +88,12 @@ def _pool(t: torch.Tensor, valid: torch.Tensor | None, kind: str) -> torch.Tenso
     return t.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(1)
 
 
-def token_concepts(tokenizer: object, text: str, spans: list[tuple[int, int, int]], max_length: int) -> list[int]:
+def token_concepts(tokenizer: Any, text: str, spans: list[tuple[int, int, int]], max_length: int) -> list[int]:
     """The concept index of each token of ``text`` as a model tokenises it (-1 for none): a token takes the
     concept of the first character span ``(start, end, concept)`` it overlaps. Needs a fast tokenizer (offsets)."""
     if not getattr(tokenizer, "is_fast", False):
         raise UserError("per-token labels need a fast (Rust) tokenizer that reports character offsets")
-    enc = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)  # type: ignore[operator]
+    enc = tokenizer(text, truncation=True, max_length=max_length, return_offsets_mapping=True)
     out = []
     for a, b in enc["offset_mapping"]:
         hit = next((c for s, e, c in spans if b > a and a < e and b > s), -1)

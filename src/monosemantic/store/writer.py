@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ class StoreWriter:
         *,
         overwrite: bool = False,
         shard_rows: int = 1 << 16,
-        records: Iterable[dict[str, Any]] = (),
+        records: Iterable[Mapping[str, Any]] = (),
         vocab: list[str] | None = None,
     ) -> StoreWriter:
         """Start a new store at ``out``, or resume the unfinished one there if its settings match.
@@ -58,52 +58,10 @@ class StoreWriter:
         swapped in only once complete.
         """
         final = Path(out)
-        root = final
-        if final.exists() and not final.is_dir():
-            raise StoreError(f"--out {final} is a file; give a folder path (new or empty) for the store")
-        if final.exists() and any(final.iterdir()):
-            if not (final / MANIFEST).is_file():
-                raise StoreError(f"{final} exists and is not an activation store; choose another --out")
-            old: Manifest | None
-            try:
-                old = Manifest.load(final)
-            except StoreError:
-                # A damaged manifest still marks the folder as a store, so --overwrite may replace it; a
-                # manifest of some other tool does not.
-                if not _ours(final / MANIFEST):
-                    raise StoreError(
-                        f"{final / MANIFEST} is not an activation-store manifest, so {final} is not a store; "
-                        "choose another --out"
-                    ) from None
-                if not overwrite:
-                    raise
-                old = None
-            if old is None or old.complete or old.settings != manifest.settings:
-                if not overwrite:
-                    state = "a finished store"
-                    if old is not None and not old.complete:
-                        keys = sorted(set(old.settings) | set(manifest.settings))
-                        differ = [k for k in keys if old.settings.get(k) != manifest.settings.get(k)]
-                        state = f"an unfinished store with other settings ({', '.join(differ)} differ)"
-                    raise StoreError(f"{final} already holds {state}; pass --overwrite to replace it")
-                root = final.with_name(final.name + PARTIAL_SUFFIX)
+        root = _build_folder(final, manifest, overwrite)
         resumed = cls._resume(root, manifest, scratch=root != final)
         if resumed is None:
-            try:
-                if root.exists() and root != final:
-                    shutil.rmtree(root)
-                root.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                why = exc.strerror or type(exc).__name__
-                raise StoreError(f"cannot create the store folder {root} ({why}); choose another --out") from None
-            manifest.created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            with open(root / f".{ITEMS}.tmp", "w") as fh:
-                for rec in records:
-                    fh.write(json.dumps(rec) + "\n")
-            os.replace(root / f".{ITEMS}.tmp", root / ITEMS)
-            if vocab is not None:
-                write_json(root / VOCAB, vocab)
-            manifest.save(root)
+            _start(root, final, manifest, records, vocab)
             resumed = manifest
         return cls(root, resumed, final, shard_rows)
 
@@ -214,6 +172,65 @@ class StoreWriter:
             self._pool.shutdown()
 
 
+def _build_folder(final: Path, manifest: Manifest, overwrite: bool) -> Path:
+    """Where to build the store: ``final`` itself when it is new, empty or an unfinished store with the same
+    settings; with ``overwrite``, a scratch folder beside a store that is finished, damaged or set up otherwise."""
+    if final.exists() and not final.is_dir():
+        raise StoreError(f"--out {final} is a file; give a folder path (new or empty) for the store")
+    if not final.exists() or not any(final.iterdir()):
+        return final
+    if not (final / MANIFEST).is_file():
+        raise StoreError(f"{final} exists and is not an activation store; choose another --out")
+    old = _earlier(final, overwrite)
+    if old is not None and not old.complete and old.settings == manifest.settings:
+        return final
+    if not overwrite:
+        state = "a finished store"
+        if old is not None and not old.complete:
+            keys = sorted(set(old.settings) | set(manifest.settings))
+            differ = [k for k in keys if old.settings.get(k) != manifest.settings.get(k)]
+            state = f"an unfinished store with other settings ({', '.join(differ)} differ)"
+        raise StoreError(f"{final} already holds {state}; pass --overwrite to replace it")
+    return final.with_name(final.name + PARTIAL_SUFFIX)
+
+
+def _earlier(final: Path, overwrite: bool) -> Manifest | None:
+    """The manifest of the store at ``final``; None for a damaged one that ``overwrite`` may replace."""
+    try:
+        return Manifest.load(final)
+    except StoreError:
+        # A damaged manifest still marks the folder as a store, so --overwrite may replace it; a manifest of
+        # some other tool does not.
+        if not _ours(final / MANIFEST):
+            raise StoreError(
+                f"{final / MANIFEST} is not an activation-store manifest, so {final} is not a store; "
+                "choose another --out"
+            ) from None
+        if not overwrite:
+            raise
+        return None
+
+
+def _start(root: Path, final: Path, manifest: Manifest, records: Iterable[Mapping[str, Any]],
+           vocab: list[str] | None) -> None:
+    """A fresh store at ``root``: the item records, the vocabulary and a manifest with no shards yet."""
+    try:
+        if root.exists() and root != final:
+            shutil.rmtree(root)
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise StoreError(f"cannot create the store folder {root} ({why}); choose another --out") from None
+    manifest.created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with open(root / f".{ITEMS}.tmp", "w") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+    os.replace(root / f".{ITEMS}.tmp", root / ITEMS)
+    if vocab is not None:
+        write_json(root / VOCAB, vocab)
+    manifest.save(root)
+
+
 def _ours(path: Path) -> bool:
     """Whether a manifest that failed to load was written by us: unreadable JSON, or our format marker."""
     try:
@@ -230,7 +247,7 @@ def write_store(
     item_index: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     label_names: list[str] | None = None,
-    items: list[dict[str, Any]] | None = None,
+    items: Sequence[Mapping[str, Any]] | None = None,
     model: str = "synthetic",
     dataset: str = "synthetic",
     tokens: str = "all",

