@@ -106,10 +106,11 @@ def load_side(paths: list[Path], store: ActivationStore, side: str, neurons: boo
 def _texts(store: ActivationStore, label: str) -> list[str]:
     texts = []
     for i, rec in enumerate(store.items):
-        if rec.get("kind") != "text" or not isinstance(rec.get("text"), str):
+        text = rec.get("text")
+        if rec.get("kind") != "text" or not isinstance(text, str):
             raise UserError(f"store {label} ({store.root}) is not a text store (item {i} has no text); compare "
                             "pairs features over the same texts")
-        texts.append(rec["text"])
+        texts.append(text)
     return texts
 
 

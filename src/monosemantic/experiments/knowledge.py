@@ -167,7 +167,7 @@ class Site:
     d_in: int
     d_sae: int
     architecture: str
-    k: int | None
+    k: float | None
 
 
 @dataclass(frozen=True)

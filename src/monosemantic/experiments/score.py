@@ -188,7 +188,7 @@ class SAEFacts:
 
     arch: str
     """The training architecture (e.g. matryoshka), else the saved one."""
-    k: int | None
+    k: float | None
     expansion: float
     """d_sae / d_in."""
     heldout: HeldoutEval | None

@@ -99,7 +99,7 @@ class MeasuredSAE:
     d_in: int
     d_sae: int
     architecture: str
-    k: int | None
+    k: float | None
 
 
 @dataclass(frozen=True)
