@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from monosemantic.compare.run import compare
-    from monosemantic.report.sections.compare import write_compare_page
+    from monosemantic.report.render import write_result_page
+    from monosemantic.report.sections.compare import KIND
 
     cfg = from_namespace(CompareConfig, args)
     result = compare(cfg)
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             line += f"  ({c.get('note', '')})"
         print(line)
-    page = write_compare_page(cfg.out)
+    page = write_result_page(cfg.out, KIND, json.loads((cfg.out / KIND.file).read_text()))
     print(json.dumps({"compare": str(cfg.out / "compare.json"), "html": str(page)}))
     return 0
 

@@ -26,11 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from monosemantic.knowledge.run import run_knowledge
-    from monosemantic.report.sections.knowledge import write_knowledge_page
+    from monosemantic.report.render import write_result_page
+    from monosemantic.report.sections.knowledge import KIND
 
     cfg = from_namespace(KnowledgeConfig, args)
     result = run_knowledge(cfg)
-    write_knowledge_page(cfg.out, result)
+    write_result_page(cfg.out, KIND, result)
     print(f"{result['n_facts']} of {result['n_candidates']} facts known, {result['n_prompts']} prompts")
     ns = sorted({r["n"] for r in result["ablation"]})
     print("ΔProb" + "".join(f"   n={n:<5}" for n in ns))

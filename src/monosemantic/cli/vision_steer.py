@@ -35,13 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_measure(args: argparse.Namespace) -> int:
-    from monosemantic.report.sections.steer_measure import vision_steer_page
+    from monosemantic.report.render import result_page
+    from monosemantic.report.sections.steer_measure import KIND
     from monosemantic.steer.vision_eval import check_result_out, measure_vision_steering, write_result
 
     cfg = from_namespace(VisionSteerConfig, args)
     check_result_out(cfg.out, overwrite=cfg.overwrite)
     result = measure_vision_steering(cfg)
-    path = write_result(result, cfg.out, {"vision_steer.html": vision_steer_page(result)})
+    path = write_result(result, cfg.out, {"vision_steer.html": result_page(KIND, result)})
     print(f"{result['model']} {result['hook']}: {result['alive']:,} of {result['sae']['d_sae']:,} latents fire on "
           f"≥ {cfg.top_images} of {result['n_images']:,} images; {len(result['neutral'])} neutral photos")
     for s in result["summary"]:

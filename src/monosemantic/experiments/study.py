@@ -169,8 +169,8 @@ def write_pairs(path: Path, pairs: list[tuple[str, str, float]]) -> None:
 
 def build_page(cfg: StudyConfig) -> Path:
     """The blind study page: ``cfg.pairs`` pairs of unit cards (top inputs only, no scores), sides shuffled."""
-    from monosemantic.experiments.pipeline.report_data import unit_card
-    from monosemantic.report.study_page import study_html
+    from monosemantic.report.data import FeatureRow, unit_card
+    from monosemantic.report.study_page import StudyPair, study_html
 
     out = Path(cfg.out)
     if out.suffix != ".html":
@@ -188,10 +188,11 @@ def build_page(cfg: StudyConfig) -> Path:
         cards = []
         for u in (x, y):
             set_id, unit = u.rsplit("/", 1)
-            row = {"set": set_id, "id": int(unit), **{k: units[u].get(k) for k in ("ms", "fms", "firing_rate")},
-                   "best_label": None, "active_items": units[u].get("active_items")}
+            row = FeatureRow(set=set_id, id=int(unit), ms=units[u].get("ms"), fms=units[u].get("fms"),
+                             firing_rate=units[u].get("firing_rate"), active_items=units[u].get("active_items"),
+                             best_label=None, best_corr=None, entropy=None)
             cards.append(unit_card(row, tops, store, modality, encoders.get(set_id), scores["label_names"]))
-        shown.append({"x": x, "y": y, "swap": bool(rng.random() < 0.5), "cards": cards})
+        shown.append(StudyPair(x=x, y=y, swap=bool(rng.random() < 0.5), cards=(cards[0], cards[1])))
     html = study_html(shown, modality=modality, title=f"Which unit is more coherent? ({scores['model']} "
                       f"{scores['hook']} on {scores['dataset']})")
     out.parent.mkdir(parents=True, exist_ok=True)

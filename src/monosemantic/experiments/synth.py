@@ -117,9 +117,10 @@ def run_synth(cfg: SynthConfig, *, progress: bool = True) -> dict[str, Any]:
                   "seconds": round(time.perf_counter() - started, 1)}
         (tmp / RESULT_NAME).write_text(json.dumps(result, indent=1, allow_nan=False))
         (tmp / "synth.csv").write_text(to_csv(rows))
-        from monosemantic.report.sections.synth import write_synth_page
+        from monosemantic.report.render import write_result_page
+        from monosemantic.report.sections.synth import KIND
 
-        write_synth_page(tmp, result)
+        write_result_page(tmp, KIND, result)
         if not cfg.keep:
             import shutil
 
