@@ -147,8 +147,7 @@ def test_hierarchy_depth_and_rank_normalised_sets(setup: dict[str, Path], tmp_pa
         ranks = [s["rank_norm"]["corr_per_class"][c] for s in result["unit_sets"]]
         assert ranks[int(np.argmax(col))] == 1.0 and ranks[int(np.argmin(col))] == 0.0
     assert all(0 <= s["rank_norm"]["entropy_mean"] <= 1 for s in result["unit_sets"])
-    from monosemantic.report.blocks import summary_table
-    from monosemantic.report.hierarchy_section import hierarchy_block
+    from monosemantic.report.blocks import hierarchy_block, summary_table
 
     track = {"name": "t", "modality": "text", "unit_sets": result["unit_sets"]}
     html = hierarchy_block(track, 0)

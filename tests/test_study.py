@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from browser import chromium_or_reason
+from fixtures.browser import chromium_or_reason, load_page
 from monosemantic.cli import main
 from monosemantic.errors import UserError
 from monosemantic.experiments.study import AgreeConfig, StudyConfig, agree, build_page, read_units, simulate
@@ -94,8 +94,6 @@ def test_study_bad_inputs(scored: dict[str, Path], tmp_path: Path, capsys: pytes
 
 
 def test_study_page_in_a_browser(scored: dict[str, Path], tmp_path: Path) -> None:
-    from monosemantic.report import load_page
-
     page = build_page(StudyConfig(scores=scored["scores"], acts=scored["store"], out=tmp_path / "study.html",
                                   pairs=6, seed=3))
     html = page.read_text()

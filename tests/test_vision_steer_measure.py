@@ -47,7 +47,8 @@ def _sae(path: Path) -> Path:
 
 def test_measurement_runs_and_the_report_shows_it(one_thread, tmp_path, monkeypatch, capsys):
     from monosemantic.report.render import build_html
-    from monosemantic.report.sections.steer_measure import find_vision_steer
+    from monosemantic.report.sections import section
+    from monosemantic.report.sections.steer_measure import KIND
 
     monkeypatch.setattr(sources, "load_model", lambda name, **kw: _tiny_classifier())
     out = tmp_path / "run" / "vision_steer"
@@ -69,10 +70,10 @@ def test_measurement_runs_and_the_report_shows_it(one_thread, tmp_path, monkeypa
         assert counts[lat["target"]] == max(counts.values()) and lat["purity"] == max(counts.values()) / 4
     # α = 0 with clamp_zero_others still moves predictions (every other latent zeroed); rows hold one per α
     assert len(result["rows"]) == 2 * len(result["latents"])
-    found = find_vision_steer(tmp_path / "run")
+    found = KIND.find(tmp_path / "run")
     assert found is not None
     assert (out / "vision_steer.html").read_text().count("<details>") == len(result["latents"])
-    page = build_html({"tracks": [], "vision_steer": found}, {}, [], "figures.json")
+    page = build_html({"tracks": []}, [(section(KIND), found)])
     assert "Steering through a vision encoder" in page and "random latents (control)" in page
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err  # an earlier result is kept
 

@@ -17,11 +17,8 @@ from monosemantic.report.figures import FigureSpec, best_sae, fms_title
 from monosemantic.report.numbers import fmt, fmt_count, num
 from monosemantic.report.sections.names import naming_notes
 from monosemantic.report.style import set_colors
-from monosemantic.report.templating import macro
+from monosemantic.report.templating import Context, macro
 from monosemantic.results import JSONDict
-
-Context = dict[str, Any]
-"""The variables a template (or a macro) reads."""
 
 MIN_ACTIVE_DEFAULT = 16
 """Units active on fewer items than this are hidden from the features table until the filter is changed."""

@@ -17,10 +17,8 @@ from markupsafe import Markup
 from monosemantic.report.figures import fms_title
 from monosemantic.report.numbers import fmt, fmt_count, num
 from monosemantic.report.style import set_colors
+from monosemantic.report.templating import Context
 from monosemantic.results import JSONDict
-
-Context = dict[str, Any]
-"""The variables a template (or a macro) reads."""
 
 _DATA_URI = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+")
 _SNIPPETS_SHOWN = 8  # the rest of a text card's top snippets fold away, so cards stay scannable

@@ -11,28 +11,38 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
-from jinja2.ext import Extension
 from markupsafe import Markup
 
 from monosemantic.report.numbers import fmt, fmt_count
 
+Context = dict[str, Any]
+"""The variables a template (or a macro) reads."""
+
 _BREAK = re.compile(r"[ \t]*\n\s*")
 
 
-class _Spaceless(Extension):
-    """Line breaks next to a tag vanish; inside text they are one space (see the module docstring)."""
+def spaceless(source: str) -> str:
+    """A template's source with its layout removed: a line break and the indentation around it vanish next to a
+    tag, and become one space between text (see the module docstring)."""
+    def join(m: re.Match[str]) -> str:
+        before, after = source[max(0, m.start() - 2) : m.start()], source[m.end() : m.end() + 2]
+        tag = before.endswith(">") or before in ("%}", "#}") or after.startswith("<") or after in ("{%", "{#")
+        return "" if tag or not before or not after else " "
 
-    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
-        def join(m: re.Match[str]) -> str:
-            before, after = source[max(0, m.start() - 2) : m.start()], source[m.end() : m.end() + 2]
-            tag = before.endswith(">") or before in ("%}", "#}") or after.startswith("<") or after in ("{%", "{#")
-            return "" if tag or not before or not after else " "
+    return _BREAK.sub(join, source)
 
-        return _BREAK.sub(join, source)
+
+class _Loader(PackageLoader):
+    """The package's templates, each read through ``spaceless``."""
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool] | None]:
+        source, filename, uptodate = super().get_source(environment, template)
+        return spaceless(source), filename, uptodate
 
 
 def script_json(obj: Any) -> Markup:
@@ -49,13 +59,7 @@ def _spec(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
-ENV = Environment(
-    loader=PackageLoader("monosemantic.report", "templates"),
-    autoescape=True,
-    undefined=StrictUndefined,
-    extensions=[_Spaceless],
-    keep_trailing_newline=False,
-)
+ENV = Environment(loader=_Loader("monosemantic.report", "templates"), autoescape=True, undefined=StrictUndefined)
 ENV.filters.update(fmt=fmt, count=fmt_count, spec=_spec, script_json=script_json)
 
 
