@@ -47,7 +47,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "user-study harness: a blind pairwise study page, and how well scores agree with the answers"),
     ("name", "monosemantic.cli.name",
      "name latents automatically and check the names with judges (P/R/F1 vs shuffled names)"),
-    ("report", "monosemantic.experiments.report",
+    ("report", "monosemantic.cli.report",
      "render a run folder as one self-contained HTML report (plus figures.json)"),
 )
 
