@@ -212,20 +212,20 @@ def test_same_tokenizer_aligns_tokens_and_same_sae_is_identical(world: dict[str,
 
 def test_report_includes_compare_section(world: dict[str, Path]) -> None:
     from monosemantic.experiments.compare import CompareConfig, run
-    from monosemantic.report.sections.compare import compare_section, find_compare
+    from monosemantic.report.render import build_html, section_html
+    from monosemantic.report.sections import section
+    from monosemantic.report.sections.compare import KIND
 
     with log.quiet():
         run(CompareConfig(a=[world["sae_a"]], acts_a=world["store_a"], b=[world["sae_a_seed1"]],
                           acts_b=world["store_a2"], out=world["root"] / "run" / "compare", n_perm=5,
                           n_perm_concepts=5, baseline_draws=1, junk_filter=False, shared_tokens=False))
-    res = find_compare(world["root"] / "run")  # a run folder's compare/ result
+    res = KIND.find(world["root"] / "run")  # a run folder's compare/ result
     assert res is not None
-    html = compare_section(res)
+    html = section_html(section(KIND), res)
     assert "id=compare" in html and "Semantic subspaces" in html and "Example pairs" in html
     assert "Decoder matching" in html and "mean |cos|" in html  # two seeds of one hook share a space
-    from monosemantic.report.render import build_html
-
-    page = build_html({"tracks": [], "compare": res}, {}, [], "figures.json")  # the main report links the section
+    page = build_html({"tracks": []}, [(section(KIND), res)])  # the main report links the section
     assert "href='#compare'" in page and "Layer-pair heatmaps" in page
 
 

@@ -73,11 +73,11 @@ def test_knowledge_runs_end_to_end_and_writes_its_results(setup, tmp_path, capsy
     assert "Knowledge: features vs neurons" in html and "Xland" in html and "FeatureEdit (columns)" in html
     assert result["cards"][0]["features"][resid][0]["id"] == 0
 
+    from fixtures.report_run import make_report_data
     from monosemantic.report import render_report
-    from monosemantic.report.sections.knowledge import find_knowledge
-    from monosemantic.report.synthetic import make_report_data
+    from monosemantic.report.sections.knowledge import KIND
 
-    assert find_knowledge(out)["n_facts"] == 4
+    assert KIND.find(out)["n_facts"] == 4
     (out / "report_data.json").write_text(json.dumps(make_report_data("tiny", seed=1)))  # as if in a run folder
     page = render_report(out).read_text()
     assert "<section id=knowledge>" in page and "href='#knowledge'" in page

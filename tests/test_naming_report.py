@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from fixtures.report_run import make_report_data
 from monosemantic.report import render_report
 from monosemantic.report.sections.names import find_names
-from monosemantic.report.synthetic import make_report_data
 from test_report import HOSTILE, islands, write_run
 
 
@@ -81,8 +81,7 @@ def test_runs_without_names_are_unchanged(tmp_path: Path) -> None:
 
 
 def test_names_in_the_browser(named_run: tuple[dict[str, Any], str], tmp_path: Path) -> None:
-    from browser import chromium_or_reason
-    from monosemantic.report import load_page
+    from fixtures.browser import chromium_or_reason, load_page
 
     chromium, reason = chromium_or_reason()
     if chromium is None:

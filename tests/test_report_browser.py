@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import chromium_or_reason
-from monosemantic.report import load_page, render_report, screenshot
-from monosemantic.report.synthetic import make_report_data
+from fixtures.browser import chromium_or_reason, load_page
+from fixtures.report_run import make_report_data
+from monosemantic.experiments.report import ReportConfig, run
+from monosemantic.report import render_report, screenshot
+from monosemantic.report.browser import CHROMIUM_ENV
 from test_report import HOSTILE, hostile_data, write_run
 
 
@@ -108,3 +110,12 @@ def _text_only() -> dict[str, Any]:
     data = make_report_data("tiny")
     data["tracks"] = data["tracks"][1:]
     return json.loads(json.dumps(data))
+
+
+def test_the_report_command_takes_its_screenshot(tmp_path: Path, chromium: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CHROMIUM_ENV, chromium)
+    run_dir = write_run(tmp_path / "run", _text_only())
+    result = run(ReportConfig(run_dir=run_dir, screenshot=tmp_path / "top.png"))
+    assert result.summary() == [f"screenshot: {tmp_path / 'top.png'}", str(run_dir / "report.html")]
+    assert Image.open(tmp_path / "top.png").size == (1400, 1000)

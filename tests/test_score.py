@@ -157,8 +157,7 @@ def test_hierarchy_depth_and_rank_normalised_sets(setup: dict[str, Path], tmp_pa
     assert all(0 <= s.rank_norm.entropy_mean <= 1 for s in result.unit_sets)
     unit_sets = result.to_json()["unit_sets"]
     assert "hierarchy" not in unit_sets[0] and "hierarchy" not in unit_sets[1] and "hierarchy" in unit_sets[2]
-    from monosemantic.report.blocks import summary_table
-    from monosemantic.report.hierarchy_section import hierarchy_block
+    from monosemantic.report.blocks import hierarchy_block, summary_table
 
     track = {"name": "t", "modality": "text", "unit_sets": unit_sets}
     html = hierarchy_block(track, 0)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from browser import chromium_or_reason
+from fixtures.browser import chromium_or_reason, load_page
 from monosemantic import log
 from monosemantic.cli import main
 from monosemantic.errors import UserError
@@ -101,8 +101,6 @@ def test_study_bad_inputs(scored: dict[str, Path], tmp_path: Path, capsys: pytes
 
 
 def test_study_page_in_a_browser(scored: dict[str, Path], tmp_path: Path) -> None:
-    from monosemantic.report import load_page
-
     page = tmp_path / "study.html"
     built = build_page(StudyConfig(scores=scored["scores"], acts=scored["store"], out=page, pairs=6, seed=3))
     html = page.read_text()

@@ -13,7 +13,7 @@ from monosemantic import log
 from monosemantic.cli import main
 from monosemantic.experiments.synth import SynthConfig, expected_k, run
 from monosemantic.metrics.recovery import recovery
-from monosemantic.report.sections.synth import find_synth, pareto_front
+from monosemantic.report.sections.synth import KIND, pareto_front
 from monosemantic.sae import SAE, train, train_config
 from monosemantic.synthetic import load_ground_truth, superposition_store
 
@@ -52,7 +52,7 @@ def test_a_small_sweep_writes_rows_csv_and_page(tmp_path: Path) -> None:
     assert len((out / "synth.csv").read_text().splitlines()) == 1 + len(rows)
     page = (out / "synth.html").read_text()
     assert "Pareto front" in page and page.count("<img src='data:image/png;base64,") == 4
-    assert find_synth(out) == json.loads((out / "synth.json").read_text()) == result.to_json()
+    assert KIND.find(out) == json.loads((out / "synth.json").read_text()) == result.to_json()
 
 
 def test_pareto_front_keeps_only_undominated_points() -> None:

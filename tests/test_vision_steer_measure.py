@@ -48,7 +48,8 @@ def _sae(path: Path) -> Path:
 
 def test_measurement_runs_and_the_report_shows_it(one_thread, tmp_path, monkeypatch, capsys):
     from monosemantic.report.render import build_html
-    from monosemantic.report.sections.steer_measure import KIND, find_vision_steer
+    from monosemantic.report.sections import section
+    from monosemantic.report.sections.steer_measure import KIND
 
     monkeypatch.setattr(measure_experiment, "load_model", lambda name, **kw: _tiny_classifier())
     out = tmp_path / "run" / "steer_measure"
@@ -70,11 +71,11 @@ def test_measurement_runs_and_the_report_shows_it(one_thread, tmp_path, monkeypa
         assert counts[lat["target"]] == max(counts.values()) and lat["purity"] == max(counts.values()) / 4
     # α = 0 with clamp_zero_others still moves predictions (every other latent zeroed); rows hold one per α
     assert len(result["rows"]) == 2 * len(result["latents"])
-    found = find_vision_steer(tmp_path / "run")
-    assert found is not None and found == KIND.find(tmp_path / "run") == result
+    found = KIND.find(tmp_path / "run")
+    assert found is not None and found == result
     assert printed.splitlines()[-1] == str(out / "steer_measure.json")
     assert (out / "steer_measure.html").read_text().count("<details>") == len(result["latents"])
-    page = build_html({"tracks": [], "steer_measure": found}, {}, [], "figures.json")
+    page = build_html({"tracks": []}, [(section(KIND), found)])
     assert "Steering through a vision encoder" in page and "random latents (control)" in page
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err  # an earlier result is kept
 

@@ -41,7 +41,8 @@ from monosemantic.metrics.atoms import (
     r2,
     unique_fraction,
 )
-from monosemantic.report.sections.atoms import KIND, write_atoms_page
+from monosemantic.report.render import write_result_page
+from monosemantic.report.sections.atoms import KIND
 from monosemantic.results import to_json
 from monosemantic.sae import SAE, train, train_config
 from monosemantic.sae.paths import expand_sae_paths
@@ -159,7 +160,7 @@ class AtomsResult(Result):
         data = self.to_json()
         write_json(folder / KIND.file, data, allow_nan=False)
         write_atomic(folder / "atoms.csv", csv_text([to_json(u) for u in self.units]))
-        write_atoms_page(folder, data)
+        write_result_page(folder, KIND, data)
 
     def summary(self) -> Summary:
         return [*(f"{u.id:>20}: R² {u.r2:.4f}  unique (AIP) {u.unique_aip:.3f}  q* (AIP) {u.q_star_aip:.3f}"

@@ -36,7 +36,8 @@ from monosemantic.compare.tops import TopTexts, TopUnits
 from monosemantic.errors import UserError
 from monosemantic.experiment import Command, Result, Summary
 from monosemantic.files import check_out, staged, write_atomic, write_json
-from monosemantic.report.sections.compare import KIND, write_compare_page
+from monosemantic.report.render import write_result_page
+from monosemantic.report.sections.compare import KIND
 from monosemantic.results import JSONDict, to_json
 from monosemantic.store import ActivationStore
 
@@ -278,7 +279,7 @@ class CompareResult(Result):
         write_json(folder / KIND.file, clean, allow_nan=False)
         write_atomic(folder / "grid.csv", _grid_csv(data["cells"]))
         write_atomic(folder / "pairs.csv", _pairs_csv(data["cells"]))
-        write_compare_page(folder, clean)
+        write_result_page(folder, KIND, clean)
 
     def summary(self) -> Summary:
         lines: Summary = [f"{self.n_units:,} {self.unit}s over {self.n_items:,} items",

@@ -44,7 +44,8 @@ from monosemantic.knowledge.monotest import (
 )
 from monosemantic.knowledge.sites import default_neuron_hook, fit_saes
 from monosemantic.knowledge.snippets import top_snippets
-from monosemantic.report.sections.knowledge import KIND, write_knowledge_page
+from monosemantic.report.render import write_result_page
+from monosemantic.report.sections.knowledge import KIND
 from monosemantic.results import JSONDict, to_json
 from monosemantic.sae import SAE
 from monosemantic.sources import MODELS, Model, load_dataset, load_model
@@ -343,7 +344,7 @@ class KnowledgeResult(Result):
         for k, patch in enumerate(t.patches):
             method = patch.meta["method"].replace(" ", "").replace("(", "-").replace(")", "")
             patch.save(folder / "patches" / f"{k:03d}-{method}")
-        write_knowledge_page(folder, data)
+        write_result_page(folder, KIND, data)
 
     def summary(self) -> Summary:
         lines: Summary = [f"{self.n_facts} of {self.n_candidates} facts known, {self.n_prompts} prompts"]

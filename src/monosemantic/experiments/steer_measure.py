@@ -27,8 +27,9 @@ from PIL import Image
 from monosemantic.devices import resolve_device
 from monosemantic.errors import UserError
 from monosemantic.experiment import Command, Result, Summary
-from monosemantic.files import check_out, staged, write_atomic, write_json
-from monosemantic.report.sections.steer_measure import KIND, vision_steer_page
+from monosemantic.files import check_out, staged, write_json
+from monosemantic.report.render import write_result_page
+from monosemantic.report.sections.steer_measure import KIND
 from monosemantic.results import JSONDict, to_json
 from monosemantic.sae import SAE
 from monosemantic.sources import load_dataset, load_model
@@ -196,8 +197,7 @@ class SteerMeasureResult(Result):
     def write(self, folder: Path) -> None:
         data = self.to_json()
         write_json(folder / KIND.file, data, allow_nan=False)
-        assert KIND.page is not None
-        write_atomic(folder / KIND.page, vision_steer_page(data))
+        write_result_page(folder, KIND, data)
 
     def summary(self) -> Summary:
         cfg = self.config

@@ -17,11 +17,11 @@ import torch
 
 from monosemantic.errors import UserError
 from monosemantic.experiment import Column, Command, Group, Result, Summary, Table
-from monosemantic.experiments.pipeline.report_data import unit_card
 from monosemantic.files import check_out, staged, write_atomic, write_json
 from monosemantic.metrics.agreement import Agreement, agreement, label_purity, simulated_preferences
+from monosemantic.report.data import FeatureRow, unit_card
 from monosemantic.report.scores import MIN_ITEMS_FOR_CARD, SCORES_NAME, UNITS_NAME, load_scores, load_tops
-from monosemantic.report.study_page import study_html
+from monosemantic.report.study_page import StudyPair, study_html
 from monosemantic.results import to_json
 from monosemantic.sae import SAE
 from monosemantic.sae.paths import expand_sae_paths
@@ -264,10 +264,11 @@ def build_page(cfg: StudyConfig) -> StudyPage:
         cards = []
         for u in (x, y):
             set_id, unit = u.rsplit("/", 1)
-            row = {"set": set_id, "id": int(unit), **{k: units[u].get(k) for k in ("ms", "fms", "firing_rate")},
-                   "best_label": None, "active_items": units[u].get("active_items")}
+            row = FeatureRow(set=set_id, id=int(unit), ms=units[u].get("ms"), fms=units[u].get("fms"),
+                             firing_rate=units[u].get("firing_rate"), active_items=units[u].get("active_items"),
+                             best_label=None, best_corr=None, entropy=None)
             cards.append(unit_card(row, tops, store, modality, encoders.get(set_id), scores["label_names"]))
-        shown.append({"x": x, "y": y, "swap": bool(rng.random() < 0.5), "cards": cards})
+        shown.append(StudyPair(x=x, y=y, swap=bool(rng.random() < 0.5), cards=(cards[0], cards[1])))
     html = study_html(shown, modality=modality, title=f"Which unit is more coherent? ({scores['model']} "
                       f"{scores['hook']} on {scores['dataset']})")
     page = StudyPage(config=cfg, html=html, pairs=len(shown))

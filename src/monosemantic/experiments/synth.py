@@ -25,7 +25,8 @@ from monosemantic.errors import UserError
 from monosemantic.experiment import Command, Result, Summary
 from monosemantic.files import check_out, csv_text, staged, write_atomic, write_json
 from monosemantic.metrics.recovery import Recovery, recovery
-from monosemantic.report.sections.synth import KIND, write_synth_page
+from monosemantic.report.render import write_result_page
+from monosemantic.report.sections.synth import KIND
 from monosemantic.sae import SAE, registered_architectures, train, train_config
 from monosemantic.sae.core import get_architecture
 from monosemantic.store import HOLDOUT, ActivationStore
@@ -140,7 +141,7 @@ class SynthResult(Result):
         data = self.to_json()
         write_json(folder / KIND.file, data, allow_nan=False)
         write_atomic(folder / "synth.csv", csv_text(data["rows"]))
-        write_synth_page(folder, data)
+        write_result_page(folder, KIND, data)
 
     def summary(self) -> Summary:
         return [f"{len(self.rows)} SAEs in {self.seconds} s: {self.config.out}/{KIND.page}"]

@@ -1,46 +1,42 @@
-"""HTML for the parts of a track: the headline tiles, the summary table and the features table.
+"""A track of the report as template contexts: the headline tiles, the provenance facts, the summary table, the
+Matryoshka hierarchy tables, the plots, the features table (its controls, and the JSON island report.js fills it
+from) and the feature cards.
 
-Every string that comes from the data (set ids, labels, item texts, tokens) goes through ``esc``, and JSON for the
-page's script through ``script_json``, so a hostile report file cannot inject markup.
+The markup is in ``templates/track.html.j2``; ``summary_table`` and ``hierarchy_block`` render one part alone.
 """
 
 from __future__ import annotations
 
-import html
-import json
+from collections.abc import Sequence
 from typing import Any
 
-from monosemantic.report.data import num
-from monosemantic.report.figures import fms_title, set_colors
+from markupsafe import Markup
 
-# Units active on fewer items than this are hidden from the features table until the filter is changed.
+from monosemantic.report.cards import ImageClasses, cards_context
+from monosemantic.report.figures import FigureSpec, best_sae, fms_title
+from monosemantic.report.numbers import fmt, fmt_count, num
+from monosemantic.report.sections.names import naming_notes
+from monosemantic.report.style import set_colors
+from monosemantic.report.templating import Context, macro
+from monosemantic.results import JSONDict
+
 MIN_ACTIVE_DEFAULT = 16
+"""Units active on fewer items than this are hidden from the features table until the filter is changed."""
 
 
-def esc(value: Any) -> str:
-    """Text safe inside HTML element content and quoted attributes."""
-    return html.escape(str(value), quote=True)
-
-
-def script_json(obj: Any) -> str:
-    """JSON safe inside a ``<script type="application/json">`` element (no ``</script>``, no HTML comment)."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return (
-        text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    )
-
-
-def fmt(value: Any, digits: int = 2, pct: bool = False) -> str:
-    x = num(value)
-    if x is None:
-        return "–"
-    return f"{100 * x:.{max(0, digits - 1)}f}%" if pct else f"{x:.{digits}f}"
-
-
-def fmt_count(value: Any) -> str:
-    x = num(value)
-    return "–" if x is None else f"{x:,.0f}"
+def track_context(track: JSONDict, t: int, specs: Sequence[FigureSpec], pngs: dict[str, tuple[str, int]],
+                  images: ImageClasses) -> Context:
+    """Track ``t`` with its plots (``specs``, drawn as ``pngs``: id -> (data URI, width in CSS pixels))."""
+    card_keys = {(str(c["set"]), str(c["id"])) for c in track.get("cards") or []}
+    return {
+        "t": t, "name": track["name"], "modality": track["modality"], "facts": facts(track),
+        "summary": summary_context(track, t), "hierarchy": hierarchy_context(track),
+        "figures": [{"id": s.id, "title": s.title, "caption": s.caption, "uri": pngs[s.id][0],
+                     "width": pngs[s.id][1]} for s in specs],
+        "n_features": len(track.get("features") or []), "n_cards": len(track.get("cards") or []),
+        "names": naming_notes(track), "features": features_context(track, t, card_keys),
+        "cards": cards_context(track, t, images),
+    }
 
 
 def _round(x: Any) -> float | None:
@@ -51,7 +47,7 @@ def _round(x: Any) -> float | None:
 # ------------------------------------------------------------------------------------------------- summary
 
 
-def summary_table(track: dict[str, Any], t: int) -> str:
+def summary_context(track: JSONDict, t: int) -> Context:
     """Per unit set: size, reconstruction and sparsity, MS and FMS, with the raw neurons as the baseline row."""
     colors = set_colors(track)
     sets = track["unit_sets"]
@@ -59,91 +55,63 @@ def summary_table(track: dict[str, Any], t: int) -> str:
     base = None if neurons is None else num(neurons["ms"].get("mean"))
     means = [num(s["ms"].get("mean")) for s in sets]
     top = max((m for m in means if m is not None), default=None)
-    top_shown = fmt(top)
     best = {key: _best(sets, key) for key in ("fms@1", "fms@5")}
     ranked = any(s.get("rank_norm") for s in sets)
-    rank_head = (
-        "<th class=n title='rank-normalised label correlation, mean over classes (MedSAE): 1 = best of these sets'>"
-        "Rank ρ</th><th class=n title='rank-normalised entropy of the label correlations (lower entropy ranks "
-        "higher): 1 = best of these sets'>Rank H</th>"
-    ) if ranked else ""
-    head = (
-        "<tr><th>Units</th><th class=n>Width</th><th class=n>k</th><th class=n title='mean active units per input'>"
-        "L0</th><th class=n title='fraction of variance unexplained (lower is better)'>FVU</th>"
-        "<th class=n title='fraction of units that never fire'>Dead</th><th class=ms>MS mean ± std</th>"
-        f"<th class=n>MS best</th><th class=n>MS worst</th><th class=n>{esc(fms_title(track, 'FMS@1'))}</th>"
-        f"<th class=n>{esc(fms_title(track, 'FMS@5'))}</th>"
-        f"<th class=n>Δ MS vs neurons</th>{rank_head}</tr>"
-    )
     rows = []
     for s, mean in zip(sets, means, strict=True):
-        ms = s["ms"]
-        fms = s.get("fms") or {}
+        ms, fms = s["ms"], s.get("fms") or {}
         is_base = s["kind"] == "neurons"
-        label = esc(s["id"]) + (" <span class=tag>baseline</span>" if is_base else "")
-        bar = "" if mean is None or not top or top <= 0 else (
-            f"<span class=bar style='width:{max(0.0, 100 * mean / top):.1f}%;background:{colors[str(s['id'])]}'>"
-            "</span>"
-        )
-        dead_ms = ms.get("dead")
-        is_top = mean is not None and fmt(mean) == top_shown
-        mean_cell = (
-            f"<td class=ms{' best' if is_top else ''}>{bar}<span class=v>{fmt(mean)}"
-            f"<small> ± {fmt(ms.get('std'))}</small></span></td>"
-        )
-        rows.append(
-            f"<tr class='{'baseline' if is_base else 'sae'}'>"
-            f"<th scope=row><span class=swatch style='background:{colors[str(s['id'])]}'></span>{label}"
-            f"<div class=sub>{esc(_describe(s))}</div></th>"
-            f"<td class=n>{fmt_count(s.get('width'))}</td><td class=n>{fmt_count(s.get('k'))}</td>"
-            f"<td class=n>{fmt(s.get('l0'), 1)}</td><td class=n>{fmt(s.get('fvu'), 3)}</td>"
-            f"<td class=n title='{esc(fmt_count(dead_ms))} units with undefined MS'>"
-            f"{fmt(s.get('dead_fraction'), 2, pct=True)}</td>"
-            f"{mean_cell}<td class=n>{fmt(ms.get('best'))}</td><td class=n>{fmt(ms.get('worst'))}</td>"
-            + "".join(
-                f"<td class='n{' best' if best[key] is not None and fmt(fms.get(key)) == fmt(best[key]) else ''}'>"
-                f"{fmt(fms.get(key))}</td>"
-                for key in ("fms@1", "fms@5")
-            )
-            + f"<td class=n>{_delta(mean, base, is_base)}</td>"
-            + ("".join(f"<td class=n>{fmt((s.get('rank_norm') or {}).get(key))}</td>"
-                       for key in ("corr_mean", "entropy_mean")) if ranked else "")
-            + "</tr>"
-        )
-    return (
-        f"<div class=scroll><table class=summary id='t{t}-summary-table'><thead>{head}</thead>"
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
-    )
+        rows.append({
+            "base": is_base, "id": s["id"], "color": colors[str(s["id"])], "describe": _describe(s),
+            "width": fmt_count(s.get("width")), "k": fmt_count(s.get("k")), "l0": fmt(s.get("l0"), 1),
+            "fvu": fmt(s.get("fvu"), 3), "dead_ms": fmt_count(ms.get("dead")),
+            "dead": fmt(s.get("dead_fraction"), 2, pct=True),
+            "bar": None if mean is None or not top or top <= 0 else f"{max(0.0, 100 * mean / top):.1f}",
+            "top": mean is not None and fmt(mean) == fmt(top), "mean": fmt(mean), "std": fmt(ms.get("std")),
+            "best": fmt(ms.get("best")), "worst": fmt(ms.get("worst")),
+            "fms": [(fmt(fms.get(key)), best[key] is not None and fmt(fms.get(key)) == fmt(best[key]))
+                    for key in ("fms@1", "fms@5")],
+            "delta": None if is_base or mean is None or base is None else _delta(mean, base),
+            "ranks": [fmt((s.get("rank_norm") or {}).get(key)) for key in ("corr_mean", "entropy_mean")]
+            if ranked else [],
+        })
+    return {"t": t, "rows": rows, "ranked": ranked, "fms1": fms_title(track, "FMS@1"),
+            "fms5": fms_title(track, "FMS@5")}
 
 
-def _best(sets: list[dict[str, Any]], key: str) -> float | None:
+def summary_table(track: JSONDict, t: int) -> Markup:
+    """The summary table of track ``t`` alone."""
+    return macro("track.html.j2", "summary_table")(summary_context(track, t))
+
+
+def _best(sets: list[JSONDict], key: str) -> float | None:
     values = [num((s.get("fms") or {}).get(key)) for s in sets]
     return max((v for v in values if v is not None), default=None)
 
 
-def _describe(s: dict[str, Any]) -> str:
+def _describe(s: JSONDict) -> str:
     if s["kind"] == "neurons":
         return "raw neurons of the layer"
     parts = [str(s.get("arch", "sae"))]
-    if num(s.get("expansion")) is not None:
-        parts.append(f"×{num(s.get('expansion')):g}")
-    if num(s.get("k")) is not None:
-        parts.append(f"k={num(s.get('k')):g}")
+    if (expansion := num(s.get("expansion"))) is not None:
+        parts.append(f"×{expansion:g}")
+    if (k := num(s.get("k"))) is not None:
+        parts.append(f"k={k:g}")
     return " ".join(parts)
 
 
-def _delta(mean: float | None, base: float | None, is_base: bool) -> str:
-    if is_base or mean is None or base is None:
-        return "–"
+def _delta(mean: float, base: float) -> Context:
     d = mean - base
     ratio = f" (×{mean / base:.1f})" if base > 0 else ""
-    return f"<span class={'up' if d >= 0 else 'down'}>{d:+.2f}{ratio}</span>"
+    return {"up": d >= 0, "text": f"{d:+.2f}{ratio}"}
 
 
-def kpi_tiles(track: dict[str, Any], t: int) -> str:
-    """The two headline contrasts of a track: MS and FMS@1, raw neurons against the best SAE."""
-    from monosemantic.report.figures import best_sae
+# ------------------------------------------------------------------------------------------------- headline
 
+
+def kpi_context(track: JSONDict, t: int) -> Context:
+    """The two headline contrasts of a track (MS and FMS@1, raw neurons against the best SAE) and the best SAE's
+    fit."""
     neurons = next((s for s in track["unit_sets"] if s["kind"] == "neurons"), None)
     best = best_sae(track)
     fms_best = max(
@@ -151,13 +119,8 @@ def kpi_tiles(track: dict[str, Any], t: int) -> str:
         key=lambda s: num((s.get("fms") or {}).get("fms@1")) or -1.0, default=None,
     )
 
-    def tile(title: str, base: Any, value: Any, who: Any) -> str:
-        return (
-            f"<div class=kpi><div class=k-title>{esc(title)}</div><div class=k-values>"
-            f"<span class=k-base title='raw neurons'>{fmt(base)}</span><span class=arrow>→</span>"
-            f"<span class=k-best>{fmt(value)}</span></div>"
-            f"<div class=k-sub>raw neurons → {esc(who if who is not None else 'no SAE')}</div></div>"
-        )
+    def tile(title: str, base: Any, value: Any, who: Any) -> Context:
+        return {"title": title, "base": fmt(base), "value": fmt(value), "who": who if who is not None else "no SAE"}
 
     tiles = [
         tile("Mean MS", None if neurons is None else neurons["ms"].get("mean"),
@@ -166,24 +129,12 @@ def kpi_tiles(track: dict[str, Any], t: int) -> str:
              None if fms_best is None else (fms_best.get("fms") or {}).get("fms@1"),
              None if fms_best is None else fms_best["id"]),
     ]
-    if best is not None:
-        tiles.append(
-            f"<div class=kpi><div class=k-title>Best-MS SAE fit</div><div class=k-values>"
-            f"<span class=k-best>{fmt(best.get('fvu'), 3)}</span><span class=k-unit>FVU</span>"
-            f"<span class=k-best>{fmt(best.get('l0'), 1)}</span><span class=k-unit>L0</span></div>"
-            f"<div class=k-sub>{esc(best['id'])}</div></div>"
-        )
-    return (
-        f"<a class=kpis href='#t{t}'><div class=kpi-track>{esc(track['name'])}"
-        f"<small>{esc(_where(track))}</small></div>{''.join(tiles)}</a>"
-    )
+    fit = None if best is None else {"fvu": fmt(best.get("fvu"), 3), "l0": fmt(best.get("l0"), 1), "id": best["id"]}
+    where = " · ".join(str(track[k]) for k in ("model", "hook", "dataset") if track.get(k) not in (None, ""))
+    return {"t": t, "name": track["name"], "where": where, "tiles": tiles, "fit": fit}
 
 
-def _where(track: dict[str, Any]) -> str:
-    return " · ".join(str(track[k]) for k in ("model", "hook", "dataset") if track.get(k) not in (None, ""))
-
-
-def facts(track: dict[str, Any]) -> str:
+def facts(track: JSONDict) -> list[tuple[str, Any]]:
     """The provenance line of a track: model, hook, data, sizes, token pooling, MS encoder, labels."""
     items = [
         ("model", track.get("model")), ("hook", track.get("hook")), ("dataset", track.get("dataset")),
@@ -192,14 +143,33 @@ def facts(track: dict[str, Any]) -> str:
         ("tokens", track.get("tokens")), ("pooling", track.get("pool")), ("MS encoder", track.get("encoder")),
         ("labels", ", ".join(map(str, track.get("label_names") or [])) or None),
     ]
-    cells = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(v)}</dd></div>" for k, v in items if v not in (None, ""))
-    return f"<dl class=facts>{cells}</dl>"
+    return [(k, v) for k, v in items if v not in (None, "")]
+
+
+# ------------------------------------------------------------------------------------------------ hierarchy
+
+
+def hierarchy_context(track: JSONDict) -> list[Context]:
+    """Per unit set scored with ``--hierarchy``: its nested groups' depths and each level's best latents."""
+    out = []
+    for s in (s for s in track["unit_sets"] if s.get("hierarchy")):
+        h = s["hierarchy"]
+        groups = [{**g, "mean_depth": fmt(g.get("mean_depth")), "ms_mean": fmt(g.get("ms_mean"))} for g in h["groups"]]
+        levels = [{"level": lv["level"], "mean_group": fmt(lv["mean_group"]),
+                   "nodes": [{**n, "corr": fmt(n["corr"])} for n in lv["nodes"]]} for lv in h["levels"]]
+        out.append({"id": s["id"], "groups": groups, "levels": levels})
+    return out
+
+
+def hierarchy_block(track: JSONDict, t: int) -> Markup:
+    """The hierarchy tables of track ``t`` alone; empty when no unit set was scored with ``--hierarchy``."""
+    return macro("track.html.j2", "hierarchy")(hierarchy_context(track), t)
 
 
 # ---------------------------------------------------------------------------------------------- features
 
 
-def features_payload(track: dict[str, Any], card_keys: set[tuple[str, str]]) -> dict[str, Any]:
+def features_payload(track: JSONDict, card_keys: set[tuple[str, str]]) -> JSONDict:
     """Column-wise, rounded feature rows for the JS table (columns keep tens of thousands of rows small)."""
     sets = [str(s["id"]) for s in track["unit_sets"]]
     set_index = {name: i for i, name in enumerate(sets)}
@@ -236,47 +206,18 @@ def features_payload(track: dict[str, Any], card_keys: set[tuple[str, str]]) -> 
     return {"sets": sets, "colors": [set_colors(track)[s] for s in sets], "labels": labels, **cols}
 
 
-def features_block(track: dict[str, Any], t: int, card_keys: set[tuple[str, str]]) -> str:
-    """Controls and an empty table that report.js fills from the JSON beside it."""
+_FEATURE_COLUMNS = (
+    ("set", "Units", "s"), ("id", "Id", "n"), ("name", "Name", "s"), ("ms", "MS", "n"), ("fms", "FMS", "n"),
+    ("fr", "Firing rate", "n"), ("active", "Active items", "n"), ("label", "Best label", "s"),
+    ("corr", "Best corr", "n"), ("ent", "Label entropy", "n"), ("card", "Card", "s"),
+)
+
+
+def features_context(track: JSONDict, t: int, card_keys: set[tuple[str, str]]) -> Context:
+    """Controls and an empty table that report.js fills from the JSON island beside it."""
     payload = features_payload(track, card_keys)
-    set_opts = "".join(f"<option value='{i}'>{esc(s)}</option>" for i, s in enumerate(payload["sets"]))
-    label_opts = "".join(
-        f"<option value='{i}'>{esc(s)}</option>" for i, s in sorted(enumerate(payload["labels"]), key=lambda p: p[1])
-    )
-    cols = (
-        ("set", "Units", "s"), ("id", "Id", "n"), ("name", "Name", "s"), ("ms", "MS", "n"),
-        ("fms", fms_title(track, "FMS"), "n"),
-        ("fr", "Firing rate", "n"), ("active", "Active items", "n"), ("label", "Best label", "s"),
-        ("corr", "Best corr", "n"), ("ent", "Label entropy", "n"), ("card", "Card", "s"),
-    )
-    cols = tuple(c for c in cols if c[0] in payload)
-    head = "".join(
-        f"<th data-col='{c}' class='{kind}' tabindex=0 aria-sort=none>{esc(name)}</th>" for c, name, kind in cols
-    )
-    active_filter = (
-        "<label title='units active on few inputs can score a trivially high MS (a latent firing on two "
-        "near-duplicates scores 1.0), so the table starts with those active on at least 16'>Active items ≥ "
-        f"<input type=number class=f-active-min step=1 min=0 value={MIN_ACTIVE_DEFAULT}></label>"
-        if "active" in payload
-        else ""
-    )
-    return (
-        f"<div class=ftable data-track='{t}'>"
-        "<div class=controls>"
-        f"<label>Search id <input type=search class=f-search placeholder='e.g. 17 or topk:17"
-        + (" or a name" if "name" in payload else "") + "' aria-label='search a feature id or name'></label>"
-        f"<label>Units <select class=f-set><option value=''>all</option>{set_opts}</select></label>"
-        f"<label>Best label <select class=f-label><option value=''>all</option>{label_opts}</select></label>"
-        "<label>MS ≥ <input type=number class=f-ms-min step=0.05></label>"
-        "<label>MS ≤ <input type=number class=f-ms-max step=0.05></label>"
-        "<label>FMS ≥ <input type=number class=f-fms-min step=0.05></label>"
-        "<label>Firing ≥ <input type=number class=f-fr-min step=0.001 min=0></label>"
-        "<label>Firing ≤ <input type=number class=f-fr-max step=0.001 min=0></label>"
-        f"{active_filter}<label class=chk><input type=checkbox class=f-card> with card</label>"
-        "<button type=button class=f-reset>Reset</button></div>"
-        f"<div class=scroll><table class=features><thead><tr>{head}</tr></thead><tbody></tbody></table></div>"
-        "<div class=pager><button type=button class=f-prev>‹ Prev</button><span class=f-status></span>"
-        "<button type=button class=f-next>Next ›</button></div>"
-        "<noscript><p class=note>The features table needs JavaScript.</p></noscript>"
-        f"<script type='application/json' class=f-data>{script_json(payload)}</script></div>"
-    )
+    columns = [(c, fms_title(track, "FMS") if c == "fms" else name, kind)
+               for c, name, kind in _FEATURE_COLUMNS if c in payload]
+    return {"t": t, "payload": payload, "columns": columns, "min_active": MIN_ACTIVE_DEFAULT,
+            "sets": list(enumerate(payload["sets"])),
+            "labels": sorted(enumerate(payload["labels"]), key=lambda p: p[1])}

@@ -1,7 +1,8 @@
-"""HTML of the feature cards: top and weakest examples (image grids or highlighted text), stats, label histogram.
+"""The feature cards, as template contexts: top and weakest examples (image grids or highlighted text), stats, the
+label histogram and the automated name. The markup is in ``templates/cards.html.j2``.
 
 Images are accepted only as base64 ``data:image/...`` URIs, so a hostile report file cannot make the page fetch
-anything; all text goes through ``esc``.
+anything; all text is escaped by the templates.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ import re
 import struct
 from typing import Any
 
-from monosemantic.report.blocks import esc, fmt, fmt_count
-from monosemantic.report.data import num
-from monosemantic.report.figures import fms_title, set_colors
-from monosemantic.report.sections.names import card_name
+from markupsafe import Markup
+
+from monosemantic.report.figures import fms_title
+from monosemantic.report.numbers import fmt, fmt_count, num
+from monosemantic.report.style import set_colors
+from monosemantic.report.templating import Context
+from monosemantic.results import JSONDict
 
 _DATA_URI = re.compile(r"data:image/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+")
 _SNIPPETS_SHOWN = 8  # the rest of a text card's top snippets fold away, so cards stay scannable
 _PIXELATED_BELOW = 48  # thumbnails smaller than this are upscaled with hard pixel edges (MNIST-like images)
+_LABELS_SHOWN = 8
+
 
 class ImageClasses:
     """Each distinct thumbnail once, as a CSS class: cards repeat the same inputs many times."""
@@ -28,6 +34,7 @@ class ImageClasses:
         self._rules: list[str] = []
 
     def __call__(self, uri: Any) -> str | None:
+        """The class that shows ``uri``, or None when it is not an inline image."""
         if not isinstance(uri, str) or not _DATA_URI.fullmatch(uri):
             return None
         name = self._by_uri.get(uri)
@@ -38,8 +45,9 @@ class ImageClasses:
             self._rules.append(f'.{name}{{background-image:url("{uri}");{pix}}}')
         return name
 
-    def css(self) -> str:
-        return "\n".join(self._rules)
+    def css(self) -> Markup:
+        """The style rules of every class handed out (the URIs matched ``_DATA_URI``: nothing to escape)."""
+        return Markup("\n".join(self._rules))
 
 
 def _png_width(uri: str) -> int:
@@ -53,78 +61,64 @@ def _png_width(uri: str) -> int:
 
 
 def card_id(t: int, s: int, unit: Any) -> str:
+    """The element id of the card of unit ``unit`` of set ``s`` in track ``t`` (the features table links to it)."""
     return f"c{t}-{s}-{re.sub(r'[^A-Za-z0-9_-]', '_', str(unit))}"
 
 
-def cards_block(track: dict[str, Any], t: int, images: ImageClasses) -> str:
+def cards_context(track: JSONDict, t: int, images: ImageClasses) -> Context:
+    """Every card of a track, with the chips that filter them by unit set."""
     sets = [str(s["id"]) for s in track["unit_sets"]]
     colors = set_colors(track)
     cards = track.get("cards") or []
-    if not cards:
-        return "<p class=note>This run selected no units for cards.</p>"
     present = [s for s in sets if any(str(c["set"]) == s for c in cards)]
-    chips = "<button type=button class='chip on' data-set=''>all</button>" + "".join(
-        f"<button type=button class=chip data-set='{sets.index(s)}'>"
-        f"<span class=swatch style='background:{colors[s]}'></span>{esc(s)}</button>"
-        for s in present
-    )
-    body = "".join(_card(c, t, sets, colors, track, images) for c in cards)
-    kind = "cards text" if track["modality"] == "text" else "cards"
-    return f"<div class=chips data-track='{t}'>{chips}</div><div class='{kind}' data-track='{t}'>{body}</div>"
+    return {
+        "t": t, "text": track["modality"] == "text",
+        "chips": [{"index": sets.index(s), "id": s, "color": colors[s]} for s in present],
+        "cards": [_card(c, t, sets, colors, track, images) for c in cards],
+    }
 
 
-def _card(card: dict[str, Any], t: int, sets: list[str], colors: dict[str, str], track: dict[str, Any],
-          images: ImageClasses) -> str:
+def _card(card: JSONDict, t: int, sets: list[str], colors: dict[str, str], track: JSONDict,
+          images: ImageClasses) -> Context:
     s = sets.index(str(card["set"]))
-    stats = (
-        f"<span><b>MS</b> {fmt(card.get('ms'))}</span>"
-        f"<span><b>{esc(fms_title(track, 'FMS'))}</b> {fmt(card.get('fms'))}</span>"
-        f"<span><b>firing</b> {fmt(card.get('firing_rate'), 2, pct=True)}</span>"
-        + (f"<span><b>active on</b> {fmt_count(card['active_items'])} items</span>"
-           if num(card.get("active_items")) is not None else "")
-        + (f"<span><b>label</b> {esc(card['best_label'])}</span>" if card.get("best_label") is not None else "")
-    )
-    if track["modality"] == "image":
-        examples = (
-            f"<div class=ex-title>Top {len(card.get('top') or [])} activating</div>"
-            f"{_thumbs(card.get('top'), 'top', images)}"
-            f"<div class=ex-title>{len(card.get('weak') or [])} weakest firing</div>"
-            f"{_thumbs(card.get('weak'), 'weak', images)}"
-        )
+    out: Context = {
+        "id": card_id(t, s, card["id"]), "unit": card["id"], "s": s, "set": sets[s], "color": colors[sets[s]],
+        "t": t, "ms": fmt(card.get("ms")), "fms_title": fms_title(track, "FMS"), "fms": fmt(card.get("fms")),
+        "firing": fmt(card.get("firing_rate"), 2, pct=True),
+        "active": fmt_count(card["active_items"]) if num(card.get("active_items")) is not None else None,
+        "label": card.get("best_label"), "name": card_name(card), "image": track["modality"] == "image",
+        "labels": label_hist(card.get("label_hist")),
+    }
+    top, weak = card.get("top") or [], card.get("weak") or []
+    if out["image"]:
+        out |= {"top": thumbs(top, images), "weak": thumbs(weak, images)}
     else:
-        top, weak = card.get("top") or [], card.get("weak") or []
-        shown, more = top[:_SNIPPETS_SHOWN], top[_SNIPPETS_SHOWN:]
-        examples = (
-            f"<div class=ex-title>Top {len(top)} snippets</div>{_snippets(shown)}"
-            + (f"<details><summary>{len(more)} more top snippets</summary>{_snippets(more)}</details>" if more else "")
-            + (f"<details><summary>{len(weak)} weakest firing</summary>{_snippets(weak)}</details>" if weak else "")
-        )
-    return (
-        f"<article class=card id='{card_id(t, s, card['id'])}' data-set='{s}'>"
-        f"<header><span class=swatch style='background:{colors[sets[s]]}'></span>"
-        f"<span class=c-set>{esc(sets[s])}</span><span class=c-id>#{esc(card['id'])}</span>"
-        f"<a class=c-back href='#t{t}-features' data-find='{esc(card['id'])}' data-set='{s}'>in table</a></header>"
-        f"{card_name(card)}<div class=stats>{stats}</div>{examples}{_label_hist(card.get('label_hist'))}</article>"
-    )
+        out |= {"top": snippets(top[:_SNIPPETS_SHOWN]), "more": snippets(top[_SNIPPETS_SHOWN:]),
+                "weak": snippets(weak), "n_top": len(top)}
+    return out
 
 
-def _thumbs(examples: Any, kind: str, images: ImageClasses) -> str:
+def card_name(card: JSONDict) -> Context | None:
+    """The automated name of a card (``monosemantic name``) with its judges' F1, or None when it has none."""
+    if not card.get("name"):
+        return None
+    scores = " · ".join(f"F1 ({j}) {fmt(v)}" for j, v in (card.get("name_f1") or {}).items())
+    return {"name": card["name"], "description": card.get("description"), "scores": scores}
+
+
+def thumbs(examples: Any, images: ImageClasses) -> list[Context]:
+    """One thumbnail per example: its CSS class (None when its image is missing or not inline) and its tooltip."""
     cells = []
     for ex in examples or []:
-        cls = images(ex.get("image"))
         tip = f"item {ex.get('item')} · activation {fmt(ex.get('value'), 3)}"
         if ex.get("label") is not None:
             tip += f" · label {ex['label']}"
-        if cls is None:
-            cells.append(f"<i class='th missing' role=img title='{esc(tip)} (no image)'></i>")
-        else:
-            cells.append(f"<i class='th {cls}' role=img aria-label='{esc(tip)}' title='{esc(tip)}'></i>")
-    if not cells:
-        return "<p class=note>none</p>"
-    return f"<div class='thumbs {kind}'>{''.join(cells)}</div>"
+        cells.append({"cls": images(ex.get("image")), "tip": tip})
+    return cells
 
 
-def _snippets(examples: Any) -> str:
+def snippets(examples: Any) -> list[Context]:
+    """One highlighted text per example: its tokens with their weight (0..1) as the highlight's opacity."""
     out = []
     for ex in examples or []:
         tokens = ex.get("tokens") or []
@@ -134,31 +128,23 @@ def _snippets(examples: Any) -> str:
         for i, tok in enumerate(tokens):
             w = min(1.0, max(0.0, num(weights[i]) or 0.0)) if i < len(weights) else 0.0
             a = num(acts[i]) if i < len(acts) else None
-            tip = f"weight {w:.2f}" + ("" if a is None else f" · activation {a:.3f}")
             tok = str(tok).replace("\n", "⏎").replace("\t", "⇥")
             # The space a BPE token carries stays outside the highlight, so words, not gaps, light up.
             word = tok.lstrip(" ")
-            style = f" style='background:rgba(234,106,18,{w:.2f})'" if w > 0.005 else ""
-            spans.append(f"{' ' * (len(tok) - len(word))}<span class=tok{style} title='{tip}'>{esc(word)}</span>")
-        label = f"<span class=s-label>{esc(ex['label'])}</span>" if ex.get("label") is not None else ""
-        out.append(
-            f"<div class=snip><span class=s-val title='item {esc(ex.get('item'))}'>{fmt(ex.get('value'))}</span>"
-            f"<span class=s-text>{''.join(spans)}</span>{label}</div>"
-        )
-    return f"<div class=snips>{''.join(out)}</div>" if out else "<p class=note>none</p>"
+            spans.append({"lead": " " * (len(tok) - len(word)), "word": word,
+                          "alpha": f"{w:.2f}" if w > 0.005 else None,
+                          "tip": f"weight {w:.2f}" + ("" if a is None else f" · activation {a:.3f}")})
+        out.append({"item": ex.get("item"), "value": fmt(ex.get("value")), "tokens": spans, "label": ex.get("label")})
+    return out
 
 
-def _label_hist(hist: Any, top: int = 8) -> str:
+def label_hist(hist: Any) -> Context | None:
+    """The most common labels among a card's top examples (count, share of the top, bar against the most common)."""
     if not isinstance(hist, dict) or not hist:
-        return ""
+        return None
     pairs = sorted(((str(k), num(v) or 0.0) for k, v in hist.items()), key=lambda kv: -kv[1])
     total = sum(v for _, v in pairs) or 1.0
     peak = pairs[0][1] or 1.0
-    rest = len(pairs) - top
-    rows = "".join(
-        f"<tr><th>{esc(k)}</th><td class=barcell><span class=hbar style='width:{100 * v / peak:.1f}%'></span></td>"
-        f"<td class=n>{v:g}</td><td class='n dim'>{100 * v / total:.0f}%</td></tr>"
-        for k, v in pairs[:top]
-    )
-    more = f"<tr><td colspan=4 class=dim>+{rest} more labels</td></tr>" if rest > 0 else ""
-    return f"<div class=ex-title>Labels of the top examples</div><table class=hist>{rows}{more}</table>"
+    rows = [{"label": k, "bar": f"{100 * v / peak:.1f}", "count": f"{v:g}", "share": f"{100 * v / total:.0f}"}
+            for k, v in pairs[:_LABELS_SHOWN]]
+    return {"rows": rows, "rest": len(pairs) - _LABELS_SHOWN}

@@ -1,60 +1,48 @@
-"""Figures of the report: first the data behind each plot (a JSON-ready spec), then a matplotlib drawing of it.
+"""The data behind each plot of a track (a JSON-ready spec), and the track facts the plots and tables share.
 
 The spec is the single source of each plot, so ``figures.json`` holds exactly what the PNGs show and anyone can
-re-plot a figure in their own style. Drawing uses matplotlib's object API (no pyplot, no global backend).
+re-plot a figure in their own style; ``monosemantic.report.plots`` draws them.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from monosemantic.report.data import num
+from monosemantic.report.numbers import num
+from monosemantic.report.style import NEURON_COLOR, set_colors
+from monosemantic.results import JSONDict
 
-NEURON_COLOR = "#8d949e"
-SAE_COLORS = ("#3b6fb6", "#e07b39", "#3f9b5a", "#c8434b", "#7a5cb8", "#8c6b4f", "#d16ba5", "#b59b2d", "#3fa7c4")
 _MAX_BAR_SETS = 8
 
 
-@dataclass
+@dataclass(frozen=True)
 class FigureSpec:
-    """One plot: what it shows and the numbers behind it."""
+    """One plot: what it shows and the numbers behind it (a ``figures.json`` entry)."""
 
     id: str
+    """``t<track index>-<kind>``: the plot's element id in the page."""
     track: str
+    """The track's name."""
     kind: str
+    """Which drawing of ``monosemantic.report.plots`` shows it."""
     title: str
     caption: str
-    data: dict[str, Any]
+    data: JSONDict
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONDict:
         return asdict(self)
-
-
-def set_colors(track: dict[str, Any]) -> dict[str, str]:
-    """One colour per unit set of a track: neurons grey, SAEs from a qualitative palette in track order."""
-    colors: dict[str, str] = {}
-    n_sae = 0
-    for unit_set in track["unit_sets"]:
-        if unit_set["kind"] == "neurons":
-            colors[str(unit_set["id"])] = NEURON_COLOR
-        else:
-            colors[str(unit_set["id"])] = SAE_COLORS[n_sae % len(SAE_COLORS)]
-            n_sae += 1
-    return colors
 
 
 def _finite(values: Any) -> list[float]:
     return [v for v in (num(x) for x in values or []) if v is not None]
 
 
-def _ms_mean(unit_set: dict[str, Any]) -> float | None:
+def _ms_mean(unit_set: JSONDict) -> float | None:
     return num(unit_set["ms"].get("mean"))
 
 
-def fms_variant(track: dict[str, Any]) -> str | None:
+def fms_variant(track: JSONDict) -> str | None:
     """Which FMS variant produced a track's FMS numbers: "balanced" or "unbalanced" (see `metrics.fms`), "mixed"
     when its unit sets disagree, None when no set has FMS. Scores from before the variant was recorded are
     unbalanced: that was the only variant then."""
@@ -64,36 +52,34 @@ def fms_variant(track: dict[str, Any]) -> str | None:
     return found.pop() if len(found) == 1 else "mixed"
 
 
-def fms_title(track: dict[str, Any], name: str = "FMS@1") -> str:
+def fms_title(track: JSONDict, name: str = "FMS@1") -> str:
     """A label for FMS numbers that names their variant, e.g. "FMS@1 (balanced)"."""
     variant = fms_variant(track)
     return name if variant is None else f"{name} ({variant})"
 
 
-def best_sae(track: dict[str, Any]) -> dict[str, Any] | None:
+def best_sae(track: JSONDict) -> JSONDict | None:
     """The SAE of a track with the highest mean MS (None if the track has no scored SAE)."""
     saes = [s for s in track["unit_sets"] if s["kind"] != "neurons" and _ms_mean(s) is not None]
     return max(saes, key=lambda s: _ms_mean(s) or 0.0) if saes else None
 
 
-def figure_specs(data: dict[str, Any]) -> list[FigureSpec]:
+def figure_specs(data: JSONDict) -> list[FigureSpec]:
     """Every figure of the report, in page order; a figure whose data is absent is left out."""
     specs: list[FigureSpec] = []
     for t, track in enumerate(data["tracks"]):
         for make in (_ms_distribution, _ms_vs_size, _training, _fms_per_concept, _ms_vs_firing):
             spec = make(track)
             if spec is not None:
-                spec.id = f"t{t}-{spec.kind}"
-                spec.track = str(track["name"])
-                specs.append(spec)
+                specs.append(replace(spec, id=f"t{t}-{spec.kind}", track=str(track["name"])))
     return specs
 
 
-def _spec(kind: str, title: str, caption: str, data: dict[str, Any]) -> FigureSpec:
+def _spec(kind: str, title: str, caption: str, data: JSONDict) -> FigureSpec:
     return FigureSpec(id="", track="", kind=kind, title=title, caption=caption, data=data)
 
 
-def _ms_distribution(track: dict[str, Any]) -> FigureSpec | None:
+def _ms_distribution(track: JSONDict) -> FigureSpec | None:
     colors = set_colors(track)
     sets = []
     for s in track["unit_sets"]:
@@ -116,7 +102,7 @@ def _ms_distribution(track: dict[str, Any]) -> FigureSpec | None:
     )
 
 
-def _ms_vs_size(track: dict[str, Any]) -> FigureSpec | None:
+def _ms_vs_size(track: JSONDict) -> FigureSpec | None:
     colors = set_colors(track)
     saes = [
         {"id": str(s["id"]), "arch": str(s.get("arch", "sae")), "expansion": num(s.get("expansion")),
@@ -135,14 +121,14 @@ def _ms_vs_size(track: dict[str, Any]) -> FigureSpec | None:
     )
 
 
-def _training(track: dict[str, Any]) -> FigureSpec | None:
+def _training(track: JSONDict) -> FigureSpec | None:
     colors = set_colors(track)
     curves = []
     for s in track["unit_sets"]:
         tr = s.get("training")
         if not isinstance(tr, dict) or not tr.get("tokens"):
             continue
-        curve: dict[str, Any] = {"id": str(s["id"]), "color": colors[str(s["id"])],
+        curve: JSONDict = {"id": str(s["id"]), "color": colors[str(s["id"])],
                                  "tokens": [num(v) for v in tr["tokens"]]}
         for key in ("fvu", "l0", "dead_fraction"):
             curve[key] = [num(v) for v in tr.get(key) or []]
@@ -155,7 +141,7 @@ def _training(track: dict[str, Any]) -> FigureSpec | None:
     )
 
 
-def _fms_per_concept(track: dict[str, Any]) -> FigureSpec | None:
+def _fms_per_concept(track: JSONDict) -> FigureSpec | None:
     colors = set_colors(track)
     rows = []
     concepts: list[str] = []
@@ -191,9 +177,9 @@ def _fms_per_concept(track: dict[str, Any]) -> FigureSpec | None:
                  {"concepts": concepts, "sets": sets, "ylabel": fms_title(track)})
 
 
-def _ms_vs_firing(track: dict[str, Any]) -> FigureSpec | None:
+def _ms_vs_firing(track: JSONDict) -> FigureSpec | None:
     colors = set_colors(track)
-    by_set: dict[str, dict[str, Any]] = {}
+    by_set: dict[str, JSONDict] = {}
     for f in track.get("features") or []:
         ms, rate = num(f.get("ms")), num(f.get("firing_rate"))
         if ms is None or rate is None or rate <= 0:
@@ -210,42 +196,3 @@ def _ms_vs_firing(track: dict[str, Any]) -> FigureSpec | None:
         "ms_vs_firing", "MS against firing rate",
         "Each dot is a unit. Units that fire on very few inputs can score a trivially high MS.", {"sets": sets},
     )
-
-
-# ---------------------------------------------------------------------------------------------------- drawing
-
-
-def _new_figure(width: float, height: float, ncols: int = 1) -> tuple[Any, list[Any]]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    axes = fig.subplots(1, ncols, squeeze=False)[0].tolist()
-    for ax in axes:
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.grid(True, color="#e6e8eb", linewidth=0.8)
-        ax.set_axisbelow(True)
-        ax.tick_params(colors="#3c4043", labelsize=9)
-    return fig, axes
-
-
-def draw(spec: FigureSpec) -> Any:
-    """A matplotlib Figure of ``spec`` (Agg-compatible; nothing is shown)."""
-    from monosemantic.report import plots
-
-    return getattr(plots, f"draw_{spec.kind}")(spec.data, _new_figure)
-
-
-def to_png_data_uri(fig: Any, dpi: int = 144) -> str:
-    """Render ``fig`` to a base64 PNG data URI (dpi 144 keeps the plots sharp on high-density screens)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from PIL import Image
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
-    # A 256-colour palette is visually lossless for flat-coloured plots and about a third of the bytes.
-    buf.seek(0)
-    img = Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    out = io.BytesIO()
-    img.save(out, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")

@@ -1,19 +1,44 @@
-"""matplotlib drawings of the figure specs in ``figures.py``; each takes a spec's data and a figure factory."""
+"""matplotlib drawings of the figure specs of ``monosemantic.report.figures``, one function per spec kind (see
+``DRAWINGS``), and the PNG data URIs every plot of the report is embedded as.
+
+Drawing uses matplotlib's object API (no pyplot, no global backend).
+"""
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import Collection
+from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, NullLocator
+from PIL import Image
 
-from monosemantic.report.figures import NEURON_COLOR
+from monosemantic.report.figures import FigureSpec
+from monosemantic.report.style import NEURON_COLOR, TEXT_COLOR
+from monosemantic.results import JSONDict
 
-NewFigure = Callable[..., tuple[Any, list[Any]]]
-_TEXT = "#3c4043"
+_TEXT = TEXT_COLOR
 _MARKERS = ("o", "s", "D", "^", "v", "P")
+
+
+def new_figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, list[Axes]]:
+    """A figure of ``ncols`` axes side by side in the report's style (no top and right spines, a light grid)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes: list[Axes] = fig.subplots(1, ncols, squeeze=False)[0].tolist()
+    for ax in axes:
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(True, color="#e6e8eb", linewidth=0.8)
+        ax.set_axisbelow(True)
+        ax.tick_params(colors="#3c4043", labelsize=9)
+    return fig, axes
 
 
 def plain(text: Any, limit: int = 28) -> str:
@@ -24,19 +49,19 @@ def plain(text: Any, limit: int = 28) -> str:
     return text.replace("$", r"\$")
 
 
-def _legend(ax: Any, **kwargs: Any) -> None:
+def _legend(ax: Axes, **kwargs: Any) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(frameon=False, fontsize=8.5, **kwargs)
 
 
-def draw_ms_distribution(data: dict[str, Any], new_figure: NewFigure) -> Any:
+def draw_ms_distribution(data: JSONDict) -> Figure:
     sets = [s for s in data["sets"] if s["values"]]
     neurons = next((s for s in sets if s["kind"] == "neurons"), None)
     best = next((s for s in sets if s["id"] == data.get("best_sae")), None)
     paired = neurons is not None and best is not None
     height = max(3.4, 0.42 * len(sets) + 1.3)
     fig, axes = new_figure(11.0, height, 2 if paired else 1)
-    if paired:
+    if neurons is not None and best is not None:
         ax = axes[0]
         lo = min(min(neurons["values"]), min(best["values"]))
         hi = max(max(neurons["values"]), max(best["values"]))
@@ -56,7 +81,8 @@ def draw_ms_distribution(data: dict[str, Any], new_figure: NewFigure) -> Any:
     values = [s["values"] if len(s["values"]) > 1 else s["values"] * 2 for s in sets]
     positions = np.arange(len(sets))[::-1]
     parts = ax.violinplot(values, positions=positions, orientation="horizontal", showextrema=False, widths=0.8)
-    for body, s in zip(parts["bodies"], sets, strict=True):
+    bodies = cast("list[Collection]", parts["bodies"])  # one per set (the stubs say a single Collection)
+    for body, s in zip(bodies, sets, strict=True):
         body.set_facecolor(s["color"])
         body.set_edgecolor(s["color"])
         body.set_alpha(0.55)
@@ -70,20 +96,19 @@ def draw_ms_distribution(data: dict[str, Any], new_figure: NewFigure) -> Any:
     return fig
 
 
-def _group_order(key: tuple) -> tuple:
+def _group_order(key: tuple[Any, ...]) -> tuple[Any, ...]:
     """Architecture names alphabetically, then numbers numerically (k=8 before k=16), missing last."""
     return tuple((v is None, "" if v is None else str(v)) if isinstance(v, str | None) else (False, float(v))
                  for v in key)
 
 
-def _group_lines(ax: Any, saes: list[dict[str, Any]], x_key: str, group_keys: tuple[str, ...], fmt: Callable) -> None:
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+def _group_lines(ax: Axes, saes: list[JSONDict], x_key: str, group_keys: tuple[str, ...],
+                 fmt: Callable[[tuple[Any, ...]], str]) -> None:
+    groups: dict[tuple[Any, ...], list[JSONDict]] = {}
     for s in saes:
         if s.get(x_key) is not None:
             groups.setdefault(tuple(s.get(k) for k in group_keys), []).append(s)
     # Groups are ordered (k=8, 16, 32...), so a sequential colour map, distinct from the per-set palette.
-    from matplotlib import colormaps
-
     cmap = colormaps["viridis"]
     ordered = sorted(groups.items(), key=lambda kv: _group_order(kv[0]))
     for g, (key, members) in enumerate(ordered):
@@ -100,7 +125,7 @@ def _group_lines(ax: Any, saes: list[dict[str, Any]], x_key: str, group_keys: tu
         ax.text(0.5, 0.5, f"no SAE with a {x_key}", transform=ax.transAxes, ha="center", color=_TEXT)
 
 
-def draw_ms_vs_size(data: dict[str, Any], new_figure: NewFigure) -> Any:
+def draw_ms_vs_size(data: JSONDict) -> Figure:
     saes = data["saes"]
     # a sweep (the MS paper's width x k grid) has a dozen lines per panel: their legends need rows of their own
     lines = 1 + max(len({(s.get("arch"), s.get("k")) for s in saes}),
@@ -132,7 +157,7 @@ def draw_ms_vs_size(data: dict[str, Any], new_figure: NewFigure) -> Any:
     return fig
 
 
-def draw_training(data: dict[str, Any], new_figure: NewFigure) -> Any:
+def draw_training(data: JSONDict) -> Figure:
     fig, axes = new_figure(11.0, 3.2, 3)
     for ax, key, label in zip(axes, ("fvu", "l0", "dead_fraction"), ("FVU", "L0", "dead fraction"), strict=True):
         positive = True
@@ -155,7 +180,7 @@ def draw_training(data: dict[str, Any], new_figure: NewFigure) -> Any:
     return fig
 
 
-def draw_fms_per_concept(data: dict[str, Any], new_figure: NewFigure) -> Any:
+def draw_fms_per_concept(data: JSONDict) -> Figure:
     concepts, sets = data["concepts"], data["sets"]
     width = min(11.0, max(6.0, 0.28 * len(concepts) * len(sets) + 2.5))
     fig, axes = new_figure(width, 3.4)
@@ -176,7 +201,7 @@ def draw_fms_per_concept(data: dict[str, Any], new_figure: NewFigure) -> Any:
     return fig
 
 
-def draw_ms_vs_firing(data: dict[str, Any], new_figure: NewFigure) -> Any:
+def draw_ms_vs_firing(data: JSONDict) -> Figure:
     fig, axes = new_figure(11.0, 3.4)
     ax = axes[0]
     # Neurons last so the baseline is not buried under thousands of latents.
@@ -188,3 +213,40 @@ def draw_ms_vs_firing(data: dict[str, Any], new_figure: NewFigure) -> Any:
     ax.set_ylabel("MS", color=_TEXT)
     _legend(ax, loc="upper left", bbox_to_anchor=(1.0, 1.0), markerscale=2.5)
     return fig
+
+
+DRAWINGS: dict[str, Callable[[JSONDict], Figure]] = {
+    "ms_distribution": draw_ms_distribution,
+    "ms_vs_size": draw_ms_vs_size,
+    "training": draw_training,
+    "fms_per_concept": draw_fms_per_concept,
+    "ms_vs_firing": draw_ms_vs_firing,
+}
+"""The drawing of each figure kind of ``monosemantic.report.figures``."""
+
+
+def draw(spec: FigureSpec) -> Figure:
+    """A matplotlib Figure of ``spec`` (Agg-compatible; nothing is shown)."""
+    return DRAWINGS[spec.kind](spec.data)
+
+
+def to_png_data_uri(fig: Figure, dpi: int = 144) -> str:
+    """Render ``fig`` to a base64 PNG data URI (dpi 144 keeps the plots sharp on high-density screens)."""
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, facecolor="white", metadata={"Software": None})
+    # A 256-colour palette is visually lossless for flat-coloured plots and about a third of the bytes.
+    buf.seek(0)
+    img = Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def png(spec: FigureSpec) -> tuple[str, int]:
+    """The figure as a PNG data URI and its width in CSS pixels (96 per inch, so every plot's text is one size)."""
+    fig = draw(spec)
+    try:
+        return to_png_data_uri(fig), round(fig.get_size_inches()[0] * 96)
+    finally:
+        fig.clear()

@@ -51,11 +51,10 @@ def _steer(state: RunState, cfg: RunConfig) -> None:
 
 
 def _report(state: RunState, cfg: RunConfig, track_scores: list[dict[str, Any]]) -> Path:
-    from monosemantic.experiments.pipeline.report_data import build_report_data
-    from monosemantic.files import write_json
-    from monosemantic.report import render_report
+    from monosemantic.report import ScoredTrack, build_report_data, render_report
 
-    data = build_report_data(cfg, track_scores)
-    write_json(state.root / "report_data.json", data)
+    tracks = [ScoredTrack(name=t["track"].name, n_cards=t["track"].n_cards, store=t["store"], score_dir=t["score_dir"],
+                          saes=t["saes"]) for t in track_scores]
+    build_report_data(cfg.title, tracks).write(state.root)
     path = render_report(state.root)
     return path

@@ -2,25 +2,24 @@
 of neurons, SAE features and threshold-SAE atoms side by side, the capacity sweep, and the angle histograms of the
 activations and of the atoms, Euclidean against the atomic inner product.
 
-``atoms_section(result)`` is HTML for the main report (shown when the run folder holds ``atoms.json``);
-``write_atoms_page(folder, result)`` writes it as ``atoms.html`` beside it.
+Shown in the main report when the run folder holds ``atoms.json``, and on a page of its own, ``atoms.html``.
 """
 
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Any
 
-from monosemantic.report.blocks import esc
-from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
-from monosemantic.results import ResultKind
+from matplotlib.figure import Figure
+
+from monosemantic.report.plots import to_png_data_uri
+from monosemantic.report.tables import value_table
+from monosemantic.results import JSONDict, ResultKind
 
 KIND = ResultKind(name="atoms", file="atoms.json", format="monosemantic-atoms", title="Neurons, features and atoms",
                   page="atoms.html")
+ORDER = 3
 
-RESULT_NAME = "atoms.json"
-PAGE_NAME = "atoms.html"
 _COLUMNS = (("kind", "units", None), ("id", "set", None), ("n_units", "N", None), ("mean_k", "mean K", 1),
             ("r2", "R²", 4), ("r2_whitened", "R² (AIP)", 4), ("unique_aip", "unique (AIP)", 3),
             ("q_star_aip", "q* (AIP)", 3), ("unique_euclidean", "unique (Eucl.)", 3),
@@ -28,19 +27,7 @@ _COLUMNS = (("kind", "units", None), ("id", "set", None), ("n_units", "N", None)
             ("coherence_euclidean", "μ (Eucl.)", 3))
 
 
-def find_atoms(run_dir: Path) -> dict[str, Any] | None:
-    """An atoms result inside a run folder (``atoms.json`` or ``atoms/atoms.json``), if any."""
-    return find_result(run_dir, RESULT_NAME, "monosemantic-atoms")
-
-
-def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    from monosemantic.report.figures import to_png_data_uri
-
+def _figures(result: JSONDict) -> list[tuple[str, str, str]]:
     out = []
     for what, hist in (result.get("angles") or {}).items():
         if not hist:
@@ -78,21 +65,6 @@ def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def atoms_section(result: dict[str, Any]) -> str:
-    units = result.get("units") or []
-    figures = figure_blocks(_figures(result))
-    singular = "".join(f"<p class=note>{esc(m)}</p>" for m in result.get("singular_moment") or [])
-    return (
-        "<section id=atoms><h2>Neurons, features and atoms</h2>"
-        f"<p>{esc(result.get('model'))} {esc(result.get('hook'))} (H = {result.get('width')}) on "
-        f"{esc(result.get('dataset'))}: the AIP metric from {result.get('metric_rows'):,} rows, every unit set scored "
-        f"on {result.get('scored_rows'):,} held-out rows. Unique: share of samples whose code is provably unique "
-        "(μ_i < 1/(2K_i − 1) over the sample's co-active units); q*: the largest share for which the quantiles "
-        "still satisfy that bound; R²: 1 − Σ‖m − m̂‖² / Σ‖m − m̄‖². After Hu et al., arXiv 2509.20784.</p>"
-        f"{singular}{figures}{value_table(units, _COLUMNS)}</section>"
-    )
-
-
-def write_atoms_page(folder: Path | str, result: dict[str, Any]) -> Path:
-    """``FOLDER/atoms.html``: the section on a page of its own (CSS inline, works offline)."""
-    return write_page(folder, PAGE_NAME, "monosemantic atoms", atoms_section(result))
+def context(result: JSONDict) -> dict[str, Any]:
+    return {"result": result, "figures": _figures(result),
+            "table": value_table(result.get("units") or [], _COLUMNS)}

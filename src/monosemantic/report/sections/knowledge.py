@@ -3,21 +3,23 @@
 the related-vs-unrelated test (pass fractions, activation distributions, controlled related shares), FeatureEdit
 against neuron editing, and per-fact cards.
 
-``knowledge_section(result)`` is HTML for the main report (shown when the run folder holds ``knowledge.json``);
-``write_knowledge_page(folder, result)`` writes it as ``knowledge.html`` beside it.
+Shown in the main report when the run folder holds ``knowledge.json``, and on a page of its own,
+``knowledge.html``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from monosemantic.report.blocks import esc
-from monosemantic.report.result_pages import figure_blocks, value_table, write_page
+from matplotlib.figure import Figure
+
+from monosemantic.report.plots import to_png_data_uri
+from monosemantic.report.tables import value_table
 from monosemantic.results import JSONDict, ResultKind
 
 KIND = ResultKind(name="knowledge", file="knowledge.json", format="monosemantic-knowledge",
                   title="Knowledge: features vs neurons", page="knowledge.html")
+ORDER = 5
 
 _ABLATION_COLUMNS = (("units", "units", None), ("control", "control", None), ("n", "n", None),
                      ("delta_prob", "ΔProb (mean)", 3), ("se", "± s.e.", 3), ("median", "median", 3),
@@ -31,11 +33,6 @@ _EDIT_COLUMNS = (("method", "method", None), ("target", "erased", None), ("n_fac
                  ("n_entries", "entries zeroed", 0))
 
 
-def find_knowledge(run_dir: Path) -> JSONDict | None:
-    """A knowledge result inside a run folder (``knowledge.json`` or ``knowledge/knowledge.json``), if any."""
-    return KIND.find(run_dir)
-
-
 def _label(units: str, short: bool = False) -> str:
     if units == "neurons":
         return "MLP neurons"
@@ -43,14 +40,7 @@ def _label(units: str, short: bool = False) -> str:
     return f"{kind} features" if short else f"{kind} features ({hook})"
 
 
-def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    from monosemantic.report.figures import to_png_data_uri
-
+def _figures(result: JSONDict) -> list[tuple[str, str, str]]:
     out = []
     rows = result.get("ablation") or []
     if rows:
@@ -106,61 +96,33 @@ def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
-def _cards(cards: list[dict[str, Any]]) -> str:
+def _cards(cards: list[JSONDict]) -> list[dict[str, Any]]:
     out = []
     for c in cards:
-        feats = "".join(
-            f"<li><b>{esc(_label(sid))}</b>: " + ", ".join(
-                f"<span title='{esc(' | '.join(f['snippets']))}'>#{f['id']} ({f['activation']:.2f})</span>"
-                for f in fs) + "".join(f"<div class=note>#{f['id']}: {esc(s)}</div>" for f in fs[:2]
-                                       for s in f["snippets"][:2]) + "</li>"
-            for sid, fs in (c.get("features") or {}).items())
-        neurons = ", ".join(f"#{n['id']} ({n['attribution']:.3f})" for n in c.get("neurons") or [])
-        dps = ", ".join(f"{esc(_label(u))} {v:.2f}" for u, v in (c.get("delta_prob") or {}).items() if v is not None)
-        prompt = c["prompt"].splitlines()[-1] if c["prompt"] else ""
-        out.append(
-            f"<div class=card><h4>{esc(c['subject'])} → {esc(c['answer'])} <small>{esc(c['relation'])}, "
-            f"P = {c['p']:.2f}</small></h4><p><code title='{esc(c['prompt'])}'>{esc(prompt)}</code></p>"
-            f"<ul>{feats}<li><b>MLP neurons</b> (activation × gradient): {esc(neurons)}</li></ul>"
-            f"<p class=note>ΔProb at the largest n: {dps}</p></div>")
-    return "<div class=cards>" + "".join(out) + "</div>"
+        feats = [{"label": _label(sid),
+                  "spans": [{"title": " | ".join(f["snippets"]), "text": f"#{f['id']} ({f['activation']:.2f})"}
+                            for f in fs],
+                  "notes": [f"#{f['id']}: {s}" for f in fs[:2] for s in f["snippets"][:2]]}
+                 for sid, fs in (c.get("features") or {}).items()]
+        out.append({
+            "subject": c["subject"], "answer": c["answer"], "relation": c["relation"], "p": f"{c['p']:.2f}",
+            "prompt": c["prompt"], "last": c["prompt"].splitlines()[-1] if c["prompt"] else "", "features": feats,
+            "neurons": ", ".join(f"#{n['id']} ({n['attribution']:.3f})" for n in c.get("neurons") or []),
+            "delta_prob": ", ".join(f"{_label(u)} {v:.2f}" for u, v in (c.get("delta_prob") or {}).items()
+                                    if v is not None),
+        })
+    return out
 
 
-def knowledge_section(result: dict[str, Any]) -> str:
-    sites = ", ".join(f"{esc(_label(s['id']))} ({s['d_sae']:,} latents)" for s in result.get("sites") or [])
+def context(result: JSONDict) -> dict[str, Any]:
     edit = result.get("edit") or {}
-    if edit.get("skipped"):
-        edit_html = f"<p class=note>FeatureEdit not run: {esc(edit['skipped'])}.</p>"
-    else:
-        edit_html = (
-            "<p>Facts erased one at a time (and, where asked, whole groups at once) through the top "
-            f"{edit.get('units_per_fact')} features per fact of {esc(_label(edit.get('site', '')))} "
-            f"(τ₂ = {edit.get('tau2')}, τ₃ = {edit.get('tau3')}), or the top neurons by attribution: as many as "
-            "features, and as many as FeatureEdit (columns) touches (same columns). Reliability: "
-            "the edit prompt's greedy answer changes; generalisation: the same on its paraphrases; locality: other "
-            "facts' answers unchanged; ΔPPL: relative perplexity change on held-out BBC News "
-            f"(before: {edit.get('ppl_before', float('nan')):.2f}).</p>"
-            + value_table(edit.get("summary") or [], _EDIT_COLUMNS))
     test = result.get("related_test") or {}
-    return (
-        "<section id=knowledge><h2>Knowledge: features vs neurons</h2>"
-        f"<p>{esc(result.get('model'))} on {esc(result.get('facts'))} ({esc(result.get('prompt_format'))} prompts, "
-        f"{result.get('templates')} templates): {result.get('n_facts')} of {result.get('n_candidates')} facts "
-        f"answered correctly under greedy decoding, {result.get('n_prompts')} prompts. Sites: {sites}; neurons: "
-        f"{esc(result.get('neuron_hook'))}, ranked by {esc(result.get('neuron_ranking'))}. ΔProb of the "
-        f"{'whole answer' if result.get('full_answer') else 'first answer token'}. After Chen et al., arXiv "
-        "2502.12483.</p>"
-        f"{figure_blocks(_figures(result))}"
-        "<h3>Ablation</h3>" + value_table(result.get("ablation") or [], _ABLATION_COLUMNS)
-        + f"<h3>Related vs unrelated facts</h3><p>The top {test.get('units_per_fact')} units of every fact; a unit "
-        f"passes when Welch's t-test gives p < {test.get('p_max')} and Cohen's d > {test.get('d_min')} "
-        f"(related higher), against {test.get('n_unrelated_prompts')} unrelated prompts.</p>"
-        + value_table(test.get("summary") or [], _TEST_COLUMNS)
-        + "<h3>FeatureEdit vs neuron editing</h3>" + edit_html
-        + "<h3>Facts</h3>" + _cards(result.get("cards") or []) + "</section>"
-    )
-
-
-def write_knowledge_page(folder: Path | str, result: JSONDict) -> Path:
-    """``FOLDER/knowledge.html``: the section on a page of its own (CSS inline, works offline)."""
-    return write_page(folder, str(KIND.page), "monosemantic knowledge", knowledge_section(result))
+    return {
+        "result": result, "edit": edit, "test": test, "figures": _figures(result),
+        "cards": _cards(result.get("cards") or []),
+        "sites": ", ".join(f"{_label(s['id'])} ({s['d_sae']:,} latents)" for s in result.get("sites") or []),
+        "edit_site": _label(edit.get("site", "")), "ppl_before": f"{edit.get('ppl_before', float('nan')):.2f}",
+        "edit_table": value_table(edit.get("summary") or [], _EDIT_COLUMNS),
+        "ablation": value_table(result.get("ablation") or [], _ABLATION_COLUMNS),
+        "test_table": value_table(test.get("summary") or [], _TEST_COLUMNS),
+    }

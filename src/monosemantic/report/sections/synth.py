@@ -2,24 +2,26 @@
 latent against sparsity, L_GT of the plain SAE against WSAE, the sparsity-reconstruction Pareto front, and the
 table of every SAE.
 
-``synth_section(result)`` is HTML for the main report (shown when the run folder holds ``synth.json``);
-``write_synth_page(folder, result)`` writes the same section as ``synth.html`` beside it.
+Shown in the main report when the run folder holds ``synth.json``, and on a page of its own, ``synth.html``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
 from typing import Any
 
-from monosemantic.report.blocks import esc
-from monosemantic.report.result_pages import figure_blocks, find_result, value_table, write_page
-from monosemantic.results import ResultKind
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+from monosemantic.report.plots import to_png_data_uri
+from monosemantic.report.tables import value_table
+from monosemantic.results import JSONDict, ResultKind
 
 KIND = ResultKind(name="synth", file="synth.json", format="monosemantic-synth", title="Synthetic superposition",
                   page="synth.html")
+ORDER = 2
 
-RESULT_NAME = "synth.json"
-PAGE_NAME = "synth.html"
 _COLUMNS = (("sparsity", "S", 3), ("arch", "arch", None), ("width", "width", None), ("alpha", "α", 1),
             ("k", "k", None), ("mmcs_gt", "MMCS_gt", 3), ("mmcs_sae", "MMCS_sae", 3),
             ("frac_recovered@0.9", "rec@0.9", 2), ("frac_recovered@0.99", "rec@0.99", 2), ("mcc", "MCC", 3),
@@ -27,12 +29,7 @@ _COLUMNS = (("sparsity", "S", 3), ("arch", "arch", None), ("width", "width", Non
             ("l0", "L0", 1), ("dead_fraction", "dead", 2))
 
 
-def find_synth(run_dir: Path) -> dict[str, Any] | None:
-    """A synth result inside a run folder (``synth.json`` or ``synth/synth.json``), if any."""
-    return find_result(run_dir, RESULT_NAME, "monosemantic-synth")
-
-
-def _series(rows: list[dict[str, Any]], key: str, **fixed: Any) -> dict[str, tuple[list[float], list[float]]]:
+def _series(rows: list[JSONDict], key: str, **fixed: Any) -> dict[str, tuple[list[float], list[float]]]:
     """arch -> (sparsities, values) for the rows matching ``fixed``, in sparsity order (None values dropped)."""
     out: dict[str, tuple[list[float], list[float]]] = {}
     for r in sorted(rows, key=lambda r: r["sparsity"]):
@@ -44,26 +41,15 @@ def _series(rows: list[dict[str, Any]], key: str, **fixed: Any) -> dict[str, tup
     return out
 
 
-def _sparsity_axis(ax: Any, values: list[float]) -> None:
+def _sparsity_axis(ax: Axes, values: list[float]) -> None:
     # S piles up near 1: plot -log10(1 - S) so 0.9, 0.99 and 0.999 are evenly spaced, labelled with S itself
-    import math
-
     ticks = sorted(set(values))
     ax.set_xticks([-math.log10(1 - s) for s in ticks], [f"{s:g}" for s in ticks], fontsize=7)
     ax.set_xlabel("sparsity S (feature off with probability S)")
 
 
-def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+def _figures(result: JSONDict) -> list[tuple[str, str, str]]:
     """(title, caption, PNG data URI) of each plot."""
-    import math
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    from monosemantic.report.figures import to_png_data_uri
-
     rows = result["rows"]
     width = min(r["width"] for r in rows)
     alphas = sorted({r["alpha"] for r in rows})
@@ -99,8 +85,6 @@ def _figures(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     front = pareto_front([(x, y) for x, y, _ in pts])
     ax.plot([p[0] for p in front], [p[1] for p in front], color="black", lw=1, label="Pareto front")
     ax.set_xscale("log")
-    from matplotlib.ticker import NullFormatter
-
     ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels of a short log axis overlap
     ax.set_xlabel("L0 (active latents per sample)")
     ax.set_ylabel("FVE of x_p")
@@ -120,22 +104,7 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def synth_section(result: dict[str, Any]) -> str:
-    cfg = result.get("config", {})
+def context(result: JSONDict) -> dict[str, Any]:
     rows = result.get("rows") or []
-    figures = figure_blocks(_figures(result) if rows else [])
-    return (
-        "<section id=synth><h2>Synthetic superposition</h2>"
-        f"<p>{cfg.get('n_features')} ground-truth features in {cfg.get('n_dims')} dimensions "
-        f"({esc(cfg.get('geometry'))} geometry, {esc(cfg.get('magnitude'))} magnitudes), {cfg.get('n_samples')} "
-        "samples per sparsity, "
-        f"{esc(cfg.get('train_tokens'))} training rows per SAE, {len(rows)} SAEs in {result.get('seconds')} s. "
-        "α is the WSAE exponent (0 = plain SAE); k = expected active features (TopK family). After Cui et al., "
-        "arXiv 2506.15963.</p>"
-        f"{figures}{value_table(rows, _COLUMNS)}</section>"
-    )
-
-
-def write_synth_page(folder: Path | str, result: dict[str, Any]) -> Path:
-    """``FOLDER/synth.html``: the section on a page of its own (CSS inline, works offline)."""
-    return write_page(folder, PAGE_NAME, "monosemantic synth", synth_section(result))
+    return {"result": result, "cfg": result.get("config", {}), "n_rows": len(rows),
+            "figures": _figures(result) if rows else [], "table": value_table(rows, _COLUMNS)}
