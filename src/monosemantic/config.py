@@ -80,7 +80,7 @@ def type_name(tp: Any) -> str:
     elif origin in (list, tuple):
         inner = get_args(tp)[0] if get_args(tp) else Any
         name = f"a list of {type_name(inner)}"
-    elif dataclasses.is_dataclass(tp):
+    elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
         name = f"a table ({tp.__name__})"
     else:
         name = {int: "an integer", float: "a number", str: "a string", bool: "true or false", Path: "a path"}.get(

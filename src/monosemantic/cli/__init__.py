@@ -48,7 +48,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "user-study harness: a blind pairwise study page, and how well scores agree with the answers"),
     ("name", "monosemantic.experiments.name",
      "name latents automatically and check the names with judges (P/R/F1 vs shuffled names)"),
-    ("report", "monosemantic.cli.report",
+    ("report", "monosemantic.experiments.report",
      "render a run folder as one self-contained HTML report (plus figures.json)"),
 )
 

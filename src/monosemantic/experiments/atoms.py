@@ -231,7 +231,7 @@ def _codes(sae: SAE, x: torch.Tensor) -> tuple[sp.csr_matrix, torch.Tensor]:
             f = sae.encode(x[i : i + 4096].to(device))
             recon.append(sae.decode(f).cpu())
             parts.append(sp.csr_matrix(f.cpu().numpy()))
-    return sp.vstack(parts).tocsr(), torch.cat(recon)
+    return sp.csr_matrix(sp.vstack(parts)), torch.cat(recon)
 
 
 def _score(kind: Literal["neurons", "features", "atoms"], name: str, x: torch.Tensor, sae: SAE | None,

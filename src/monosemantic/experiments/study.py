@@ -219,6 +219,10 @@ def simulate(cfg: StudyConfig) -> SimulatedStudy:
     return result
 
 
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
 def write_pairs(path: Path, pairs: list[tuple[str, str, float]]) -> None:
     """A pairs.csv: unit_x, unit_y, R_user."""
     buf = io.StringIO()
@@ -264,8 +268,10 @@ def build_page(cfg: StudyConfig) -> StudyPage:
         cards = []
         for u in (x, y):
             set_id, unit = u.rsplit("/", 1)
-            row = FeatureRow(set=set_id, id=int(unit), ms=units[u].get("ms"), fms=units[u].get("fms"),
-                             firing_rate=units[u].get("firing_rate"), active_items=units[u].get("active_items"),
+            unit_scores = units[u]
+            row = FeatureRow(set=set_id, id=int(unit), ms=unit_scores.get("ms"), fms=unit_scores.get("fms"),
+                             firing_rate=unit_scores.get("firing_rate"),
+                             active_items=_int_or_none(unit_scores.get("active_items")),
                              best_label=None, best_corr=None, entropy=None)
             cards.append(unit_card(row, tops, store, modality, encoders.get(set_id), scores["label_names"]))
         shown.append(StudyPair(x=x, y=y, swap=bool(rng.random() < 0.5), cards=(cards[0], cards[1])))

@@ -20,7 +20,7 @@ import torch
 
 from monosemantic.compare.align import surfaces
 from monosemantic.naming.base import Example
-from monosemantic.sources import load_image
+from monosemantic.sources import image_ref, load_image
 from monosemantic.store import ActivationStore
 
 FIRING_EPS = 1e-7
@@ -165,7 +165,7 @@ def build_examples(plans: list[LatentPlan], store: ActivationStore, label_names:
         image = None
         if images:
             if item not in pixels:
-                pixels[item] = np.asarray(load_image(store.items[item]["ref"]))
+                pixels[item] = np.asarray(load_image(image_ref(store.items[item])))
             image = pixels[item]
         return Example(item, text, image, label, p.values.get(item, 0.0))
 

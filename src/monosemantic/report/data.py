@@ -32,7 +32,7 @@ from monosemantic.report.scores import MIN_ITEMS_FOR_CARD, SCORES_NAME, load_sco
 from monosemantic.results import JSONDict, to_json
 from monosemantic.sae import SAE
 from monosemantic.sae.paths import expand_sae_paths
-from monosemantic.sources import load_image
+from monosemantic.sources import image_ref, load_image
 from monosemantic.store import ActivationStore
 
 FORMAT_VERSION = 1
@@ -419,8 +419,7 @@ def unit_card(row: FeatureRow, tops: dict[str, torch.Tensor], store: ActivationS
 
 
 def _thumb(store: ActivationStore, item: int, size: int = 56) -> str:
-    ref = store.items[item]["ref"]
-    img = Image.fromarray(np.asarray(load_image(ref)).astype(np.uint8))
+    img = Image.fromarray(np.asarray(load_image(image_ref(store.items[item]))).astype(np.uint8))
     if max(img.size) < size:
         img = img.resize((size, size), Image.Resampling.NEAREST)
     img.thumbnail((size * 2, size * 2))

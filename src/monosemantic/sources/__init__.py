@@ -1,7 +1,7 @@
 """Sources: models (bundled, Hugging Face) and datasets (bundled, user files), plus hook points."""
 
 from monosemantic.sources.base import Batch, Model
-from monosemantic.sources.datasets import DATASETS, Dataset, load_dataset, load_image
+from monosemantic.sources.datasets import DATASETS, Dataset, image_ref, load_dataset, load_image
 from monosemantic.sources.hooks import HookInfo, capture, list_hooks, resolve_hook, run_captured
 from monosemantic.sources.models import MODELS, load_model, load_model_for
 
@@ -13,6 +13,7 @@ __all__ = [
     "HookInfo",
     "Model",
     "capture",
+    "image_ref",
     "list_hooks",
     "load_dataset",
     "load_image",

@@ -15,7 +15,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from monosemantic.report.plots import to_png_data_uri
 from monosemantic.report.tables import value_table
 from monosemantic.results import JSONDict, ResultKind
-from monosemantic.steer.evaluate import REPETITION_MARGIN, headline
+from monosemantic.steer.evaluate import REPETITION_MARGIN
 
 KIND = ResultKind(name="steer", file="steer.json", format="monosemantic-steer", title="Steering: vanilla SAE vs G-SAE")
 ORDER = 4
@@ -80,7 +80,7 @@ def _track(track: JSONDict) -> dict[str, Any]:
                 "fvu": sae[m].get("fvu"), "l0": sae[m].get("l0")} for m in ("vanilla", "gsae")]
     head = sweep["headline"]
     base = sweep["baseline"]
-    fluent = headline(sweep["rows"], sweep["max_ppl_ratio"], base["repetition"] + REPETITION_MARGIN)
+    fluent = sweep["headline_fluent"]  # the best α with repetition bounded too, as the experiment chose it
     heads = [{"method": "unsteered", "alpha": 0.0, "success_rate": base["success_rate"],
               "ppl_median": base["ppl_median"], "ppl_ratio": 1.0, "repetition": base["repetition"]}]
     heads += [{"method": METHOD_NAMES[m], **head[m]} for m in ("vanilla", "gsae") if m in head]

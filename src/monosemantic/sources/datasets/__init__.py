@@ -34,6 +34,7 @@ __all__ = [
     "fingerprint",
     "heldout_records",
     "heldout_texts",
+    "image_ref",
     "load_dataset",
     "load_image",
     "looks_like_path",
@@ -88,6 +89,15 @@ def load_dataset(
     if not path.exists():
         raise _missing_data(spec, recorded_in if looks_like_path(spec) else None)
     return load_file(path, text_field, label_columns)
+
+
+def image_ref(record: ItemRecord) -> ImageRef:
+    """The image reference in a store's item record (a one-line error for an item that holds no image)."""
+    ref = record.get("ref")
+    if ref is None:
+        raise UserError(f"the store's item {record} holds no image reference; this needs a store of an image data "
+                        "set (re-extract it from images)")
+    return ref
 
 
 def load_image(ref: ImageRef) -> np.ndarray:
