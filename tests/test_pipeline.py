@@ -11,7 +11,7 @@ import pytest
 from monosemantic.cli import main
 from monosemantic.errors import UserError
 from monosemantic.experiments.pipeline.config import load_run_config
-from monosemantic.experiments.pipeline.run import run_pipeline
+from monosemantic.experiments.run import run as run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +59,7 @@ def _config(tmp_path: Path, k: int = 4) -> Path:
 
 
 def test_tiny_run_caches_stages_and_redoes_only_what_changed(tmp_path: Path) -> None:
-    report = run_pipeline(load_run_config(_config(tmp_path)))
+    report = run_pipeline(load_run_config(_config(tmp_path))).report
     assert report.is_file() and report.name == "report.html"
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     first = {k: v["hash"] for k, v in run["stages"].items()}

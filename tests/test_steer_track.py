@@ -10,7 +10,7 @@ import pytest
 
 from monosemantic.errors import UserError
 from monosemantic.experiments.pipeline.config import load_run_config
-from monosemantic.experiments.pipeline.run import run_pipeline
+from monosemantic.experiments.run import run as run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ max_new_tokens = 4
 def test_steer_track_end_to_end(tmp_path: Path) -> None:
     path = tmp_path / "run.toml"
     path.write_text(TINY.format(out=tmp_path / "run"))
-    report = run_pipeline(load_run_config(path))
+    report = run_pipeline(load_run_config(path)).report
     result = json.loads((tmp_path / "run" / "steer" / "steer.json").read_text())
     assert result["format"] == "monosemantic-steer" and len(result["tracks"]) == 1
     t = result["tracks"][0]

@@ -214,6 +214,7 @@ def add_arguments(
     required: tuple[str, ...] = (),
     flags: dict[str, tuple[str, ...]] | None = None,
     positional: tuple[str, ...] = (),
+    metavars: dict[str, str] | None = None,
 ) -> None:
     """Add one option per field of ``cls`` with its docstring as help; lists become repeatable options; the
     fields named in ``positional`` become positional arguments (metavar: the field's name in capitals)."""
@@ -239,6 +240,8 @@ def add_arguments(
             help_text += f" (default: {default})"
         names = tuple(dict.fromkeys((*flags.get(f.name, ()), _option(f.name))))
         kw: dict[str, Any] = {"dest": f.name, "help": help_text, "default": argparse.SUPPRESS}
+        if metavars and f.name in metavars:
+            kw["metavar"] = metavars[f.name]
         origin = get_origin(tp)
         if tp is bool:
             parser.add_argument(*names, action=argparse.BooleanOptionalAction, **kw)
@@ -252,7 +255,7 @@ def add_arguments(
             if "repeat" not in help_text.lower():
                 kw["help"] = help_text + " Repeat the option for several values."
             kw["type"] = inner if inner in (int, float, str) else str
-            kw["metavar"] = f.name.upper().rstrip("S")
+            kw.setdefault("metavar", f.name.upper().rstrip("S"))
         elif tp in (int, float, str):
             kw["type"] = tp
         elif tp is Path:

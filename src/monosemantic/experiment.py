@@ -110,6 +110,8 @@ class Command:
     """Fields that are not options."""
     positional: tuple[str, ...] = ()
     """Fields given as positional arguments rather than options (e.g. ``report RUN_DIR``)."""
+    metavars: dict[str, str] = field(default_factory=dict)
+    """The placeholder ``--help`` shows for an option's value (default: the field's name in capitals)."""
     configure: Callable[[argparse.ArgumentParser], None] | None = None
     """Adds options beyond the config's fields (e.g. ``--config FILE``)."""
     build: Callable[[argparse.Namespace], Any] | None = None

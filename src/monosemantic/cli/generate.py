@@ -24,7 +24,8 @@ def _add(sub: Any, command: Command, help_text: str) -> None:
     p = sub.add_parser(command.name, help=help_text, description=command.description, epilog=command.epilog)
     if command.configure is not None:
         command.configure(p)
-    add_arguments(p, command.config, skip=command.skip, flags=command.flags, positional=command.positional)
+    add_arguments(p, command.config, skip=command.skip, flags=command.flags, positional=command.positional,
+                  metavars=command.metavars)
     p.set_defaults(func=lambda args: run_command(command, args))
 
 

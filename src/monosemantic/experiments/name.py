@@ -30,7 +30,7 @@ from monosemantic.naming.evaluate import Judgement, Means, derangement, judge_on
 from monosemantic.naming.images import VLMJudge, VLMNamer, check_cached
 from monosemantic.naming.select import LatentExamples, TextSnippets, build_examples, choose_latents, plan_latent
 from monosemantic.naming.text import ChatLM, EmbeddingJudge, LabelJudge, LabelNamer, LMJudge, LMNamer
-from monosemantic.report.scores import SCORES_NAME, load_scores
+from monosemantic.report.scores import SCORES_NAME, ScoreFile, load_scores
 from monosemantic.report.sections.names import KIND
 from monosemantic.results import JSONDict, to_json
 from monosemantic.sae import SAE
@@ -240,7 +240,7 @@ def run(cfg: NameConfig, *, namer: Namer | None = None, judges: list[Judge] | No
     judges = judges if judges is not None else build_judges(cfg, modality, namer, cache)
     if isinstance(namer, LabelNamer) and (store.labels is None or store.labels.ndim != 1):
         raise UserError("--namer labels needs one class label per item; this store has none")
-    hook, label_names = str(scores["hook"]), [str(n) for n in scores.get("label_names") or store.label_names]
+    hook, label_names = scores.hook, [str(n) for n in scores.label_names or store.label_names]
 
     examples: list[LatentExamples] = []
     for set_id in wanted:
@@ -251,8 +251,8 @@ def run(cfg: NameConfig, *, namer: Namer | None = None, judges: list[Judge] | No
     namings = _name_all(cfg, examples, namer)
     rows = _judge_all(cfg, examples, namings, judges)
     result = NamesResult(
-        config=cfg, scores=str(score_dir.resolve()), store=str(Path(store.root).resolve()), model=scores.get("model"),
-        hook=scores.get("hook"), dataset=scores.get("dataset"), modality=modality, namer=namer.describe(),
+        config=cfg, scores=str(score_dir.resolve()), store=str(Path(store.root).resolve()), model=scores.model,
+        hook=scores.hook, dataset=scores.dataset, modality=modality, namer=namer.describe(),
         judges=[j.describe() for j in judges], overall=_summarise(namer, judges, rows), latents=rows)
     with staged(cfg.out) as tmp:
         result.write(tmp)
@@ -260,7 +260,7 @@ def run(cfg: NameConfig, *, namer: Namer | None = None, judges: list[Judge] | No
     return result
 
 
-def _read_scores(score_dir: Path) -> tuple[JSONDict, dict[str, dict[int, dict[str, Any]]]]:
+def _read_scores(score_dir: Path) -> tuple[ScoreFile, dict[str, dict[int, dict[str, Any]]]]:
     """scores.json and units.csv (unit set -> unit -> row) of a score folder, with one-line errors."""
     if not score_dir.is_dir():
         raise UserError(f"--scores {score_dir} is not a folder; give the folder written by `monosemantic score`")
@@ -268,7 +268,7 @@ def _read_scores(score_dir: Path) -> tuple[JSONDict, dict[str, dict[int, dict[st
         raise UserError(f"--scores {score_dir} has no scores.json; give the folder written by `monosemantic score`")
     try:
         scores = load_scores(score_dir)
-        sets = [str(s["id"]) for s in scores["unit_sets"]]
+        sets = [str(s["id"]) for s in scores.unit_sets]
         units: dict[str, dict[int, dict[str, Any]]] = {s: {} for s in sets}
         with open(score_dir / "units.csv", newline="") as fh:
             for r in csv.DictReader(fh):
@@ -279,14 +279,14 @@ def _read_scores(score_dir: Path) -> tuple[JSONDict, dict[str, dict[int, dict[st
     return scores, units
 
 
-def _sets(cfg: NameConfig, scores: JSONDict) -> list[str]:
-    known = [str(s["id"]) for s in scores["unit_sets"]]
+def _sets(cfg: NameConfig, scores: ScoreFile) -> list[str]:
+    known = [str(s["id"]) for s in scores.unit_sets]
     if cfg.sets:
         bad = [s for s in cfg.sets if s not in known]
         if bad:
             raise UserError(f"unknown unit set {bad[0]!r} in {cfg.scores}; choose from: {', '.join(known)}")
         return list(dict.fromkeys(cfg.sets))
-    saes = [s for s in scores["unit_sets"] if s["kind"] != "neurons" and (s.get("ms") or {}).get("mean") is not None]
+    saes = [s for s in scores.unit_sets if s["kind"] != "neurons" and (s.get("ms") or {}).get("mean") is not None]
     return [str(max(saes, key=lambda s: s["ms"]["mean"])["id"])] if saes else [known[0]]
 
 
@@ -315,15 +315,15 @@ def _run_folder_saes(scores: Path) -> dict[str, Path]:
     return found
 
 
-def _open_store(cfg: NameConfig, scores: JSONDict) -> ActivationStore:
-    acts = Path(cfg.acts) if cfg.acts is not None else Path(str(scores.get("store", "")))
+def _open_store(cfg: NameConfig, scores: ScoreFile) -> ActivationStore:
+    acts = Path(cfg.acts) if cfg.acts is not None else Path(scores.store)
     if cfg.acts is None and not acts.is_dir():
         raise UserError(f"the store recorded in {cfg.scores}/scores.json ({acts}) is gone; pass --acts STORE")
     store = ActivationStore.open(acts)
-    if store.n_items != scores.get("n_items") or scores.get("hook") not in store.hooks:
+    if store.n_items != scores.n_items or scores.hook not in store.hooks:
         raise UserError(f"--acts {acts} is not the store {cfg.scores} was scored on ({store.n_items} items, hooks "
-                        f"{', '.join(store.hooks)}; the scores have {scores.get('n_items')} items of hook "
-                        f"{scores.get('hook')!r})")
+                        f"{', '.join(store.hooks)}; the scores have {scores.n_items} items of hook "
+                        f"{scores.hook!r})")
     return store
 
 

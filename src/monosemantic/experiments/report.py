@@ -61,5 +61,5 @@ COMMAND = Command(
     "RUN_DIR/report.html: a summary of every SAE against the raw neurons, plots, a sortable features "
     "table and a card per selected feature. The page works offline; the data of every plot goes to "
     "figures.json beside it. The last line printed is the report's path.",
-    positional=("run_dir",),
+    positional=("run_dir",), metavars={"out": "FILE", "screenshot": "PNG"},
 )

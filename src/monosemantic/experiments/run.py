@@ -9,10 +9,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from monosemantic.config import field_docs, from_namespace
+import torch
+
+from monosemantic.config import field_docs, from_namespace, to_dict
 from monosemantic.experiment import Command, Result, Summary
 from monosemantic.experiments.pipeline.config import RunConfig, SteerTrackConfig, TrackConfig, load_run_config
-from monosemantic.experiments.pipeline.run import run_pipeline
+from monosemantic.experiments.pipeline.stages import (
+    RunState,
+    check_sweeps,
+    embed_stage,
+    extract_stage,
+    say,
+    score_stage,
+    train_stage,
+)
+from monosemantic.experiments.pipeline.steer_track import run_steer_track, steer_results_path, write_steer_results
+from monosemantic.report import ScoredTrack, build_report_data, render_report
 
 
 @dataclass(frozen=True)
@@ -40,10 +52,34 @@ class RunResult(Result):
 
 
 def run(cfg: RunConfig) -> RunResult:
-    """Run every stage of ``cfg`` that is not already done; returns the report's path."""
+    """Extract, embed, train and score every track, steer every steering track, then write the report; every
+    stage already done (same hash of its inputs) is skipped."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    state = RunState(Path(cfg.out), to_dict(cfg))
     started = time.perf_counter()
-    report = run_pipeline(cfg)
-    return RunResult(report=report, seconds=time.perf_counter() - started)
+    scored: list[ScoredTrack] = []
+    for track in cfg.tracks:
+        extracted = extract_stage(state, track)
+        check_sweeps(track, extracted, cfg.seed)
+        embedded, encoder = embed_stage(state, track, extracted)
+        sae_stages = [train_stage(state, track, extracted, arch, cfg.seed) for arch in track.archs]
+        scored.append(score_stage(state, track, extracted, embedded, encoder, sae_stages))
+    _steer(state, cfg)
+    build_report_data(cfg.title, scored).write(state.root)
+    report = render_report(state.root)
+    seconds = time.perf_counter() - started
+    say("run", "done", f"in {seconds:.0f} s")
+    return RunResult(report=report, seconds=seconds)
+
+
+def _steer(state: RunState, cfg: RunConfig) -> None:
+    """The steering tracks, written together to ``steer/steer.json`` (removed when the config has none, so the
+    report never shows an earlier run's steering)."""
+    if not cfg.steer:
+        steer_results_path(state.root).unlink(missing_ok=True)
+        return
+    write_steer_results(state.root, [run_steer_track(state, st, cfg.seed) for st in cfg.steer])
 
 
 def _keys(cls: type) -> str:

@@ -20,7 +20,14 @@ from monosemantic.experiment import Column, Command, Group, Result, Summary, Tab
 from monosemantic.files import check_out, staged, write_atomic, write_json
 from monosemantic.metrics.agreement import Agreement, agreement, label_purity, simulated_preferences
 from monosemantic.report.data import FeatureRow, unit_card
-from monosemantic.report.scores import MIN_ITEMS_FOR_CARD, SCORES_NAME, UNITS_NAME, load_scores, load_tops
+from monosemantic.report.scores import (
+    MIN_ITEMS_FOR_CARD,
+    SCORES_NAME,
+    UNITS_NAME,
+    ScoreFile,
+    load_scores,
+    load_tops,
+)
 from monosemantic.report.study_page import StudyPair, study_html
 from monosemantic.results import to_json
 from monosemantic.sae import SAE
@@ -273,37 +280,37 @@ def build_page(cfg: StudyConfig) -> StudyPage:
                              firing_rate=unit_scores.get("firing_rate"),
                              active_items=_int_or_none(unit_scores.get("active_items")),
                              best_label=None, best_corr=None, entropy=None)
-            cards.append(unit_card(row, tops, store, modality, encoders.get(set_id), scores["label_names"]))
+            cards.append(unit_card(row, tops, store, modality, encoders.get(set_id), scores.label_names))
         shown.append(StudyPair(x=x, y=y, swap=bool(rng.random() < 0.5), cards=(cards[0], cards[1])))
-    html = study_html(shown, modality=modality, title=f"Which unit is more coherent? ({scores['model']} "
-                      f"{scores['hook']} on {scores['dataset']})")
+    html = study_html(shown, modality=modality, title=f"Which unit is more coherent? ({scores.model} "
+                      f"{scores.hook} on {scores.dataset})")
     page = StudyPage(config=cfg, html=html, pairs=len(shown))
     out.parent.mkdir(parents=True, exist_ok=True)
     page.write(out.parent)
     return page
 
 
-def _scored_store(cfg: StudyConfig) -> tuple[dict[str, Any], ActivationStore]:
+def _scored_store(cfg: StudyConfig) -> tuple[ScoreFile, ActivationStore]:
     """The scores and their store, checked to be the one they were computed on (the units' top items index into
     it)."""
     if not (Path(cfg.scores) / SCORES_NAME).is_file():
         raise UserError(f"{cfg.scores} is not a score folder (no {SCORES_NAME}); run `monosemantic score` first")
     scores = load_scores(Path(cfg.scores))
     store = ActivationStore.open(cfg.acts)
-    if Path(scores["store"]).resolve() != Path(cfg.acts).resolve() and (
-            scores["n_items"] != store.n_items or scores["hook"] not in store.hooks):
-        raise UserError(f"{cfg.scores} scored a store of {scores['n_items']:,} items at {scores['hook']!r}, but "
+    if Path(scores.store).resolve() != Path(cfg.acts).resolve() and (
+            scores.n_items != store.n_items or scores.hook not in store.hooks):
+        raise UserError(f"{cfg.scores} scored a store of {scores.n_items:,} items at {scores.hook!r}, but "
                         f"--acts {cfg.acts} has {store.n_items:,} items and hooks {list(store.hooks)}; pass the "
                         "store the scores were computed on")
     return scores, store
 
 
-def _encoders(cfg: StudyConfig, scores: dict[str, Any],
+def _encoders(cfg: StudyConfig, scores: ScoreFile,
               modality: str) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     if modality == "image":
         return {}
     saes = {p.name: p for p in expand_sae_paths(cfg.sae)} if cfg.sae else {}
-    missing = [s["id"] for s in scores["unit_sets"] if s["kind"] == "sae" and s["id"] not in saes]
+    missing = [s["id"] for s in scores.unit_sets if s["kind"] == "sae" and s["id"] not in saes]
     if missing:
         raise UserError(f"text snippets need the SAE folders of the scored sets; pass --sae for {missing}")
     return {"neurons": lambda x: x, **{k: SAE.load(p).encode for k, p in saes.items()}}

@@ -347,14 +347,14 @@ def _track(t: ScoredTrack) -> TrackData:
     saes = {p.name: p for p in expand_sae_paths(t.saes)} if t.saes else {}
     modality = store.manifest.model["modality"]
     cards = []
-    for s in scores["unit_sets"]:
+    for s in scores.unit_sets:
         encode = _encoder_for(s["id"], saes)
         for row in _choose(features, s["id"], t.n_cards):
-            cards.append(unit_card(row, tops, store, modality, encode, scores["label_names"]))
+            cards.append(unit_card(row, tops, store, modality, encode, scores.label_names))
     return TrackData(
-        name=t.name, modality=modality, model=scores["model"], hook=scores["hook"], dataset=scores["dataset"],
-        n_items=scores["n_items"], n_rows=scores["n_rows"], tokens=scores["tokens"], encoder=scores["encoder"],
-        label_names=scores["label_names"], pool=scores["pool"], unit_sets=scores["unit_sets"], features=features,
+        name=t.name, modality=modality, model=scores.model, hook=scores.hook, dataset=scores.dataset,
+        n_items=scores.n_items, n_rows=scores.n_rows, tokens=scores.tokens, encoder=scores.encoder,
+        label_names=scores.label_names, pool=scores.pool, unit_sets=scores.unit_sets, features=features,
         cards=cards,
     )
 

@@ -5,11 +5,13 @@ the namer read them back through here."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file
+
+from monosemantic.results import JSONDict
 
 SCORES_NAME = "scores.json"
 UNITS_NAME = "units.csv"
@@ -18,10 +20,37 @@ MIN_ITEMS_FOR_CARD = 16
 """A unit gets a feature card only if it fired on at least this many items."""
 
 
-def load_scores(path: Path) -> dict[str, Any]:
-    """``scores.json`` of a score folder: the summaries of every unit set (see
-    ``monosemantic.experiments.score.ScoreResult``)."""
-    return json.loads((Path(path) / SCORES_NAME).read_text())
+@dataclass(frozen=True)
+class ScoreFile:
+    """``scores.json`` read back: the layer that was scored, and one summary per unit set (neurons, each SAE; see
+    ``monosemantic.experiments.score.ScoreResult``, which writes it)."""
+
+    store: str
+    """The activation store that was scored (absolute path)."""
+    hook: str
+    model: str | None
+    dataset: str | None
+    n_items: int
+    n_rows: int
+    tokens: str
+    pool: str
+    encoder: str
+    """The external encoder MS was measured with."""
+    label_names: list[str]
+    unit_sets: list[JSONDict]
+    """Per unit set: its id, kind, width and the summaries of every score (the JSON objects as written)."""
+
+    @classmethod
+    def from_json(cls, data: object) -> ScoreFile:
+        """Raises KeyError or TypeError for a file that lacks a field (each caller words its own message)."""
+        if not isinstance(data, dict) or not isinstance(data.get("unit_sets"), list):
+            raise TypeError("scores.json holds no unit_sets list")
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+def load_scores(path: Path) -> ScoreFile:
+    """The ``scores.json`` of score folder ``path``."""
+    return ScoreFile.from_json(json.loads((Path(path) / SCORES_NAME).read_text()))
 
 
 def load_tops(path: Path) -> dict[str, torch.Tensor]:

@@ -16,13 +16,13 @@ from typing import Any
 
 import torch
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from monosemantic import log
 from monosemantic.errors import UserError
 from monosemantic.experiments.pipeline.config import TrackConfig
 from monosemantic.files import check_out, make_readable, write_json
 from monosemantic.metrics.monosemanticity import default_encoder
+from monosemantic.report import ScoredTrack
 
 RUN_FORMAT = 1
 RUN_FILE = "run.json"
@@ -171,7 +171,7 @@ def embed_stage(state: RunState, track: TrackConfig, extracted: Stage) -> tuple[
     say(track.name, "embed", f"{store.n_items:,} items with {encoder}")
     chunks = []
     step = 256
-    with tqdm(total=store.n_items, desc=f"embed {encoder}", unit="item", dynamic_ncols=True, mininterval=0.5) as bar:
+    with log.bar(total=store.n_items, desc=f"embed {encoder}", unit="item") as bar:
         for a in range(0, store.n_items, step):
             b = min(a + step, store.n_items)
             chunks.append(model.embed_items(dataset.load(a, b), batch_size=64))
@@ -216,10 +216,9 @@ def train_stage(state: RunState, track: TrackConfig, extracted: Stage, arch: str
 
 
 def score_stage(state: RunState, track: TrackConfig, extracted: Stage, embedded: Stage, encoder: str,
-           sae_stages: list[Stage]) -> dict[str, Any]:
+                sae_stages: list[Stage]) -> ScoredTrack:
     from monosemantic.experiments.score import ScoreConfig
     from monosemantic.experiments.score import run as score
-    from monosemantic.report.scores import load_scores
 
     inputs = {"extract": extracted.hash, "embed": embedded.hash, "saes": [s.hash for s in sae_stages],
               "pool": track.pool, "fms": "balanced"}
@@ -237,5 +236,5 @@ def score_stage(state: RunState, track: TrackConfig, extracted: Stage, embedded:
         stage.finish(started)
     else:
         say(track.name, "score", "cached")
-    return {"track": track, "store": extracted.path, "scores": load_scores(stage.path),
-            "score_dir": stage.path, "saes": [s.path for s in sae_stages]}
+    return ScoredTrack(name=track.name, n_cards=track.n_cards, store=extracted.path, score_dir=stage.path,
+                       saes=[s.path for s in sae_stages])
