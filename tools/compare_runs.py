@@ -3,8 +3,9 @@
     python tools/compare_runs.py RUN_A RUN_B
 
 Every JSON, JSONL, CSV and safetensors file is compared; JSON values under keys that hold wall-clock facts
-(seconds, dates, throughput) are ignored, everything else must be equal. Prints one line per differing file and
-the differing JSON paths, and exits 1 if any file differs or is missing on one side.
+(seconds, dates, throughput) are ignored, and each run folder's own path is read as ``RUN`` (a store path
+recorded inside the run is equal when it is the same place in each run); everything else must be equal. Prints one
+line per differing file and the differing JSON paths, and exits 1 if any file differs or is missing on one side.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 VOLATILE = {"seconds", "created", "tok_s", "elapsed", "wall_s", "time", "started", "finished", "duration_s",
-            "steps_per_s", "tokens_per_s", "rows_per_s", "monosemantic_version"}
+            "steps_per_s", "tokens_per_s", "rows_per_s", "monosemantic_version", "elapsed_s"}
 SUFFIXES = (".json", ".jsonl", ".csv", ".safetensors")
 
 
@@ -38,6 +39,13 @@ def _diff(a: Any, b: Any, where: str, out: list[str]) -> None:
         out.append(f"{where}: {str(a)[:60]!r} vs {str(b)[:60]!r}")
 
 
+def _load(path: Path, root: Path) -> Any:
+    text = path.read_text().replace(str(root.resolve()), "RUN")
+    if path.suffix == ".jsonl":
+        return [json.loads(x) for x in text.splitlines() if x]
+    return json.loads(text)
+
+
 def compare(a_root: Path, b_root: Path) -> int:
     files = sorted({p.relative_to(a_root) for p in a_root.rglob("*") if p.suffix in SUFFIXES}
                    | {p.relative_to(b_root) for p in b_root.rglob("*") if p.suffix in SUFFIXES})
@@ -51,11 +59,8 @@ def compare(a_root: Path, b_root: Path) -> int:
         if a.read_bytes() == b.read_bytes():
             continue
         diffs: list[str] = []
-        if rel.suffix == ".json":
-            _diff(json.loads(a.read_text()), json.loads(b.read_text()), "", diffs)
-        elif rel.suffix == ".jsonl":
-            _diff([json.loads(x) for x in a.read_text().splitlines() if x],
-                  [json.loads(x) for x in b.read_text().splitlines() if x], "", diffs)
+        if rel.suffix in (".json", ".jsonl"):
+            _diff(_load(a, a_root), _load(b, b_root), "", diffs)
         else:
             diffs.append(f"bytes differ (sha256 {hashlib.sha256(a.read_bytes()).hexdigest()[:12]} vs "
                          f"{hashlib.sha256(b.read_bytes()).hexdigest()[:12]})")
