@@ -44,8 +44,6 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.model_selection import train_test_split
-from sklearn.tree import DecisionTreeClassifier
 
 from monosemantic.errors import UserError
 from monosemantic.metrics._common import as_matrix, check_choice, check_same_items
@@ -84,6 +82,9 @@ def fms_split(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     random_state=seed)`` (shuffled, not stratified). Returns (train_rows, test_rows)."""
     if n < 3:
         raise UserError(f"FMS with a holdout split needs at least 3 items; got {n}")
+    # scikit-learn takes about a second to import: loaded here, so importing the metrics package stays quick
+    from sklearn.model_selection import train_test_split
+
     tr, te = train_test_split(np.arange(n), test_size=TEST_FRACTION, random_state=seed)
     return np.asarray(tr), np.asarray(te)
 
@@ -314,5 +315,7 @@ def _full_tree_rows(
     if pure:  # the tree is its root: the majority class everywhere
         acc = np.array([float(np.mean(ye == bool(yt[0])))])
         return acc, acc
+    from sklearn.tree import DecisionTreeClassifier  # see fms_split: loaded on first use
+
     clf = DecisionTreeClassifier(criterion="gini", random_state=seed).fit(x_fit, yt)
     return _truncated_accuracy(clf, x_eval, ye)
